@@ -1,0 +1,160 @@
+"""The ONNX model contract, defined once: what every exported model must look like.
+
+Both exporters (PyTorch and TensorFlow) write to it, the service reads it, and the tests check it.
+Only onnxruntime, numpy and the standard library are used here, so the service can import this module
+without onnx, torch or tensorflow.
+
+Contract:
+- one input ``image``: uint8, ``[batch, H, W, C]``, raw pixels (RGB, or gray when C == 1), dynamic batch;
+  all preprocessing (scaling, mean/std normalisation, layout change) happens inside the graph.
+- one output ``logits``: float32, ``[batch, num_classes]``.
+- ``metadata_props`` holding the keys in ``METADATA_KEYS`` (JSON values where noted).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+INPUT_NAME = "image"
+INPUT_DTYPE = np.uint8
+INPUT_ORT_TYPE = "tensor(uint8)"
+OUTPUT_NAME = "logits"
+OUTPUT_DTYPE = np.float32
+OUTPUT_ORT_TYPE = "tensor(float)"
+MIN_OPSET = 17
+
+# metadata key -> how its string value is decoded. JSON keys hold structured values.
+METADATA_KEYS: dict[str, str] = {
+    "labels": "json",  # list[str], one per logit
+    "dataset": "str",  # cifar10 | fashion-mnist | folder | synthetic
+    "framework": "str",  # torch | tensorflow
+    "framework_version": "str",
+    "input_height": "int",
+    "input_width": "int",
+    "input_channels": "int",
+    "test_accuracy": "float",  # fraction in [0, 1] on the dataset's test split
+    "train_config": "json",  # the training config that produced the weights
+    "parity": "json",  # the export parity report (see export.parity)
+    "created": "str",  # ISO 8601, UTC
+    "project_version": "str",
+}
+
+
+class ContractError(ValueError):
+    """A model file that does not meet the contract; the message lists every problem found."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source} breaks the model contract:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a checked model file says about itself, decoded from its metadata."""
+
+    labels: tuple[str, ...]
+    height: int
+    width: int
+    channels: int
+    metadata: dict[str, Any]  # every metadata key, decoded
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+
+def _decode(key: str, kind: str, raw: str) -> Any:
+    if kind == "json":
+        return json.loads(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    return raw
+
+
+def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
+    """Turn metadata values into the strings ONNX stores, refusing missing or unknown keys."""
+    missing = sorted(set(METADATA_KEYS) - set(values))
+    unknown = sorted(set(values) - set(METADATA_KEYS))
+    problems = ([f"missing keys {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else [])
+    if problems:
+        raise ContractError("metadata", problems)
+    return {k: json.dumps(v) if METADATA_KEYS[k] == "json" else str(v) for k, v in values.items()}
+
+
+def check_session(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
+    """Check a loaded session against the contract; raise ContractError listing every problem."""
+    problems: list[str] = []
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+
+    # names first, then types and shapes, then metadata: one list of everything that is wrong
+    if [i.name for i in inputs] != [INPUT_NAME]:
+        problems.append(f"inputs are {[i.name for i in inputs]}, expected [{INPUT_NAME!r}]")
+    if [o.name for o in outputs] != [OUTPUT_NAME]:
+        problems.append(f"outputs are {[o.name for o in outputs]}, expected [{OUTPUT_NAME!r}]")
+    in_shape = inputs[0].shape if inputs else []
+    out_shape = outputs[0].shape if outputs else []
+    if inputs and inputs[0].type != INPUT_ORT_TYPE:
+        problems.append(f"input type is {inputs[0].type}, expected {INPUT_ORT_TYPE}")
+    if outputs and outputs[0].type != OUTPUT_ORT_TYPE:
+        problems.append(f"output type is {outputs[0].type}, expected {OUTPUT_ORT_TYPE}")
+    if len(in_shape) != 4 or isinstance(in_shape[0], int):
+        problems.append(f"input shape is {in_shape}, expected [batch, H, W, C] with a dynamic batch")
+    if len(out_shape) != 2 or isinstance(out_shape[0], int):
+        problems.append(f"output shape is {out_shape}, expected [batch, num_classes] with a dynamic batch")
+
+    raw = session.get_modelmeta().custom_metadata_map
+    meta: dict[str, Any] = {}
+    for key, kind in METADATA_KEYS.items():
+        if key not in raw:
+            problems.append(f"metadata key {key!r} is missing")
+            continue
+        try:
+            meta[key] = _decode(key, kind, raw[key])
+        except ValueError as e:
+            problems.append(f"metadata {key!r}={raw[key][:80]!r} is not a valid {kind}: {e}")
+
+    labels = meta.get("labels")
+    if "labels" in meta and not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        problems.append(f"metadata 'labels' must be a non-empty JSON list of strings, got {labels!r:.80}")
+        labels = None
+    if labels and len(out_shape) == 2 and isinstance(out_shape[1], int) and out_shape[1] != len(labels):
+        problems.append(f"{len(labels)} labels but the output has {out_shape[1]} classes")
+    dims = {"input_height": 1, "input_width": 2, "input_channels": 3}
+    for key, axis in dims.items():
+        if key in meta and len(in_shape) == 4 and isinstance(in_shape[axis], int) and in_shape[axis] != meta[key]:
+            problems.append(f"metadata {key}={meta[key]} but the input shape is {in_shape}")
+
+    if problems:
+        raise ContractError(source, problems)
+    return ModelInfo(
+        labels=tuple(labels),
+        height=meta["input_height"],
+        width=meta["input_width"],
+        channels=meta["input_channels"],
+        metadata=meta,
+    )
+
+
+def check_contract(path: str | Path) -> ModelInfo:
+    """Open an ONNX file on the CPU provider and check it against the contract."""
+    path = Path(path)
+    if not path.is_file():
+        raise ContractError(str(path), ["no such file"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types for unreadable files
+        raise ContractError(str(path), [f"onnxruntime cannot load it: {e}"]) from e
+    return check_session(session, str(path))
