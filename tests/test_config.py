@@ -1,0 +1,69 @@
+"""The shared training config: overrides, type checks, the generated CLI and the learning-rate schedule."""
+
+import json
+
+import pytest
+
+from training.config import ConfigError, TrainConfig, one_cycle_lr
+from training.train_torch import build_parser
+from training.config import config_from_args
+
+
+def test_defaults_are_valid_and_round_trip():
+    config = TrainConfig()
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_overrides_apply_and_ints_widen_to_floats():
+    config = TrainConfig.from_dict({"lr": 1, "batch_size": 64, "flip": False, "data_dir": None})
+    assert (config.lr, config.batch_size, config.flip, config.data_dir) == (1.0, 64, False, None)
+    assert isinstance(config.lr, float)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"learning_rate": 0.1}, "unknown config keys ['learning_rate']"),
+    ({"batch_size": "64"}, "'batch_size' must be int, got '64'"),
+    ({"batch_size": 64.0}, "'batch_size' must be int"),
+    ({"flip": 1}, "'flip' must be bool"),
+    ({"epochs": True}, "'epochs' must be int"),
+    ({"lr": float("nan")}, "'lr' must be float"),
+    ({"lr": -0.1}, "lr=-0.1 must be > 0"),
+    ({"dropout": 1.0}, "dropout=1.0 must be in [0, 1)"),
+    ({"dataset": "imagenet"}, "dataset='imagenet' is not one of"),
+    ({"device": "tpu"}, "device='tpu' is not one of"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_overrides_fail_loudly_with_the_offending_value(values, message):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict(values)
+    assert message in str(e.value)
+
+
+def test_params_file_then_flags(tmp_path):
+    params = tmp_path / "best.json"
+    params.write_text(json.dumps({"lr": 0.05, "width": 16, "epochs": 3}))
+    args = build_parser().parse_args(["--params", str(params), "--epochs", "7", "--flip", "false"])
+    config = config_from_args(args)
+    assert (config.lr, config.width, config.epochs, config.flip) == (0.05, 16, 7, False)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ("{not json", "is not valid JSON"),
+    ('{"widht": 3}', "unknown config keys ['widht']"),
+])
+def test_bad_params_files(tmp_path, content, message):
+    path = tmp_path / "params.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TrainConfig.from_json(path)
+
+
+def test_one_cycle_schedule_warms_up_peaks_and_decays_to_zero():
+    config = TrainConfig(lr=0.4, warmup=0.25)
+    assert one_cycle_lr(config, 0.0) == 0.0
+    assert one_cycle_lr(config, 0.125) == pytest.approx(0.2)
+    assert one_cycle_lr(config, 0.25) == pytest.approx(0.4)
+    assert one_cycle_lr(config, 0.625) == pytest.approx(0.2)
+    assert one_cycle_lr(config, 1.0) == 0.0
