@@ -1,0 +1,105 @@
+"""A training run's directory, shared by both trainers.
+
+runs/<name>/
+  config.json      the TrainConfig that made the run
+  run.json         framework, versions, data set, classes, status, final test accuracy
+  metrics.jsonl    one JSON object per epoch
+  checkpoint.*     latest epoch (model + optimiser + RNG state) for --resume
+  model.*          final weights, with the spec that builds the model
+  curves.png, confusion.png
+runs/LAST          path of the last run started, so `make export` finds it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import TrainConfig
+
+
+class RunError(RuntimeError):
+    """A run directory that is missing or unusable."""
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    path: Path
+
+    @classmethod
+    def create(cls, config: TrainConfig, framework: str) -> Run:
+        name = config.run_name or f"{framework}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = Path(config.runs_dir) / name
+        if (path / "config.json").exists():
+            raise RunError(f"run directory {path} already exists: pick another --run-name or use --resume {path}")
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        _write_json_atomic(path / "config.json", config.to_dict())
+        run.update_info(framework=framework, status="running", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        (path / "metrics.jsonl").write_text("")
+        _write_json_atomic(Path(config.runs_dir) / "LAST.json", {"run": str(path)})
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, runs_dir: str | Path = "runs") -> Run:
+        """The run at ``path``, or the last run started under ``runs_dir``."""
+        if path is None:
+            pointer = Path(runs_dir) / "LAST.json"
+            if not pointer.exists():
+                raise RunError(f"no run recorded in {pointer}: train first (make train-torch) or pass a run directory")
+            path = json.loads(pointer.read_text())["run"]
+        run = cls(Path(path))
+        if not (run.path / "config.json").is_file():
+            raise RunError(f"{run.path} is not a run directory (no config.json)")
+        return run
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig.from_dict(json.loads((self.path / "config.json").read_text()))
+
+    @property
+    def info(self) -> dict[str, Any]:
+        p = self.path / "run.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def update_info(self, **values: Any) -> None:
+        _write_json_atomic(self.path / "run.json", {**self.info, **values})
+
+    def metrics(self) -> list[dict[str, Any]]:
+        lines = (self.path / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+    def truncate_metrics(self, epochs: int) -> None:
+        """Keep the first ``epochs`` rows: a resumed run rewrites what came after its checkpoint."""
+        rows = self.metrics()[:epochs]
+        (self.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def finish(self, test_accuracy: float, confusion: np.ndarray, classes: tuple[str, ...], split: str) -> None:
+        from training.report import plot_confusion, plot_curves  # matplotlib only when a run ends
+
+        plot_curves(self.metrics(), self.path / "curves.png")
+        plot_confusion(confusion, classes, self.path / "confusion.png", split)
+        self.update_info(status="finished", test_accuracy=test_accuracy, eval_split=split,
+                         confusion=confusion.tolist(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """[true, predicted] counts, int64 [num_classes, num_classes]."""
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)

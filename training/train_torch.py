@@ -1,0 +1,261 @@
+"""PyTorch trainer: ``python -m training.train_torch --help``.
+
+The whole data set lives on the training device as uint8 and is batched by index, and augmentation runs on
+whole batches there (one affine resampling per batch: shift, flip, rotation), so no Python per-sample work
+sits in the loop. CUDA when present (bf16 autocast, channels_last), CPU otherwise. Every epoch writes a
+checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU) where the run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args, one_cycle_lr
+from training.data import DataError, Dataset, load_dataset, split_validation
+from training.model import ModelSpec, Net, build_model
+from training.run import Run, RunError, confusion_matrix
+
+FRAMEWORK = "torch"
+EVAL_BATCH = 1024
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' but no CUDA device is available (use device=auto or cpu)")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def prepare_data(config: TrainConfig) -> Dataset:
+    """The shared loader, the validation split for tuning, and the sample limits for smoke runs."""
+    ds = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+    if config.val_fraction > 0:
+        ds = split_validation(ds, config.val_fraction, config.seed)
+    limit = lambda a, n: a[:n] if n else a  # noqa: E731
+    return Dataset(
+        name=ds.name,
+        train_images=limit(ds.train_images, config.max_train_samples),
+        train_labels=limit(ds.train_labels, config.max_train_samples),
+        test_images=limit(ds.test_images, config.max_test_samples),
+        test_labels=limit(ds.test_labels, config.max_test_samples),
+        classes=ds.classes,
+        mean=ds.mean,
+        std=ds.std,
+    )
+
+
+def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random shift (reflection padding), horizontal flip and rotation of a float batch [B, C, H, W].
+
+    One affine grid per image: integer shifts with no rotation sample exactly at pixel centres, so a pure
+    crop is lossless. Parameters are drawn on the CPU generator so runs match across devices.
+    """
+    if not (config.crop_padding or config.flip or config.rotation):
+        return x
+    b, _, h, w = x.shape
+    angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(config.rotation)
+    shift = torch.randint(-config.crop_padding, config.crop_padding + 1, (b, 2), generator=gen).float()
+    sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if config.flip else torch.ones(b)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # theta maps output to input coordinates in [-1, 1]: rotation @ flip, plus a shift of 2/size per pixel
+    theta = torch.stack([
+        torch.stack([sign * cos, -sin, 2 * shift[:, 0] / w], dim=1),
+        torch.stack([sign * sin, cos, 2 * shift[:, 1] / h], dim=1),
+    ], dim=1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+@torch.no_grad()
+def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
+    """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH."""
+    model.eval()
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
+        return torch.cat([model(images[i:i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
+
+
+def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
+    # decay conv and linear weights only: decaying BatchNorm scales and biases only hurts
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+    )
+
+
+def _save_atomic(payload: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class TrainResult:
+    run: Run
+    eval_accuracy: float
+    metrics: list[dict]
+
+
+EpochCallback = Callable[[int, dict], None]  # (epoch, metrics row); may raise to stop (e.g. optuna.TrialPruned)
+
+
+def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Train the CNN; a run directory records everything. ``resume`` continues a run from its checkpoint."""
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    ds = prepare_data(config)
+    spec = ModelSpec(*ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
+                     base_width=config.width, dropout=config.dropout)
+    model = build_model(spec).to(device)
+    if device.type == "cuda":
+        model.body.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    optimizer = make_optimizer(model, config)
+
+    run, start_epoch = resume, 0
+    if resume is not None:
+        ckpt = torch.load(resume.path / "checkpoint.pt", map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch = ckpt["epoch"]
+        run.truncate_metrics(start_epoch)
+        print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
+    else:
+        run = Run.create(config, FRAMEWORK)
+    run.update_info(framework_version=torch.__version__, device=str(device), dataset=ds.name, classes=list(ds.classes),
+                    num_parameters=sum(p.numel() for p in model.parameters()))
+
+    train_x = torch.from_numpy(ds.train_images).to(device)
+    train_y = torch.from_numpy(ds.train_labels).to(device)
+    test_x = torch.from_numpy(ds.test_images).to(device)
+    test_y = torch.from_numpy(ds.test_labels).to(device)
+    n = len(train_x)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    split = "val" if config.val_fraction > 0 else "test"
+
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        # data order and augmentation depend only on (seed, epoch): a resumed epoch replays exactly
+        order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n)).to(device)
+        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
+        for i in bar:
+            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            lr = one_cycle_lr(config, (epoch * steps_per_epoch + i + 1) / total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = augment(model.preprocess(train_x[idx]), config, gen)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model.body(x).float()
+            loss = F.cross_entropy(logits, train_y[idx], label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == train_y[idx]).sum()
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}")
+        train_seconds = time.perf_counter() - t0
+
+        logits = predict_logits(model, test_x)
+        eval_loss = F.cross_entropy(logits, test_y).item()
+        predictions = logits.argmax(1)
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum.item() / n,
+            "train_acc": correct.item() / n,
+            "eval_loss": eval_loss,
+            "eval_acc": (predictions == test_y).float().mean().item(),
+            "eval_split": split,
+            "train_seconds": round(train_seconds, 3),
+            "seconds": round(time.perf_counter() - t0, 3),
+            "images_per_second": round(n / train_seconds, 1),
+        }
+        run.log_epoch(row)
+        _save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "torch_rng": torch.get_rng_state(), "spec": spec.to_dict(), "config": config.to_dict()},
+                     run.path / "checkpoint.pt")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, row)
+
+    logits = predict_logits(model, test_x)
+    accuracy = (logits.argmax(1) == test_y).float().mean().item()
+    confusion = confusion_matrix(ds.test_labels, logits.argmax(1).cpu().numpy(), ds.num_classes)
+    _save_atomic({"spec": spec.to_dict(), "model": model.state_dict(), "classes": list(ds.classes),
+                  "dataset": ds.name, "config": config.to_dict()}, run.path / "model.pt")
+    run.finish(accuracy, confusion, ds.classes, split)
+    return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
+
+
+def load_trained(run: Run) -> tuple[Net, dict]:
+    """The final model of a finished run (eval mode, CPU) and its saved payload."""
+    path = run.path / "model.pt"
+    if not path.is_file():
+        raise RunError(f"{run.path} has no final model (model.pt): the run did not finish; resume it with --resume")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(ModelSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["model"])
+    return model.eval(), payload
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train_torch",
+        description="Train the CNN with PyTorch. Writes a run directory (config, metrics, plots, checkpoint, model).",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--resume", nargs="?", const="LAST", metavar="RUN_DIR",
+                        help="continue an interrupted run from its last checkpoint (default: the last run)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="smoke test: 1 epoch on 512 training and 256 test images")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.resume:
+            # --runs-dir only says where runs/LAST.json is; every other setting comes from the saved config
+            flags = ["--" + k.replace("_", "-") for k in vars(args) if k not in ("resume", "runs_dir", "dry_run", "params")]
+            flags += ["--params"] * bool(args.params) + ["--dry-run"] * args.dry_run
+            if flags:
+                parser.error(f"--resume continues a run with its saved config; drop {' '.join(flags)}")
+            run = Run.open(None if args.resume == "LAST" else args.resume, getattr(args, "runs_dir", "runs"))
+            config = run.config
+        else:
+            run, config = None, config_from_args(args)
+            if args.dry_run:
+                config = TrainConfig.from_dict({"epochs": 1, "max_train_samples": 512, "max_test_samples": 256}, config)
+        result = train(config, resume=run)
+    except (ConfigError, DataError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{result.run.path}: {result.metrics[-1]['eval_split']} accuracy {100 * result.eval_accuracy:.2f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
