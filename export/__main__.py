@@ -1,0 +1,85 @@
+"""``python -m export``: a finished run's model -> ONNX -> parity check -> atomic write.
+
+Picks the exporter from the run's framework, so `make train-torch export` and `make train-tf export`
+both end in a file with the same contract. On a parity failure nothing is written and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from export.parity import OrtRunner, ParityError, Tolerance, check_parity
+from inference.contract import ContractError
+from training.config import ConfigError
+from training.data import DataError, load_dataset
+from training.run import Run, RunError
+
+EXPORTERS = {"torch": "export.torch_export", "tensorflow": "export.tf_export"}
+MIN_PARITY_IMAGES = 1000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0].strip("`"))
+    p.add_argument("--run", metavar="RUN_DIR", help="run directory to export (default: the last run, runs/LAST.json)")
+    p.add_argument("--runs-dir", default="runs", help="where the last run is looked up (default: runs)")
+    p.add_argument("--out", default="models/model.onnx", type=Path, help="ONNX file to write (default: models/model.onnx)")
+    p.add_argument("--max-abs-diff", type=float, default=Tolerance.max_abs_diff,
+                   help=f"largest allowed |logit difference| (default: {Tolerance.max_abs_diff:g})")
+    p.add_argument("--min-agreement", type=float, default=Tolerance.min_top1_agreement,
+                   help=f"smallest allowed top-1 agreement, a fraction (default: {Tolerance.min_top1_agreement:g})")
+    p.add_argument("--parity-images", type=int, default=0, metavar="N",
+                   help=f"real test images for parity, at least {MIN_PARITY_IMAGES} (default 0: all of them)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.parity_images and args.parity_images < MIN_PARITY_IMAGES:
+        parser.error(f"--parity-images {args.parity_images}: use at least {MIN_PARITY_IMAGES}, or 0 for all")
+    if not 0 <= args.min_agreement <= 1 or args.max_abs_diff < 0:
+        parser.error(f"--min-agreement {args.min_agreement} must be in [0, 1], --max-abs-diff {args.max_abs_diff} >= 0")
+    try:
+        run = Run.open(args.run, args.runs_dir)
+        info, config = run.info, run.config
+        framework = info.get("framework")
+        if framework not in EXPORTERS:
+            raise RunError(f"{run.path}: unknown framework {framework!r}; expected one of {sorted(EXPORTERS)}")
+        exporter = importlib.import_module(EXPORTERS[framework])
+        from export.writer import check_model, stamp_metadata, write_model  # needs onnx: after the cheap checks
+
+        print(f"exporting {run.path} ({framework}, {config.dataset})", file=sys.stderr)
+        framework_runner, model, version = exporter.convert(run)
+        ds = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+        n = args.parity_images or len(ds.test_images)
+        if len(ds.test_images) < MIN_PARITY_IMAGES:
+            print(f"warning: the test set has only {len(ds.test_images)} images", file=sys.stderr)
+        report = check_parity(framework_runner, OrtRunner(model.SerializeToString()), ds.test_images[:n],
+                              ds.test_labels[:n], Tolerance(args.max_abs_diff, args.min_agreement),
+                              log=lambda line: print(line, file=sys.stderr))
+        h, w, c = ds.test_images.shape[1:]
+        stamp_metadata(model, {
+            "labels": list(info["classes"]), "dataset": config.dataset, "framework": framework,
+            "framework_version": version, "input_height": h, "input_width": w, "input_channels": c,
+            "test_accuracy": report["test_accuracy"], "train_config": config.to_dict(), "parity": report,
+        })
+        check_model(model)
+        report_path = write_model(model, args.out, report)
+    except ParityError as e:
+        print(f"error: {e}\nnothing written to {args.out}", file=sys.stderr)
+        print(json.dumps({k: v for k, v in e.report.items() if k != "golden"}, indent=2), file=sys.stderr)
+        return 1
+    except (RunError, DataError, ConfigError, ContractError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} (test accuracy {100 * report['test_accuracy']:.2f}%, max |diff| "
+          f"{report['max_abs_diff']:.2e}, top-1 agreement {100 * report['top1_agreement']:.2f}%); report {report_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""PyTorch adapter: the trained model as a parity runner, and its conversion to ONNX (dynamo exporter)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import numpy as np
+import onnx
+import torch
+
+from inference.contract import INPUT_NAME, OUTPUT_NAME
+from training.model import Net
+from training.run import Run
+from training.train_torch import load_trained
+
+OPSET = 18
+
+
+class TorchRunner:
+    def __init__(self, model: Net):
+        self.name = f"torch {torch.__version__} (eager, CPU)"
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {OUTPUT_NAME: self.model(torch.from_numpy(feeds[INPUT_NAME])).numpy()}
+
+
+def to_onnx(model: Net) -> onnx.ModelProto:
+    """uint8 [batch, H, W, C] -> logits, with a dynamic batch axis."""
+    spec = model.spec
+    example = torch.zeros(2, spec.height, spec.width, spec.channels, dtype=torch.uint8)
+    # the dynamo exporter narrates every stage on stdout and warns about torchvision ops this model does not
+    # use; keep the export's own output readable
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(
+            model.eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes={"image": {0: torch.export.Dim("batch")}}, opset_version=OPSET, dynamo=True,
+        )
+    return program.model_proto
+
+
+def convert(run: Run) -> tuple[TorchRunner, onnx.ModelProto, str]:
+    """(framework runner, ONNX model, framework version) for a finished PyTorch run."""
+    model, _ = load_trained(run)
+    return TorchRunner(model), to_onnx(model), torch.__version__

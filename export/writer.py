@@ -1,0 +1,60 @@
+"""Stamp the contract's metadata into an ONNX model, check it, and write it atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime as ort
+
+from inference import __version__
+from inference.contract import MIN_OPSET, ContractError, ModelInfo, check_session, encode_metadata
+
+
+def stamp_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> onnx.ModelProto:
+    """Replace the model's metadata_props with the contract's keys (``created`` and ``project_version`` filled in)."""
+    values = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "project_version": __version__, **values}
+    del model.metadata_props[:]
+    for key, value in encode_metadata(values).items():
+        model.metadata_props.add(key=key, value=value)
+    return model
+
+
+def check_model(model: onnx.ModelProto) -> ModelInfo:
+    """The contract check, on the bytes that are about to be written, plus the opset floor."""
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < MIN_OPSET:
+        raise ContractError("exported model", [f"opset {opset} < {MIN_OPSET}"])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return check_session(session, "exported model")
+
+
+def write_atomic(data: bytes, path: Path) -> None:
+    """Temporary file in the same directory, fsync, rename: a reader sees the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is read by other users (the serving container)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_model(model: onnx.ModelProto, path: Path, parity: dict[str, Any]) -> Path:
+    """Write the model and, beside it, its parity report as ``<name>.parity.json``; returns the report path."""
+    report_path = path.with_name(path.stem + ".parity.json")
+    write_atomic(model.SerializeToString(), path)
+    write_atomic((json.dumps(parity, indent=2) + "\n").encode(), report_path)
+    return report_path
