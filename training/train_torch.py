@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args, one_cycle_lr
-from training.data import DataError, Dataset, load_dataset, split_validation
+from training.data import DataError, prepare_for_training
 from training.model import ModelSpec, Net, build_model
 from training.run import Run, RunError, confusion_matrix
 
@@ -37,24 +37,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def prepare_data(config: TrainConfig) -> Dataset:
-    """The shared loader, the validation split for tuning, and the sample limits for smoke runs."""
-    ds = load_dataset(config.dataset, config.data_dir, seed=config.seed)
-    if config.val_fraction > 0:
-        ds = split_validation(ds, config.val_fraction, config.seed)
-    limit = lambda a, n: a[:n] if n else a  # noqa: E731
-    return Dataset(
-        name=ds.name,
-        train_images=limit(ds.train_images, config.max_train_samples),
-        train_labels=limit(ds.train_labels, config.max_train_samples),
-        test_images=limit(ds.test_images, config.max_test_samples),
-        test_labels=limit(ds.test_labels, config.max_test_samples),
-        classes=ds.classes,
-        mean=ds.mean,
-        std=ds.std,
-    )
 
 
 def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -117,7 +99,7 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
     """Train the CNN; a run directory records everything. ``resume`` continues a run from its checkpoint."""
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    ds = prepare_data(config)
+    ds = prepare_for_training(config)
     spec = ModelSpec(*ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
                      base_width=config.width, dropout=config.dropout)
     model = build_model(spec).to(device)
