@@ -158,3 +158,17 @@ def check_contract(path: str | Path) -> ModelInfo:
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types for unreadable files
         raise ContractError(str(path), [f"onnxruntime cannot load it: {e}"]) from e
     return check_session(session, str(path))
+
+
+def golden_input(batch: int, height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
+    """The deterministic uint8 ``[batch, H, W, C]`` input behind the parity report's ``golden`` entry.
+
+    Exporters run it through the framework model and store the logits in ``parity["golden"]``
+    (``{"seed", "batch", "logits", "atol"}``); the service runs it through onnxruntime at start and after
+    every swap and compares. Pixels come from Knuth's multiplicative hash of the element index, not from an
+    RNG stream, so every platform and numpy version produces the same bytes.
+    """
+    n = batch * height * width * channels
+    index = np.arange(n, dtype=np.uint64) + np.uint64(seed) * np.uint64(n)
+    pixels = (index * np.uint64(2654435761)) % np.uint64(2**32) >> np.uint64(24)  # top 8 of 32 bits
+    return pixels.astype(np.uint8).reshape(batch, height, width, channels)
