@@ -1,4 +1,7 @@
-"""Shared fixtures: a tiny PyTorch run on the synthetic data set, trained once per test session."""
+"""Shared fixtures: a tiny run of each trainer on the synthetic data set, trained once per test session.
+
+Each trainer module is imported inside its fixture: the PyTorch and the TensorFlow suites run in their own
+environments, and neither framework is imported where it is not installed."""
 
 from __future__ import annotations
 
@@ -17,8 +20,15 @@ def tiny_config(tmp_path, **overrides) -> TrainConfig:
 
 @pytest.fixture(scope="session")
 def torch_run(tmp_path_factory):
-    """A finished tiny PyTorch run (its Run) and the TrainResult."""
+    """A finished tiny PyTorch run (its TrainResult)."""
     from training.train_torch import train
 
-    result = train(tiny_config(tmp_path_factory.mktemp("torch")))
-    return result
+    return train(tiny_config(tmp_path_factory.mktemp("torch")))
+
+
+@pytest.fixture(scope="session")
+def tf_run(tmp_path_factory):
+    """A finished tiny TensorFlow run, the twin of torch_run."""
+    from training.train_tf import train
+
+    return train(tiny_config(tmp_path_factory.mktemp("tf")))

@@ -14,7 +14,7 @@ from onnx import numpy_helper
 
 from export.__main__ import main as export_main
 from export.parity import OrtRunner, ParityError, Tolerance, check_parity
-from export.torch_export import TorchRunner, convert
+from export.torch_export import convert
 from export.writer import write_atomic
 from inference.contract import METADATA_KEYS, ContractError, check_contract, golden_input
 from training.data import load_dataset

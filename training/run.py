@@ -58,7 +58,7 @@ class Run:
         if path is None:
             pointer = Path(runs_dir) / "LAST.json"
             if not pointer.exists():
-                raise RunError(f"no run recorded in {pointer}: train first (make train-torch) or pass a run directory")
+                raise RunError(f"no run recorded in {pointer}: train first (make train-torch or make train-tf) or pass a run directory")
             path = json.loads(pointer.read_text())["run"]
         run = cls(Path(path))
         if not (run.path / "config.json").is_file():
@@ -91,13 +91,44 @@ class Run:
         rows = self.metrics()[:epochs]
         (self.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    def finish(self, test_accuracy: float, confusion: np.ndarray, classes: tuple[str, ...], split: str) -> None:
+    def finish(self, logits: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], split: str) -> float:
+        """Record the final evaluation (float logits [N, classes], int labels [N]) and plot; returns accuracy."""
         from training.report import plot_confusion, plot_curves  # matplotlib only when a run ends
 
+        predictions = logits.argmax(1)
+        accuracy = float((predictions == labels).mean())
+        confusion = confusion_matrix(labels, predictions, len(classes))
         plot_curves(self.metrics(), self.path / "curves.png")
         plot_confusion(confusion, classes, self.path / "confusion.png", split)
-        self.update_info(status="finished", test_accuracy=test_accuracy, eval_split=split,
+        self.update_info(status="finished", test_accuracy=accuracy, eval_split=split,
                          confusion=confusion.tolist(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return accuracy
+
+
+def epoch_row(epoch: int, lr: float, loss_sum: float, correct: int, n: int, logits: np.ndarray, labels: np.ndarray,
+              split: str, train_seconds: float, seconds: float) -> dict[str, Any]:
+    """One metrics.jsonl line, the same keys from both trainers. ``loss_sum``/``correct`` are summed over the
+    epoch's ``n`` augmented training images; ``logits`` float [M, classes] are the eval split's."""
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": loss_sum / n,
+        "train_acc": correct / n,
+        "eval_loss": cross_entropy(logits, labels),
+        "eval_acc": float((logits.argmax(1) == labels).mean()),
+        "eval_split": split,
+        "train_seconds": round(train_seconds, 3),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(n / train_seconds, 1),
+    }
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy (no label smoothing) of logits [N, classes] against int labels [N]."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

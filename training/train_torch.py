@@ -13,19 +13,19 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args, one_cycle_lr
-from training.data import DataError, prepare_for_training
+from training import cli
+from training.cli import EpochCallback, TrainResult
+from training.config import ConfigError, TrainConfig, one_cycle_lr
+from training.data import prepare_for_training
 from training.model import ModelSpec, Net, build_model
-from training.run import Run, RunError, confusion_matrix
+from training.run import Run, RunError, epoch_row
 
 FRAMEWORK = "torch"
 EVAL_BATCH = 1024
@@ -85,16 +85,6 @@ def _save_atomic(payload: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-@dataclass
-class TrainResult:
-    run: Run
-    eval_accuracy: float
-    metrics: list[dict]
-
-
-EpochCallback = Callable[[int, dict], None]  # (epoch, metrics row); may raise to stop (e.g. optuna.TrialPruned)
-
-
 def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
     """Train the CNN; a run directory records everything. ``resume`` continues a run from its checkpoint."""
     device = resolve_device(config.device)
@@ -125,7 +115,6 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
     train_x = torch.from_numpy(ds.train_images).to(device)
     train_y = torch.from_numpy(ds.train_labels).to(device)
     test_x = torch.from_numpy(ds.test_images).to(device)
-    test_y = torch.from_numpy(ds.test_labels).to(device)
     n = len(train_x)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -160,21 +149,9 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}")
         train_seconds = time.perf_counter() - t0
 
-        logits = predict_logits(model, test_x)
-        eval_loss = F.cross_entropy(logits, test_y).item()
-        predictions = logits.argmax(1)
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "train_loss": loss_sum.item() / n,
-            "train_acc": correct.item() / n,
-            "eval_loss": eval_loss,
-            "eval_acc": (predictions == test_y).float().mean().item(),
-            "eval_split": split,
-            "train_seconds": round(train_seconds, 3),
-            "seconds": round(time.perf_counter() - t0, 3),
-            "images_per_second": round(n / train_seconds, 1),
-        }
+        logits = predict_logits(model, test_x).cpu().numpy()
+        row = epoch_row(epoch + 1, lr, loss_sum.item(), correct.item(), n, logits, ds.test_labels, split,
+                        train_seconds, time.perf_counter() - t0)
         run.log_epoch(row)
         _save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "torch_rng": torch.get_rng_state(), "spec": spec.to_dict(), "config": config.to_dict()},
@@ -182,12 +159,9 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
         if on_epoch is not None:
             on_epoch(epoch + 1, row)
 
-    logits = predict_logits(model, test_x)
-    accuracy = (logits.argmax(1) == test_y).float().mean().item()
-    confusion = confusion_matrix(ds.test_labels, logits.argmax(1).cpu().numpy(), ds.num_classes)
     _save_atomic({"spec": spec.to_dict(), "model": model.state_dict(), "classes": list(ds.classes),
                   "dataset": ds.name, "config": config.to_dict()}, run.path / "model.pt")
-    run.finish(accuracy, confusion, ds.classes, split)
+    accuracy = run.finish(predict_logits(model, test_x).cpu().numpy(), ds.test_labels, ds.classes, split)
     return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
 
 
@@ -203,40 +177,11 @@ def load_trained(run: Run) -> tuple[Net, dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.train_torch",
-        description="Train the CNN with PyTorch. Writes a run directory (config, metrics, plots, checkpoint, model).",
-    )
-    add_config_arguments(parser)
-    parser.add_argument("--resume", nargs="?", const="LAST", metavar="RUN_DIR",
-                        help="continue an interrupted run from its last checkpoint (default: the last run)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="smoke test: 1 epoch on 512 training and 256 test images")
-    return parser
+    return cli.build_parser("python -m training.train_torch", "PyTorch")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.resume:
-            # --runs-dir only says where runs/LAST.json is; every other setting comes from the saved config
-            flags = ["--" + k.replace("_", "-") for k in vars(args) if k not in ("resume", "runs_dir", "dry_run", "params")]
-            flags += ["--params"] * bool(args.params) + ["--dry-run"] * args.dry_run
-            if flags:
-                parser.error(f"--resume continues a run with its saved config; drop {' '.join(flags)}")
-            run = Run.open(None if args.resume == "LAST" else args.resume, getattr(args, "runs_dir", "runs"))
-            config = run.config
-        else:
-            run, config = None, config_from_args(args)
-            if args.dry_run:
-                config = TrainConfig.from_dict({"epochs": 1, "max_train_samples": 512, "max_test_samples": 256}, config)
-        result = train(config, resume=run)
-    except (ConfigError, DataError, RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{result.run.path}: {result.metrics[-1]['eval_split']} accuracy {100 * result.eval_accuracy:.2f}%")
-    return 0
+    return cli.main(train, FRAMEWORK, build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""What both trainers share beyond the config: the result type, the epoch callback and the command line.
+
+Framework-neutral (no torch, no tensorflow), so each trainer module stays one framework's adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
+from training.data import DataError
+from training.run import Run, RunError
+
+# --dry-run: one epoch on a few images, enough to prove the whole path runs
+DRY_RUN = {"epochs": 1, "max_train_samples": 512, "max_test_samples": 256}
+
+
+@dataclass
+class TrainResult:
+    run: Run
+    eval_accuracy: float
+    metrics: list[dict]
+
+
+EpochCallback = Callable[[int, dict], None]  # (epoch, metrics row); may raise to stop (e.g. optuna.TrialPruned)
+TrainFn = Callable[..., TrainResult]  # train(config, *, resume=None, on_epoch=None)
+
+
+def build_parser(prog: str, framework_title: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=f"Train the CNN with {framework_title}. Writes a run directory (config, metrics, plots, "
+                    "checkpoint, model).",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--resume", nargs="?", const="LAST", metavar="RUN_DIR",
+                        help="continue an interrupted run from its last checkpoint (default: the last run)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="smoke test: 1 epoch on 512 training and 256 test images")
+    return parser
+
+
+def main(train: TrainFn, framework: str, parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse flags onto the config (or reopen a run for --resume), train, and map user errors to exit code 2."""
+    args = parser.parse_args(argv)
+    try:
+        if args.resume:
+            # --runs-dir only says where runs/LAST.json is; every other setting comes from the saved config
+            saved_only = ("resume", "runs_dir", "dry_run", "params")
+            flags = ["--" + k.replace("_", "-") for k in vars(args) if k not in saved_only]
+            flags += ["--params"] * bool(args.params) + ["--dry-run"] * args.dry_run
+            if flags:
+                parser.error(f"--resume continues a run with its saved config; drop {' '.join(flags)}")
+            run = Run.open(None if args.resume == "LAST" else args.resume, getattr(args, "runs_dir", "runs"))
+            if run.info.get("framework") != framework:
+                raise RunError(f"{run.path} was trained with {run.info.get('framework')!r}, not {framework!r}; "
+                               "resume it with that framework's trainer")
+            config = run.config
+        else:
+            run, config = None, config_from_args(args)
+            if args.dry_run:
+                config = TrainConfig.from_dict(DRY_RUN, config)
+        result = train(config, resume=run)
+    except (ConfigError, DataError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{result.run.path}: {result.metrics[-1]['eval_split']} accuracy {100 * result.eval_accuracy:.2f}%")
+    return 0
