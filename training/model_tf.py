@@ -1,0 +1,93 @@
+"""The Keras CNN, the same network as ``training.model`` (PyTorch). Its input is the ONNX contract's raw
+``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing (cast, mean/std).
+
+A stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool between their two convs
+(resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a dense classifier. The full model is
+``image -> Preprocess -> body``; the trainer calls the two parts separately so that augmentation runs on the
+normalised float batch between them, as in the PyTorch trainer.
+
+Initialisation, BatchNorm momentum and epsilon follow PyTorch's defaults, so that hyperparameters tuned with
+one framework carry over to the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from inference.contract import INPUT_NAME
+
+PREPROCESS = "preprocess"
+BODY = "body"
+# PyTorch's default for conv and linear weights (kaiming_uniform with a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+TORCH_INIT = {"scale": 1.0 / 3.0, "mode": "fan_in", "distribution": "uniform"}
+# PyTorch's BatchNorm: running = 0.9 * running + 0.1 * batch, eps 1e-5 (Keras defaults: 0.99, 1e-3)
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="cifar10_pipeline")
+class Preprocess(keras.layers.Layer):
+    """uint8 [B, H, W, C] raw pixels -> float32 [B, H, W, C], normalised with the data set's mean/std.
+
+    Always float32, also under a mixed-precision policy: the body casts to its compute dtype itself.
+    """
+
+    def __init__(self, mean: list[float], std: list[float], **kwargs: Any):
+        super().__init__(**{**kwargs, "dtype": "float32"})
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+
+    def call(self, image: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(image, tf.float32)
+        return (x - tf.constant(self.mean)) * tf.constant([1.0 / s for s in self.std])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("dtype", None)  # fixed to float32 by __init__
+        return {**config, "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="cifar10_pipeline")
+def gelu(x: tf.Tensor) -> tf.Tensor:
+    """Exact GELU, x * Phi(x), like ``torch.nn.GELU()``, written with erf: Keras' own exact GELU uses erfc,
+    which tf2onnx cannot convert."""
+    return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))  # 1/sqrt(2)
+
+
+def _conv_bn(x: keras.KerasTensor, channels: int, dtype: str) -> keras.KerasTensor:
+    x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, dtype=dtype,
+                            kernel_initializer=keras.initializers.VarianceScaling(**TORCH_INIT))(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)(x)
+    return keras.layers.Activation(gelu, dtype=dtype)(x)
+
+
+def _body(shape: tuple[int, int, int], num_classes: int, width: int, dropout: float, dtype: str) -> keras.Model:
+    """Normalised float [B, H, W, C] -> float32 logits [B, num_classes]."""
+    inputs = keras.Input(shape=shape, dtype="float32")
+    x = _conv_bn(inputs, width // 2, dtype)
+    for channels in (width, 2 * width, 4 * width):
+        x = _conv_bn(x, channels, dtype)  # full resolution
+        x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
+        x = _conv_bn(x, channels, dtype)  # half resolution
+    x = keras.layers.GlobalMaxPooling2D(dtype=dtype)(x)
+    x = keras.layers.Dropout(dropout, dtype=dtype)(x)
+    # float32 classifier: logits (and the loss) stay float32 under a mixed-precision policy
+    logits = keras.layers.Dense(num_classes, dtype="float32",
+                                kernel_initializer=keras.initializers.VarianceScaling(**TORCH_INIT))(x)
+    return keras.Model(inputs, logits, name=BODY)
+
+
+def build_model(image_shape: tuple[int, int, int], num_classes: int, mean: tuple[float, ...], std: tuple[float, ...],
+                *, width: int, dropout: float, dtype: str = "float32") -> keras.Model:
+    """uint8 [B, H, W, C] ``image`` -> float32 logits [B, num_classes].
+
+    dtype: the Keras dtype policy of the body, "float32" or "mixed_bfloat16" (GPU training); variables are
+    float32 either way, so weights move between the two with ``set_weights``.
+    """
+    image = keras.Input(shape=image_shape, dtype="uint8", name=INPUT_NAME)
+    x = Preprocess(list(mean), list(std), name=PREPROCESS)(image)
+    logits = _body(image_shape, num_classes, width, dropout, dtype)(x)
+    return keras.Model(image, logits, name="cnn")
