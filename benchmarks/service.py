@@ -1,0 +1,441 @@
+"""Serving benchmark: the service under load beside a naive baseline, onnxruntime vs torch, and footprint.
+
+``python -m benchmarks.service --out bench-results`` (``--smoke`` for a quick run with tiny counts).
+All on this machine's CPU, one after another in the same run:
+
+- load: small PNG uploads from ``--concurrency`` client threads (keep-alive connections) against gunicorn
+  (1 worker, gthread) serving (a) the service with batching on, (b) the service with batching off, and
+  (c) a naive baseline, Flask + torch eager with one image per forward pass; requests/s, p50 and p99.
+- engines: the same weights in onnxruntime and in torch eager: batch-1 latency, batch-256 throughput.
+- footprint: size of a fresh venv holding only the ``serve`` extra, the CPU image's size when
+  ``.ci/containers.sh`` has built it, and seconds from starting gunicorn to ``/readyz`` answering 200.
+
+The model is the project's CNN (``training.model``) with random weights: speed does not depend on them.
+Figures go to ``--out`` as ``service.json`` and ``service.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_MEAN, CIFAR10_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)  # pixel units
+START_TIMEOUT_S = 120.0  # a server that is not ready by then has failed
+CONTAINERS_WORK = Path(os.environ.get("CONTAINERS_WORK", "/tmp/containers-ci"))  # where .ci/containers.sh builds
+CPU_IMAGE = "localhost/cifar10-serve:ci"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much of everything to run; --smoke shrinks it to seconds."""
+
+    warmup_s: float  # load on each server before measuring, discarded
+    rounds: int  # the servers take turns this many times, so a burst of other load on the machine hits all
+    round_s: float  # load on one server in one round
+    max_requests: int  # bound on one server's requests in one round, besides its time
+    latency_runs: int  # batch-1 calls timed per engine
+    throughput_runs: int  # batch-256 calls timed per engine
+    footprint: bool  # build a fresh serve venv to weigh it (a pip install: ~30 s)
+
+
+FULL = Counts(warmup_s=3.0, rounds=5, round_s=4.0, max_requests=100_000, latency_runs=300, throughput_runs=10,
+              footprint=True)
+SMOKE = Counts(warmup_s=0.3, rounds=1, round_s=1.0, max_requests=2_000, latency_runs=5, throughput_runs=1,
+               footprint=False)
+
+
+# ---------------------------------------------------------------- the model, in both engines
+
+
+def make_models(workdir: Path) -> tuple[Path, Path]:
+    """The project's CNN with seeded random weights, exported as the pipeline does (dynamo exporter,
+    parity report with golden logits): (torch checkpoint, contract ONNX file)."""
+    import torch
+
+    from export.parity import OrtRunner, check_parity
+    from export.torch_export import TorchRunner, to_onnx
+    from export.writer import stamp_metadata
+    from training.model import ModelSpec, build_model
+
+    torch.manual_seed(0)
+    spec = ModelSpec(height=32, width=32, channels=3, num_classes=len(LABELS), mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    model = build_model(spec).eval()
+    checkpoint = workdir / "model.pt"
+    torch.save({"spec": spec.to_dict(), "model": model.state_dict()}, checkpoint)
+
+    onnx_model = to_onnx(model)
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, len(LABELS), 64)
+    report = check_parity(TorchRunner(model), OrtRunner(onnx_model.SerializeToString()), images, labels,
+                          log=lambda _: None)
+    stamp_metadata(onnx_model, {
+        "labels": LABELS, "dataset": "synthetic", "framework": "torch", "framework_version": torch.__version__,
+        "input_height": 32, "input_width": 32, "input_channels": 3, "test_accuracy": report["test_accuracy"],
+        "train_config": {"benchmark": "random weights"}, "parity": report,
+    })
+    path = workdir / "model.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    return checkpoint, path
+
+
+def load_torch(checkpoint: Path):
+    import torch
+
+    from training.model import ModelSpec, build_model
+
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = build_model(ModelSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["model"])
+    return model.eval()
+
+
+def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:
+    """Batch-1 latency and batch-256 throughput of the same weights in torch eager and onnxruntime."""
+    import torch
+
+    model = load_torch(checkpoint)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    many = rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
+
+    def torch_run(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    def ort_run(x):
+        return session.run(["logits"], {"image": x})[0]
+
+    rows = []
+    for name, run in ((f"torch {torch.__version__} eager", torch_run), (f"onnxruntime {ort.__version__}", ort_run)):
+        for _ in range(3):  # warm caches and lazy initialisation
+            run(one), run(many)
+        latencies = []
+        for _ in range(counts.latency_runs):
+            t0 = time.perf_counter()
+            run(one)
+            latencies.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(counts.throughput_runs):
+            run(many)
+        seconds = time.perf_counter() - t0
+        rows.append({
+            "engine": name,
+            "batch1_p50_ms": 1000 * float(np.percentile(latencies, 50)),
+            "batch256_images_per_s": 256 * counts.throughput_runs / seconds,
+        })
+    diff = float(np.abs(torch_run(many) - ort_run(many)).max())
+    for row in rows:
+        row["max_abs_logit_diff"] = diff  # same weights: the two agree
+    return rows
+
+
+# ---------------------------------------------------------------- servers and load
+
+
+def naive_app():
+    """The baseline: Flask + torch eager, one image per forward pass (``NAIVE_CHECKPOINT`` names the weights)."""
+    import torch
+    from flask import Flask, jsonify, request
+
+    model = load_torch(Path(os.environ["NAIVE_CHECKPOINT"]))
+    app = Flask(__name__)
+
+    @app.post("/predict")
+    def predict():
+        image = Image.open(io.BytesIO(request.get_data())).convert("RGB").resize((32, 32))
+        with torch.no_grad():
+            p = torch.softmax(model(torch.from_numpy(np.asarray(image)).unsqueeze(0))[0], dim=0)
+        best = int(p.argmax())
+        return jsonify(label=LABELS[best], probability=float(p[best]))
+
+    @app.get("/readyz")
+    def readyz():
+        return jsonify(ready=True)
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """gunicorn with the service's settings (inference/gunicorn_conf.py), optionally another app."""
+
+    def __init__(self, env: dict[str, str], app: str | None, log: Path):
+        self.port = free_port()
+        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
+        cmd = [str(Path(sys.executable).with_name("gunicorn")), "-c", "inference/gunicorn_conf.py", *([app] if app else [])]
+        self.log = log
+        started = time.perf_counter()
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=out)
+        self.start_to_ready_s = self._wait_ready(started)
+
+    def _wait_ready(self, started: float) -> float:
+        while time.perf_counter() - started < START_TIMEOUT_S:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"server not ready after {START_TIMEOUT_S} s:\n{self.log.read_text()}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the gunicorn worker: how much the machine paid for the requests."""
+        pid = self.process.pid
+        worker = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+        fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def batch_totals(self) -> tuple[float, float] | None:
+        """(images, onnxruntime calls) so far from the service's /metrics; None for the naive server."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        if response.status != 200:
+            return None
+        samples = dict(line.rsplit(" ", 1) for line in response.read().decode().splitlines() if not line.startswith("#"))
+        return float(samples["inference_batch_size_sum"]), float(samples["inference_batch_size_count"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@dataclass
+class Tally:
+    """What one server's measured rounds added up to."""
+
+    latencies_s: list[float]
+    failed: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int, tally: Tally) -> None:
+    """``concurrency`` threads POST ``body`` back to back for ``seconds`` (at most ``max_requests`` in all)."""
+    lock = threading.Lock()
+    done = [0]
+    deadline = time.perf_counter() + seconds
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "image/png"}
+        while time.perf_counter() < deadline:
+            with lock:
+                if done[0] >= max_requests:
+                    return
+                done[0] += 1
+            t0 = time.perf_counter()
+            conn.request("POST", "/predict", body, headers)
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - t0
+            with lock:
+                if response.status == 200:
+                    tally.latencies_s.append(elapsed)
+                else:
+                    tally.failed += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tally.wall_s += time.perf_counter() - started
+
+
+def load_servers(servers: dict[str, Server], body: bytes, concurrency: int, counts: Counts) -> list[dict]:
+    """Warm every server, then let them take turns for ``counts.rounds`` rounds; one row per server."""
+    tallies = {name: Tally([]) for name in servers}
+    for server in servers.values():
+        load(server.port, body, concurrency, counts.warmup_s, counts.max_requests, Tally([]))
+    batches_before = {name: server.batch_totals() for name, server in servers.items()}
+    for _ in range(counts.rounds):
+        for name, server in servers.items():
+            cpu_before = server.cpu_seconds()
+            load(server.port, body, concurrency, counts.round_s, counts.max_requests, tallies[name])
+            tallies[name].cpu_s += server.cpu_seconds() - cpu_before
+    rows = []
+    for name, server in servers.items():
+        tally = tallies[name]
+        ms = 1000 * np.asarray(tally.latencies_s)
+        before, after = batches_before[name], server.batch_totals()
+        rows.append({
+            "server": name,
+            "requests": len(ms),
+            "failed": tally.failed,
+            "requests_per_s": len(ms) / tally.wall_s,
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "server_cpu_ms_per_request": 1000 * tally.cpu_s / max(len(ms), 1),
+            "mean_batch_size": (after[0] - before[0]) / (after[1] - before[1]) if before else None,
+            "start_to_ready_s": server.start_to_ready_s,
+        })
+    return rows
+
+
+# ---------------------------------------------------------------- footprint
+
+
+def dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6
+
+
+def serve_venv_mb(workdir: Path) -> float:
+    """Size of a fresh venv with only the `serve` extra's packages, pinned as in the images."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    venv = workdir / "serve-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # install with this interpreter's pip into the new venv, so the venv holds no pip of its own to weigh
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "--ignore-installed", "--prefix", str(venv), "-c", str(ROOT / "constraints.txt"), *deps],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip install into {venv} failed:\n{pip.stderr}")
+    return dir_size_mb(venv)
+
+
+def cpu_image_mb() -> float | None:
+    """The CPU image's size if .ci/containers.sh built it on this machine, else None."""
+    storage = CONTAINERS_WORK / "storage.conf"
+    if not (shutil.which("podman") and storage.is_file()):
+        return None
+    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(CONTAINERS_WORK / "containers.conf")}
+    result = subprocess.run(["podman", "image", "inspect", "--format", "{{.Size}}", CPU_IMAGE], env=env,
+                            capture_output=True, text=True)
+    return int(result.stdout) / 1e6 if result.returncode == 0 else None
+
+
+# ---------------------------------------------------------------- report
+
+
+def markdown(report: dict) -> str:
+    def fmt(value, digits=1):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        f"# Serving benchmark ({report['machine']['cpus']} CPUs, {report['machine']['python']}"
+        f"{', smoke counts' if report['smoke'] else ''})",
+        "",
+        f"Small PNG uploads ({report['upload_bytes']} bytes), {report['concurrency']} concurrent clients, "
+        f"{report['measure_s']:g} s measured per server, in turns with the others.",
+        "",
+        "| server | requests/s | p50 ms | p99 ms | server CPU ms/request | mean batch | failed | x naive |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    naive = report["load"][-1]["requests_per_s"]
+    for row in report["load"]:
+        lines.append(
+            f"| {row['server']} | {fmt(row['requests_per_s'])} | {fmt(row['p50_ms'])} | {fmt(row['p99_ms'])} "
+            f"| {fmt(row['server_cpu_ms_per_request'], 2)} | {fmt(row['mean_batch_size'])} | {row['failed']} "
+            f"| {fmt(row['requests_per_s'] / naive, 2)} |"
+        )
+    lines += ["", "| engine (same weights) | batch-1 p50 ms | batch-256 images/s |", "| --- | ---: | ---: |"]
+    for row in report["engines"]:
+        lines.append(f"| {row['engine']} | {fmt(row['batch1_p50_ms'], 2)} | {fmt(row['batch256_images_per_s'], 0)} |")
+    fp = report["footprint"]
+    lines += [
+        "",
+        f"max |logit difference| torch vs onnxruntime: {report['engines'][0]['max_abs_logit_diff']:.2e}",
+        "",
+        "| footprint | value | goal |",
+        "| --- | ---: | ---: |",
+        f"| serve venv (MB) | {fmt(fp['serve_venv_mb'])} | <= 250 |",
+        f"| CPU image (MB) | {fmt(fp['cpu_image_mb'])} | <= 400 |",
+        f"| start to ready (s) | {fmt(fp['start_to_ready_s'], 2)} | <= 3 |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.service", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for service.json/.md")
+    parser.add_argument("--concurrency", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, no venv build: a quick check that it runs")
+    args = parser.parse_args(argv)
+    counts = SMOKE if args.smoke else FULL
+
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
+        workdir = Path(tmp)
+        checkpoint, onnx_path = make_models(workdir)
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "PNG")
+        body = buf.getvalue()
+        service_env = {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"}
+        configs = {
+            "onnxruntime, batching on": (service_env, None),
+            "onnxruntime, batching off": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
+            "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app()"),
+        }
+        servers: dict[str, Server] = {}
+        try:
+            for name, (env, app) in configs.items():  # started one at a time, so each start is timed alone
+                print(f"start: {name}", file=sys.stderr, flush=True)
+                servers[name] = Server(env, app, workdir / f"server{len(servers)}.log")
+            print(f"load: {counts.rounds} rounds of {counts.round_s:g} s per server", file=sys.stderr, flush=True)
+            load_rows = load_servers(servers, body, args.concurrency, counts)
+        finally:
+            for server in servers.values():
+                server.stop()
+        print("engines: torch vs onnxruntime", file=sys.stderr, flush=True)
+        engine_rows = engines(checkpoint, onnx_path, counts)
+        print("footprint", file=sys.stderr, flush=True)
+        footprint = {
+            "serve_venv_mb": serve_venv_mb(workdir) if counts.footprint else None,
+            "cpu_image_mb": cpu_image_mb(),
+            "start_to_ready_s": load_rows[0]["start_to_ready_s"],
+        }
+
+    report = {
+        "smoke": args.smoke,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "concurrency": args.concurrency,
+        "upload_bytes": len(body),
+        "measure_s": counts.rounds * counts.round_s,
+        "load": load_rows,
+        "engines": engine_rows,
+        "footprint": footprint,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "service.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "service.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""One model file -> a checked, self-tested onnxruntime session, or a ContractError saying why not."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from inference.contract import INPUT_NAME, OUTPUT_NAME, ContractError, ModelInfo, check_session, golden_input
+
+# provider preference when none is configured: the GPU when this onnxruntime build and the machine have one
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# golden logits may differ from the exporter's by this much when the parity report names no "atol":
+# float32 CNN logits agree across frameworks to ~1e-5; a wrong or corrupted model is off by ~1.
+DEFAULT_GOLDEN_ATOL = 1e-3
+DEFAULT_GOLDEN_BATCH = 2
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model that passed the contract check and the golden self-test; immutable, so swaps are atomic."""
+
+    path: Path
+    model_id: str  # sha256 of the file's bytes, hex
+    session: ort.InferenceSession
+    info: ModelInfo
+    providers: tuple[str, ...]  # read back from the session: onnxruntime may fall back to CPU silently
+    self_test: dict[str, Any]  # what the golden self-test compared
+    loaded_at: float  # unix time, seconds
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """uint8 ``[batch, H, W, C]`` -> float32 logits ``[batch, num_classes]``; thread-safe."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+
+
+def resolve_providers(requested: tuple[str, ...]) -> list[str]:
+    """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
+    available = ort.get_available_providers()
+    missing = [p for p in requested if p not in available]
+    if missing:
+        raise ValueError(f"providers {missing} are not in this onnxruntime build (it has {available})")
+    chosen = list(requested) or [p for p in PREFERRED_PROVIDERS if p in available]
+    if "CUDAExecutionProvider" in chosen and hasattr(ort, "preload_dlls"):
+        # onnxruntime-gpu[cuda,cudnn] gets CUDA and cuDNN from NVIDIA's wheels, whose libraries are not on
+        # the loader's path: preload them, or the CUDA provider fails and onnxruntime falls back to CPU
+        ort.preload_dlls()
+    return chosen
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    # onnxruntime's worker threads spin between parallel sections by default, burning a core while they wait;
+    # here they share the CPUs with the request threads (HTTP, decoding), which need those cycles more
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def load_model(path: Path, providers: list[str], intra_op_threads: int) -> LoadedModel:
+    """Read, check and self-test ``path``. The bytes are read once, so the id always matches the session."""
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ContractError(source, [f"cannot read it: {e}"]) from e
+    try:
+        session = ort.InferenceSession(data, session_options(intra_op_threads), providers=providers)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types
+        raise ContractError(source, [f"onnxruntime cannot load it: {e}"]) from e
+    info = check_session(session, source)
+    if info.channels not in (1, 3):
+        raise ContractError(source, [f"input_channels={info.channels}, the service decodes to 1 (gray) or 3 (RGB)"])
+    return LoadedModel(
+        path=path,
+        model_id=hashlib.sha256(data).hexdigest(),
+        session=session,
+        info=info,
+        providers=tuple(session.get_providers()),
+        self_test=golden_self_test(session, info, source),
+        loaded_at=time.time(),
+    )
+
+
+def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str) -> dict[str, Any]:
+    """Run the contract's golden input and compare with ``parity["golden"]`` when the report carries it.
+
+    Always checked: logits of shape ``[batch, num_classes]``, all finite. With ``golden.logits``: every logit
+    within ``golden.atol`` of the exporter's. Raises ContractError listing what failed.
+    """
+    parity = info.metadata.get("parity")
+    golden = parity.get("golden", {}) if isinstance(parity, dict) else {}
+    if not isinstance(golden, dict):
+        raise ContractError(source, [f"parity['golden'] must be a JSON object, got {golden!r:.80}"])
+    expected = golden.get("logits")
+    try:
+        seed = int(golden.get("seed", 0))
+        batch = int(golden.get("batch", len(expected) if isinstance(expected, list) else DEFAULT_GOLDEN_BATCH))
+        atol = float(golden.get("atol", DEFAULT_GOLDEN_ATOL))
+        expected = None if expected is None else np.asarray(expected, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ContractError(source, [f"parity['golden'] is malformed: {e}"]) from e
+
+    logits = session.run([OUTPUT_NAME], {INPUT_NAME: golden_input(batch, *info.input_shape, seed=seed)})[0]
+    report: dict[str, Any] = {"seed": seed, "batch": batch, "compared_to_parity": expected is not None}
+    problems = []
+    if logits.shape != (batch, info.num_classes):
+        problems.append(f"golden logits have shape {logits.shape}, expected {(batch, info.num_classes)}")
+    elif not np.isfinite(logits).all():
+        problems.append(f"golden logits are not all finite: {logits.tolist()!r:.200}")
+    elif expected is not None:
+        if expected.shape != logits.shape:
+            problems.append(f"parity golden logits have shape {expected.shape}, the model gives {logits.shape}")
+        else:
+            diff = float(np.abs(logits - expected).max())
+            report.update(max_abs_diff=diff, atol=atol)
+            if not diff <= atol:
+                problems.append(f"golden logits differ from the parity report by {diff:.3g} > atol {atol:g}")
+    if problems:
+        raise ContractError(f"{source} (golden self-test)", problems)
+    return report

@@ -1,0 +1,110 @@
+"""Tiny contract-compliant ONNX models built with onnx.helper, for tests that need a model in milliseconds.
+
+The graph: mean pixel value per channel (scaled to [0, 1]) -> linear layer -> logits. Different colours
+therefore land in different classes, and ``reference_logits`` computes the same thing in numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from inference.contract import INPUT_NAME, OUTPUT_NAME, encode_metadata, golden_input
+
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+OPSET = 18
+IR_VERSION = 8  # the oldest IR that opset 18 allows, so any onnxruntime >= 1.14 reads these files
+GOLDEN_BATCH = 2
+
+
+def weights(seed: int, channels: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The linear layer of ``seed``: W [channels, num_classes] and b [num_classes], float32."""
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(0, 4, (channels, num_classes)).astype(np.float32),
+        rng.normal(0, 1, num_classes).astype(np.float32),
+    )
+
+
+def reference_logits(images: np.ndarray, seed: int, num_classes: int = 10) -> np.ndarray:
+    """What the model of ``seed`` answers for uint8 ``images`` [batch, H, W, C], computed in numpy."""
+    w, b = weights(seed, images.shape[-1], num_classes)
+    return (images.astype(np.float32).mean(axis=(1, 2)) / 255.0) @ w + b
+
+
+def build_model(
+    *,
+    seed: int = 0,
+    height: int = 32,
+    width: int = 32,
+    channels: int = 3,
+    labels: list[str] = CIFAR10_LABELS,
+    framework: str = "torch",
+    golden: dict[str, Any] | None = None,
+    input_name: str = INPUT_NAME,
+) -> onnx.ModelProto:
+    """A model meeting the contract. ``golden`` overrides the parity report's golden entry (None: the
+    correct one; ``{}``: none at all); ``input_name`` other than the contract's breaks the contract."""
+    w, b = weights(seed, channels, len(labels))
+    nodes = [
+        helper.make_node("Cast", [input_name], ["as_float"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["as_float", "hw_axes"], ["mean"], keepdims=0),  # [batch, C]
+        helper.make_node("Div", ["mean", "max_pixel"], ["scaled"]),
+        helper.make_node("MatMul", ["scaled", "W"], ["linear"]),
+        helper.make_node("Add", ["linear", "b"], [OUTPUT_NAME]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "hw_axes"),
+        numpy_helper.from_array(np.array(255.0, dtype=np.float32), "max_pixel"),
+        numpy_helper.from_array(w, "W"),
+        numpy_helper.from_array(b, "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"mean_colour_linear_seed{seed}",
+        [helper.make_tensor_value_info(input_name, TensorProto.UINT8, ["batch", height, width, channels])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", len(labels)])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    if golden is None:
+        x = golden_input(GOLDEN_BATCH, height, width, channels, seed=0)
+        golden = {"seed": 0, "batch": GOLDEN_BATCH, "logits": reference_logits(x, seed, len(labels)).tolist(), "atol": 1e-4}
+    parity = {"max_abs_diff": 0.0, "golden": golden} if golden else {"max_abs_diff": 0.0}
+    metadata = encode_metadata(
+        {
+            "labels": labels,
+            "dataset": "synthetic",
+            "framework": framework,
+            "framework_version": "0",
+            "input_height": height,
+            "input_width": width,
+            "input_channels": channels,
+            "test_accuracy": 0.1,
+            "train_config": {"seed": seed},
+            "parity": parity,
+            "created": "2026-01-01T00:00:00+00:00",
+            "project_version": "0.1.0",
+        }
+    )
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def write_model(path: Path, **kwargs: Any) -> Path:
+    """Build a model (see ``build_model``) and write it to ``path``, atomically (a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(build_model(**kwargs), tmp)
+    tmp.replace(path)
+    return path
+
+
+if __name__ == "__main__":  # PYTHONPATH=. python tests/onnx_models.py OUT.onnx [SEED]: a model to try things with
+    import sys
+
+    print(write_model(Path(sys.argv[1]), seed=int(sys.argv[2]) if len(sys.argv) > 2 else 0))
