@@ -22,8 +22,17 @@ BENCH_OUT ?= bench-results
 TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
              $(if $(PARAMS),--params $(PARAMS))
 INSTALLED := $(VENV)/.installed
+# TensorFlow lives in its own environment: TensorFlow and PyTorch never share a process
+TF_VENV ?= .venv-tf
+TF_PY   := $(TF_VENV)/bin/python
+TF_INSTALLED := $(TF_VENV)/.installed
+TF_TESTS := tests/test_train_tf.py tests/test_tf_export.py
+# the framework that made the run to export (RUN, else runs/LAST.json), read when the export recipe runs
+RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path; \
+    run = sys.argv[1] or json.loads(Path("runs/LAST.json").read_text())["run"]; \
+    print(json.loads((Path(run) / "run.json").read_text())["framework"])' '$(RUN)' 2>/dev/null)
 
-.PHONY: help install system-deps quickstart train-torch export test bench clean
+.PHONY: help install install-tf system-deps quickstart train-torch train-tf export serve test test-images bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +42,14 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,dev]'
 	touch $@
+
+$(TF_INSTALLED): pyproject.toml constraints-tf.txt
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_PY) -m pip install -q --upgrade pip
+	$(TF_PY) -m pip install -q -c constraints-tf.txt -e '.[tf,tune,dev]'
+	touch $@
+
+install-tf: $(TF_INSTALLED)  ## the TensorFlow environment (.venv-tf): trainer, exporter, tuner, tests
 
 install: $(INSTALLED)  ## virtual environment with the PyTorch, tuning, serving and test dependencies
 
@@ -45,14 +62,26 @@ quickstart: install  ## offline demo: train on the synthetic data set, export wi
 train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PARAMS)
 	$(PY) -m training.train_torch $(TRAIN_ARGS)
 
-export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check
-	$(PY) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL)
+train-tf: $(TF_INSTALLED)  ## train with TensorFlow (DATASET, DATA_DIR, EPOCHS, PARAMS)
+	$(TF_PY) -m training.train_tf $(TRAIN_ARGS)
 
-test: $(INSTALLED) system-deps  ## the whole test suite (CPU)
-	$(PY) -m pytest
+export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check, in its framework's env
+	$(if $(filter tensorflow,$(RUN_FRAMEWORK)),$(TF_PY),$(PY)) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL)
 
-bench: $(INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
+serve: $(INSTALLED)  ## serve MODEL on PORT with gunicorn (one worker process with threads: batching needs one process)
+	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
+
+test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
+	$(PY) -m pytest $(addprefix --ignore=,$(TF_TESTS))
+	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest $(TF_TESTS)
+
+test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root)
+	$(PY) tests/onnx_models.py build/ci-model.onnx
+	bash .ci/containers.sh build/ci-model.onnx
+
+bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
+	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 
 clean:  ## remove runs, models, benchmark output and caches (not data/ or the venvs)
 	rm -rf runs models $(BENCH_OUT) .pytest_cache

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs: real images for the data tests (dataset-fashion-mnist).
-# Idempotent: installs only what is missing; as a non-root user it says what to install instead.
+# Debian packages the test suite needs. Idempotent: installs only what is missing; as a non-root user it
+# says what to install instead.
+#   dataset-fashion-mnist  real images for the data tests and the benchmarks
+#   chromium               the upload page's browser tests (Playwright drives this binary)
+#   postgresql             a real database for the multi-worker tuning test
+# (the serving images' tools, podman and mmdebstrap, are installed by .ci/containers.sh itself)
 set -euo pipefail
 need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2
