@@ -26,6 +26,7 @@ INSTALLED := $(VENV)/.installed
 TF_VENV ?= .venv-tf
 TF_PY   := $(TF_VENV)/bin/python
 TF_INSTALLED := $(TF_VENV)/.installed
+# TensorFlow-only tests; the shared ones (test_trainer.py, test_export.py) run in both environments
 TF_TESTS := tests/test_train_tf.py tests/test_tf_export.py
 # the framework that made the run to export (RUN, else runs/LAST.json), read when the export recipe runs
 RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path; \
@@ -73,7 +74,7 @@ serve: $(INSTALLED)  ## serve MODEL on PORT with gunicorn (one worker process wi
 
 test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest $(addprefix --ignore=,$(TF_TESTS))
-	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest $(TF_TESTS)
+	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest --framework tensorflow tests/test_trainer.py tests/test_export.py $(TF_TESTS)
 
 test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root)
 	$(PY) tests/onnx_models.py build/ci-model.onnx

@@ -1,17 +1,33 @@
-"""Shared fixtures: a tiny run of each trainer on the synthetic data set, trained once per test session.
+"""Shared fixtures. The suite runs once per framework, each in its own environment:
 
-Each trainer module is imported inside its fixture: the PyTorch and the TensorFlow suites run in their own
-environments, and neither framework is imported where it is not installed."""
+    .venv/bin/python -m pytest                                   # PyTorch (the default --framework)
+    .venv-tf/bin/python -m pytest --framework tensorflow ...     # TensorFlow
+
+Framework-neutral tests (tests/test_trainer.py, tests/test_export.py) take the ``trainer`` and ``exporter``
+fixtures, so both frameworks pass the same tests; neither framework is imported where it is not installed.
+"""
 
 from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 import pytest
 
 from training.config import TrainConfig
 
+# framework -> (trainer module, exporter module)
+FRAMEWORKS = {"torch": ("training.train_torch", "export.torch_export"),
+              "tensorflow": ("training.train_tf", "export.tf_export")}
+
 # Small enough for 2 CPU cores in well under a minute, large enough to learn far above chance (10%).
 TINY = {"dataset": "synthetic", "epochs": 3, "width": 16, "batch_size": 128, "lr": 0.1,
         "max_train_samples": 3000, "max_test_samples": 1000}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--framework", choices=sorted(FRAMEWORKS), default="torch",
+                     help="the framework whose trainer and exporter the shared tests exercise (default: torch)")
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -19,16 +35,23 @@ def tiny_config(tmp_path, **overrides) -> TrainConfig:
 
 
 @pytest.fixture(scope="session")
-def torch_run(tmp_path_factory):
-    """A finished tiny PyTorch run (its TrainResult)."""
-    from training.train_torch import train
-
-    return train(tiny_config(tmp_path_factory.mktemp("torch")))
+def framework(request) -> str:
+    return request.config.getoption("--framework")
 
 
 @pytest.fixture(scope="session")
-def tf_run(tmp_path_factory):
-    """A finished tiny TensorFlow run, the twin of torch_run."""
-    from training.train_tf import train
+def trainer(framework) -> ModuleType:
+    """The trainer module: FRAMEWORK, MODEL_FILE, CHECKPOINT_FILE, train(), main()."""
+    return importlib.import_module(FRAMEWORKS[framework][0])
 
-    return train(tiny_config(tmp_path_factory.mktemp("tf")))
+
+@pytest.fixture(scope="session")
+def exporter(framework) -> ModuleType:
+    """The exporter module: convert(run) -> (framework runner, ONNX model, framework version)."""
+    return importlib.import_module(FRAMEWORKS[framework][1])
+
+
+@pytest.fixture(scope="session")
+def trained(trainer, tmp_path_factory):
+    """A finished tiny run (its TrainResult), trained once per session."""
+    return trainer.train(tiny_config(tmp_path_factory.mktemp("trained")))

@@ -1,5 +1,5 @@
-"""TensorFlow export with parity, and the cross-framework contract: a PyTorch file and a TensorFlow file are
-interchangeable for the service.
+"""The Keras parity runner, and the cross-framework contract: a PyTorch file and a TensorFlow file are
+interchangeable for the service. (Export with parity itself: tests/test_export.py with ``--framework tensorflow``.)
 
 Runs under the TensorFlow environment (``.venv-tf/bin/python -m pytest tests/test_tf_export.py``). PyTorch never
 enters this process: the cross-framework test trains and exports with each framework as a separate command, the
@@ -15,14 +15,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-import tensorflow as tf
-from onnx import helper, numpy_helper
 
-from export.__main__ import main as export_main
-from export.parity import OrtRunner, ParityError, check_parity
 from export.tf_export import KerasRunner, convert
 from inference.contract import METADATA_KEYS, check_contract, golden_input
 from training.data import load_dataset
@@ -31,89 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = os.environ.get("TORCH_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 
 
-@pytest.fixture(scope="module")
-def exported(tf_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "model.onnx"
-    assert export_main(["--run", str(tf_run.run.path), "--out", str(out)]) == 0
-    return out
-
-
-def test_exported_file_meets_the_contract_and_carries_its_metadata(exported, tf_run):
-    info = check_contract(exported)
-    assert info.labels == tuple(tf_run.run.info["classes"]) and info.num_classes == 10
-    assert info.input_shape == (32, 32, 3)
-    meta = info.metadata
-    assert set(meta) == set(METADATA_KEYS)
-    assert meta["framework"] == "tensorflow" and meta["framework_version"] == tf.__version__
-    assert meta["dataset"] == "synthetic" and meta["train_config"] == tf_run.run.config.to_dict()
-    assert meta["parity"]["passed"] and meta["parity"]["max_abs_diff"] <= 1e-4
-    assert meta["parity"]["cases"][0]["samples"] == 2000  # every test image by default
-    assert meta["test_accuracy"] == meta["parity"]["test_accuracy"] > 0.5
-    model = onnx.load(str(exported))
-    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
-    assert json.loads(exported.with_name("model.parity.json").read_text()) == meta["parity"]
-
-
-def test_onnxruntime_answers_like_keras_on_real_images_and_any_batch_size(exported, tf_run):
-    runner, _, _ = convert(tf_run.run)
-    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-    images = load_dataset("synthetic").test_images[:300]
-    for batch in (1, 7, 300):
-        got = session.run(["logits"], {"image": images[:batch]})[0]
-        want = runner.infer({"image": images[:batch]})["logits"]
-        assert got.dtype == np.float32 and got.shape == (batch, 10)
-        np.testing.assert_allclose(got, want, atol=1e-4)
-
-
-def test_keras_runner_is_in_inference_mode(tf_run):
-    runner, _, _ = convert(tf_run.run)
+def test_keras_runner_is_in_inference_mode(trained):
+    runner, _, _ = convert(trained.run)
     assert isinstance(runner, KerasRunner)
     images = load_dataset("synthetic").test_images[:64]
     first, second = runner.infer({"image": images})["logits"], runner.infer({"image": images})["logits"]
     np.testing.assert_array_equal(first, second)  # no dropout
     # BatchNorm uses its running statistics: one image's logits do not depend on the rest of the batch
     np.testing.assert_allclose(runner.infer({"image": images[:1]})["logits"], first[:1], atol=1e-5)
-
-
-def test_golden_logits_in_the_report_reproduce_with_onnxruntime(exported):
-    golden = check_contract(exported).metadata["parity"]["golden"]
-    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], {"image": golden_input(golden["batch"], 32, 32, 3, seed=golden["seed"])})[0]
-    np.testing.assert_allclose(got, np.array(golden["logits"]), atol=1e-4)
-
-
-def _tampered(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same graph with 5 added to one logit: a plausible-looking but wrong file, whatever the converter's
-    node and initializer names are."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    last = next(node for node in model.graph.node if "logits" in node.output)
-    last.output[:] = ["untampered_logits"]
-    model.graph.initializer.append(numpy_helper.from_array(5 * np.eye(10, dtype=np.float32)[3], "tamper"))
-    model.graph.node.append(helper.make_node("Add", ["untampered_logits", "tamper"], ["logits"]))
-    return model
-
-
-def test_parity_fails_on_a_tampered_graph_and_reports_every_case(tf_run):
-    runner, model, _ = convert(tf_run.run)
-    ds = load_dataset("synthetic")
-    with pytest.raises(ParityError) as e:
-        check_parity(runner, OrtRunner(_tampered(model).SerializeToString()), ds.test_images[:1000],
-                     ds.test_labels[:1000], log=lambda line: None)
-    assert len(e.value.failures) >= 3  # real images and both random batches each fail
-    assert all("max |diff|" in f or "top-1 agreement" in f for f in e.value.failures)
-    assert not e.value.report["passed"] and e.value.report["max_abs_diff"] == pytest.approx(5, abs=1e-3)
-
-
-def test_export_cli_writes_nothing_when_parity_fails(tf_run, tmp_path, monkeypatch, capsys):
-    import export.tf_export as exporter
-
-    runner, model, version = convert(tf_run.run)
-    monkeypatch.setattr(exporter, "convert", lambda run: (runner, _tampered(model), version))
-    out = tmp_path / "model.onnx"
-    assert export_main(["--run", str(tf_run.run.path), "--out", str(out)]) == 1
-    assert not out.exists() and list(tmp_path.iterdir()) == []
-    err = capsys.readouterr().err
-    assert "parity failed" in err and "nothing written" in err
 
 
 # ------------------------------------------------------------------------------------------ cross-framework

@@ -1,58 +1,19 @@
-"""The TensorFlow trainer: it learns, it records its run like the PyTorch one, it resumes, and its CLI fails clearly.
-
-Runs under the TensorFlow environment: ``.venv-tf/bin/python -m pytest tests/test_train_tf.py``.
-"""
+"""TensorFlow-only parts of the trainer: the Keras model's raw uint8 input, batched augmentation, weight decay.
+The shared behaviour is in tests/test_trainer.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
-from tests.conftest import tiny_config
-from training.config import TrainConfig, one_cycle_lr
+from training.config import TrainConfig
 from training.model_tf import BODY, PREPROCESS, build_model
-from training.run import Run
-from training.train_tf import (CHECKPOINT_FILE, MODEL_FILE, augment, load_trained, main, make_optimizer,
-                               make_train_step, train)
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# the metrics row schema both trainers write (training.train_torch writes exactly these keys)
-ROW_KEYS = {"epoch", "lr", "train_loss", "train_acc", "eval_loss", "eval_acc", "eval_split", "train_seconds",
-            "seconds", "images_per_second"}
+from training.train_tf import augment, load_trained, make_optimizer, make_train_step
 
 
-def test_short_synthetic_run_learns_and_records_everything(tf_run):
-    assert tf_run.eval_accuracy > 0.5, f"accuracy {tf_run.eval_accuracy:.3f} is not well above chance (0.1)"
-    run = tf_run.run
-    rows = run.metrics()
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert all(set(r) == ROW_KEYS for r in rows), rows[0]
-    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
-    config = run.config
-    assert config == tiny_config(run.path.parent.parent)
-    # the row's lr is the last step's: one_cycle_lr at the end of each epoch
-    assert [r["lr"] for r in rows] == pytest.approx([one_cycle_lr(config, e / 3) for e in (1, 2, 3)])
-    for name in ("curves.png", "confusion.png"):
-        assert (run.path / name).read_bytes()[:8] == PNG_MAGIC
-    info = run.info
-    assert info["status"] == "finished" and info["framework"] == "tensorflow"
-    assert info["framework_version"] == tf.__version__ and info["device"] == "/CPU:0"
-    assert info["classes"] and len(info["classes"]) == 10
-    assert np.trace(np.array(info["confusion"])) / 1000 == pytest.approx(tf_run.eval_accuracy)
-    assert Run.open(None, run.path.parent).path == run.path  # LAST.json points at it
-    assert (run.path / CHECKPOINT_FILE).is_file() and (run.path / MODEL_FILE).is_file()
-
-
-def test_final_model_takes_raw_uint8_images_and_normalises_inside(tf_run):
-    model = load_trained(tf_run.run)
+def test_final_model_takes_raw_uint8_images_and_normalises_inside(trained):
+    model = load_trained(trained.run)
     assert model.input.dtype == "uint8" and model.input.name == "image"
     assert tuple(model.input.shape) == (None, 32, 32, 3)
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
@@ -65,104 +26,6 @@ def test_final_model_takes_raw_uint8_images_and_normalises_inside(tf_run):
     logits = model(images, training=False)
     assert logits.dtype == tf.float32 and logits.shape == (4, 10)
     np.testing.assert_array_equal(logits, model(images, training=False))
-
-
-class Interrupt(Exception):
-    pass
-
-
-def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path):
-    full = train(tiny_config(tmp_path, epochs=2, run_name="full", max_train_samples=1000))
-
-    def stop_after_first(epoch, row):
-        if epoch == 1:
-            raise Interrupt
-
-    config = tiny_config(tmp_path, epochs=2, run_name="cut", max_train_samples=1000)
-    with pytest.raises(Interrupt):
-        train(config, on_epoch=stop_after_first)
-    cut = Run.open(tmp_path / "runs" / "cut")
-    assert len(cut.metrics()) == 1 and not (cut.path / MODEL_FILE).exists()
-    resumed = train(config, resume=cut)
-    drop = ("seconds", "train_seconds", "images_per_second")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
-    assert strip(resumed.metrics) == strip(full.metrics)
-    assert resumed.eval_accuracy == full.eval_accuracy
-
-
-def _cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "training.train_tf", *args], capture_output=True, text=True, **kwargs)
-
-
-def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path):
-    runs = tmp_path / "runs"
-    args = ["--dataset", "synthetic", "--epochs", "3", "--width", "8", "--max-train-samples", "1500",
-            "--max-test-samples", "300", "--runs-dir", str(runs), "--run-name", "killed"]
-    proc = subprocess.Popen([sys.executable, "-m", "training.train_tf", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = runs / "killed" / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and metrics.read_text().count("\n") >= 1 and (runs / "killed" / CHECKPOINT_FILE).exists():
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = metrics.read_text().count("\n")
-    assert 1 <= done < 3, f"the run was not killed mid-way ({done} epochs done)"
-    result = _cli("--resume", str(runs / "killed"))
-    assert result.returncode == 0, result.stderr
-    assert f"after epoch {done}/3" in result.stderr or f"after epoch {done - 1}/3" in result.stderr
-    assert [r["epoch"] for r in Run.open(runs / "killed").metrics()] == [1, 2, 3]
-
-
-def test_dry_run_smoke(tmp_path):
-    result = _cli("--dataset", "synthetic", "--dry-run", "--width", "8", "--runs-dir", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert "accuracy" in result.stdout
-    run = Run.open(None, tmp_path)
-    assert len(run.metrics()) == 1 and run.config.max_train_samples == 512 and run.info["framework"] == "tensorflow"
-
-
-def _main(argv, capsys):
-    """The CLI in-process (TensorFlow starts once per test session, not once per case): (exit code, stdout, stderr)."""
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse: --help and usage errors
-        code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_help_lists_every_config_flag(capsys):
-    code, out, _ = _main(["--help"], capsys)
-    assert code == 0
-    for flag in ("--batch-size", "--lr", "--label-smoothing", "--crop-padding", "--params", "--resume", "--dry-run"):
-        assert flag in out
-
-
-def _torch_run_dir(tmp_path):
-    """A run directory that the PyTorch trainer made (only its records: resuming it here must be refused)."""
-    run = Run.create(tiny_config(tmp_path, run_name="torch-run"), "torch")
-    return run.path
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "abc"], "invalid int value: 'abc'"),
-    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
-    (["--flip", "maybe"], "expected true or false"),
-    (["--lr", "-1"], "lr=-1.0 must be > 0"),
-    (["--params", "/nonexistent/params.json"], "does not exist"),
-    (["--dataset", "folder", "--data-dir", "{tmp}/empty"], "is not a folder"),
-    (["--resume", "{tmp}/no-such-run"], "is not a run directory"),
-    (["--resume", "{tmp}/x", "--epochs", "3"], "--resume continues a run with its saved config"),
-    (["--resume", "{torch_run}"], "was trained with 'torch', not 'tensorflow'"),
-])
-def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, args, message):
-    fill = {"tmp": tmp_path, "torch_run": _torch_run_dir(tmp_path) if "{torch_run}" in args else ""}
-    code, _, err = _main([a.format(**fill) for a in args] + ["--runs-dir", str(tmp_path / "runs")], capsys)
-    assert code == 2, err
-    assert message in err
 
 
 def _batch(seed=0, b=16, h=32, w=32, c=3):

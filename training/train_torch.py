@@ -29,6 +29,8 @@ from training.run import Run, RunError, epoch_row
 
 FRAMEWORK = "torch"
 EVAL_BATCH = 1024
+MODEL_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,7 +102,7 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
 
     run, start_epoch = resume, 0
     if resume is not None:
-        ckpt = torch.load(resume.path / "checkpoint.pt", map_location=device, weights_only=False)
+        ckpt = torch.load(resume.path / CHECKPOINT_FILE, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -155,21 +157,21 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
         run.log_epoch(row)
         _save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "torch_rng": torch.get_rng_state(), "spec": spec.to_dict(), "config": config.to_dict()},
-                     run.path / "checkpoint.pt")
+                     run.path / CHECKPOINT_FILE)
         if on_epoch is not None:
             on_epoch(epoch + 1, row)
 
     _save_atomic({"spec": spec.to_dict(), "model": model.state_dict(), "classes": list(ds.classes),
-                  "dataset": ds.name, "config": config.to_dict()}, run.path / "model.pt")
+                  "dataset": ds.name, "config": config.to_dict()}, run.path / MODEL_FILE)
     accuracy = run.finish(predict_logits(model, test_x).cpu().numpy(), ds.test_labels, ds.classes, split)
     return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
 
 
 def load_trained(run: Run) -> tuple[Net, dict]:
     """The final model of a finished run (eval mode, CPU) and its saved payload."""
-    path = run.path / "model.pt"
+    path = run.path / MODEL_FILE
     if not path.is_file():
-        raise RunError(f"{run.path} has no final model (model.pt): the run did not finish; resume it with --resume")
+        raise RunError(f"{run.path} has no final model ({MODEL_FILE}): the run did not finish; resume it with --resume")
     payload = torch.load(path, map_location="cpu", weights_only=False)
     model = build_model(ModelSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["model"])

@@ -1,0 +1,135 @@
+"""Both trainers (``--framework``): they learn, record their run the same way, resume, and fail clearly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from training.config import one_cycle_lr
+from training.run import Run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# the metrics row both trainers write (training.run.epoch_row)
+ROW_KEYS = {"epoch", "lr", "train_loss", "train_acc", "eval_loss", "eval_acc", "eval_split", "train_seconds",
+            "seconds", "images_per_second"}
+
+
+def test_short_synthetic_run_learns_and_records_everything(trained, trainer):
+    assert trained.eval_accuracy > 0.5, f"accuracy {trained.eval_accuracy:.3f} is not well above chance (0.1)"
+    run = trained.run
+    rows = run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(set(r) == ROW_KEYS for r in rows), rows[0]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    config = run.config
+    assert config == tiny_config(run.path.parent.parent)
+    # the row's lr is the last step's: one_cycle_lr at the end of each epoch
+    assert [r["lr"] for r in rows] == pytest.approx([one_cycle_lr(config, e / 3) for e in (1, 2, 3)])
+    for name in ("curves.png", "confusion.png"):
+        assert (run.path / name).read_bytes()[:8] == PNG_MAGIC
+    info = run.info
+    assert info["status"] == "finished" and info["framework"] == trainer.FRAMEWORK
+    assert len(info["classes"]) == 10 and info["framework_version"]
+    assert np.trace(np.array(info["confusion"])) / 1000 == pytest.approx(trained.eval_accuracy)
+    assert Run.open(None, run.path.parent).path == run.path  # LAST.json points at it
+    assert (run.path / trainer.CHECKPOINT_FILE).is_file() and (run.path / trainer.MODEL_FILE).is_file()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, trainer):
+    full = trainer.train(tiny_config(tmp_path, epochs=2, run_name="full", max_train_samples=1000))
+
+    def stop_after_first(epoch, row):
+        if epoch == 1:
+            raise Interrupt
+
+    config = tiny_config(tmp_path, epochs=2, run_name="cut", max_train_samples=1000)
+    with pytest.raises(Interrupt):
+        trainer.train(config, on_epoch=stop_after_first)
+    cut = Run.open(tmp_path / "runs" / "cut")
+    assert len(cut.metrics()) == 1 and not (cut.path / trainer.MODEL_FILE).exists()
+    resumed = trainer.train(config, resume=cut)
+    drop = ("seconds", "train_seconds", "images_per_second")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
+    assert strip(resumed.metrics) == strip(full.metrics)
+    assert resumed.eval_accuracy == full.eval_accuracy
+
+
+def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, trainer):
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", trainer.__name__]
+    args = ["--dataset", "synthetic", "--epochs", "3", "--width", "8", "--max-train-samples", "1500",
+            "--max-test-samples", "300", "--runs-dir", str(runs), "--run-name", "killed"]
+    proc = subprocess.Popen([*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = runs / "killed" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= 1 and (runs / "killed" / trainer.CHECKPOINT_FILE).exists():
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = metrics.read_text().count("\n")
+    assert 1 <= done < 3, f"the run was not killed mid-way ({done} epochs done)"
+    result = subprocess.run([*command, "--resume", str(runs / "killed")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"after epoch {done}/3" in result.stderr or f"after epoch {done - 1}/3" in result.stderr
+    assert [r["epoch"] for r in Run.open(runs / "killed").metrics()] == [1, 2, 3]
+
+
+def _main(trainer, argv, capsys):
+    """The CLI in-process (a framework starts once per session, not once per case): (exit code, stdout, stderr)."""
+    try:
+        code = trainer.main(argv)
+    except SystemExit as e:  # argparse: --help and usage errors
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_dry_run_smoke(tmp_path, trainer, capsys):
+    code, out, err = _main(trainer, ["--dataset", "synthetic", "--dry-run", "--width", "8", "--runs-dir", str(tmp_path)],
+                           capsys)
+    assert code == 0, err
+    assert "accuracy" in out
+    run = Run.open(None, tmp_path)
+    assert len(run.metrics()) == 1 and run.config.max_train_samples == 512 and run.info["framework"] == trainer.FRAMEWORK
+
+
+def test_help_lists_every_config_flag(trainer, capsys):
+    code, out, _ = _main(trainer, ["--help"], capsys)
+    assert code == 0
+    for flag in ("--batch-size", "--lr", "--label-smoothing", "--crop-padding", "--params", "--resume", "--dry-run"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "abc"], "invalid int value: 'abc'"),
+    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["--flip", "maybe"], "expected true or false"),
+    (["--lr", "-1"], "lr=-1.0 must be > 0"),
+    (["--params", "/nonexistent/params.json"], "does not exist"),
+    (["--dataset", "folder", "--data-dir", "{tmp}/empty"], "is not a folder"),
+    (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "put it at"),
+    (["--resume", "{tmp}/no-such-run"], "is not a run directory"),
+    (["--resume", "{tmp}/x", "--epochs", "3"], "--resume continues a run with its saved config"),
+    (["--resume", "{other_run}"], "was trained with 'other', not"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, trainer, capsys, monkeypatch, args, message):
+    # no network in tests: a CIFAR-10 download attempt must fail at once, so point it at a closed local port
+    monkeypatch.setenv("CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    other = Run.create(tiny_config(tmp_path, run_name="other-run"), "other").path if "{other_run}" in args else ""
+    code, _, err = _main(trainer, [a.format(tmp=tmp_path, other_run=other) for a in args]
+                         + ["--runs-dir", str(tmp_path / "runs")], capsys)
+    assert code == 2, err
+    assert message in err
