@@ -16,12 +16,18 @@ PORT    ?= 8000
 TRIALS  ?= 20
 STORAGE ?=
 BEST    ?= best_params.json
+WORKERS ?= 1
+TUNE_FLAGS ?=
+BUDGET  ?= 30
 BENCH_OUT ?= bench-results
 
 # flags the trainers share; an unset variable adds no flag, so --params and the defaults decide
 TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
              $(if $(PARAMS),--params $(PARAMS))
 INSTALLED := $(VENV)/.installed
+# tuning: the fixed config values (TRAIN_ARGS) plus the study's target, workers, storage and output
+TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) --workers $(WORKERS) --best $(BEST) \
+            $(if $(STORAGE),--storage $(STORAGE)) $(TUNE_FLAGS)
 # TensorFlow lives in its own environment: TensorFlow and PyTorch never share a process
 TF_VENV ?= .venv-tf
 TF_PY   := $(TF_VENV)/bin/python
@@ -33,7 +39,7 @@ RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path
     run = sys.argv[1] or json.loads(Path("runs/LAST.json").read_text())["run"]; \
     print(json.loads((Path(run) / "run.json").read_text())["framework"])' '$(RUN)' 2>/dev/null)
 
-.PHONY: help install install-tf system-deps quickstart train-torch train-tf export serve test test-images bench clean
+.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve test test-images bench bench-tune clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +72,12 @@ train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PAR
 train-tf: $(TF_INSTALLED)  ## train with TensorFlow (DATASET, DATA_DIR, EPOCHS, PARAMS)
 	$(TF_PY) -m training.train_tf $(TRAIN_ARGS)
 
+tune-torch: $(INSTALLED)  ## tune with Optuna and PyTorch (DATASET, EPOCHS, TRIALS, STORAGE, BEST, WORKERS, TUNE_FLAGS)
+	$(PY) -m training.tune --framework torch $(TUNE_ARGS)
+
+tune-tf: $(TF_INSTALLED)  ## tune with Optuna and TensorFlow (same variables)
+	$(TF_PY) -m training.tune --framework tensorflow $(TUNE_ARGS)
+
 export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check, in its framework's env
 	$(if $(filter tensorflow,$(RUN_FRAMEWORK)),$(TF_PY),$(PY)) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL)
 
@@ -84,6 +96,9 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 
+bench-tune: $(INSTALLED)  ## tuning benchmark on Fashion-MNIST: tuned vs default, pruning vs none (BUDGET minutes)
+	$(PY) -m benchmarks.tune --budget-minutes $(BUDGET) --out $(BENCH_OUT)
+
 clean:  ## remove runs, models, benchmark output and caches (not data/ or the venvs)
-	rm -rf runs models $(BENCH_OUT) .pytest_cache
+	rm -rf runs models studies build $(BENCH_OUT) .pytest_cache
 	find . -name __pycache__ -not -path './.venv*' -prune -exec rm -rf {} +
