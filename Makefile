@@ -89,6 +89,7 @@ test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): P
 	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest --framework tensorflow tests/test_trainer.py tests/test_export.py $(TF_TESTS)
 
 test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root)
+	mkdir -p build
 	$(PY) tests/onnx_models.py build/ci-model.onnx
 	bash .ci/containers.sh build/ci-model.onnx
 
