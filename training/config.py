@@ -36,14 +36,14 @@ class TrainConfig:
     val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the test set (tuning)")
     # optimisation: SGD with Nesterov momentum and a one-cycle learning rate (linear warm-up, linear decay)
     epochs: int = _f(16, "training epochs")
-    batch_size: int = _f(512, "images per training step")
-    lr: float = _f(0.2, "peak learning rate")
+    batch_size: int = _f(256, "images per training step")
+    lr: float = _f(0.1, "peak learning rate")
     warmup: float = _f(0.2, "fraction of the steps spent warming the learning rate up")
     momentum: float = _f(0.9, "SGD Nesterov momentum")
     weight_decay: float = _f(5e-4, "L2 weight decay (not on BatchNorm or biases)")
     label_smoothing: float = _f(0.2, "label smoothing of the cross-entropy loss")
     # model
-    width: int = _f(64, "channels of the first block; blocks have width, 2*width, 4*width")
+    width: int = _f(32, "channels of the first block; blocks have width, 2*width, 4*width")
     dropout: float = _f(0.1, "dropout before the classifier")
     # augmentation, applied on whole batches on the training device
     crop_padding: int = _f(2, "random crop: shift by up to this many pixels (reflection padding)")
