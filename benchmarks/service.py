@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
-import json
 import os
 import platform
 import shutil
@@ -36,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+
+from benchmarks.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -430,10 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "engines": engine_rows,
         "footprint": footprint,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "service.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "service.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, "service", report, markdown(report))
     return 0
 
 

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import write_report
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -118,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "accuracy": [accuracy_case(f, Path(tmp), args.smoke) for f in frameworks],
             "throughput": [throughput_case(f, Path(tmp), args.smoke) for f in frameworks],
         }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "train.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, "train", report, markdown(report))
     return 0
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import write_report
 from training.config import ConfigError, TrainConfig
 from training.data import DataError
 from training.run import RunError
@@ -146,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TuneError, ConfigError, DataError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tune.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "tune.md").write_text(markdown(result))
-    print(markdown(result))
-    print(f"written: {args.out / 'tune.json'}, {args.out / 'tune.md'}")
+    write_report(args.out, "tune", result, markdown(result))
     return 0
 
 
