@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from training.config import TrainConfig
-from training.train_torch import augment
+from training.train_torch import augment, rotate_shift_flip, shift_flip
 
 
 def _batch(seed=0, b=16, c=3, h=32, w=32):
@@ -36,3 +36,14 @@ def test_augment_flip_mirrors_about_half_the_images_and_rotation_changes_them():
     assert 60 < sum(mirrored) < 140
     rotated = augment(x, TrainConfig(crop_padding=0, flip=False, rotation=10.0), torch.Generator().manual_seed(2))
     assert rotated.shape == x.shape and not torch.allclose(rotated, x, atol=1e-3)
+
+
+def test_shift_flip_gather_equals_resampling_at_angle_zero():
+    # the fast path (no rotation) must be the same map as the bilinear one, reflection at the edges included
+    x = _batch(b=64, h=28, w=20)
+    gen = torch.Generator().manual_seed(3)
+    shift = torch.randint(-4, 5, (64, 2), generator=gen)
+    sign = torch.where(torch.rand(64, generator=gen) < 0.5, -1, 1)
+    expected = rotate_shift_flip(x, torch.zeros(64), shift, sign)
+    torch.testing.assert_close(shift_flip(x, shift, sign), expected, atol=1e-4, rtol=0)  # bilinear weights round to ~1e-6
+

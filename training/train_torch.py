@@ -1,9 +1,10 @@
 """PyTorch trainer: ``python -m training.train_torch --help``.
 
 The whole data set lives on the training device as uint8 and is batched by index, and augmentation runs on
-whole batches there (one affine resampling per batch: shift, flip, rotation), so no Python per-sample work
-sits in the loop. CUDA when present (bf16 autocast, channels_last), CPU otherwise. Every epoch writes a
-checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU) where the run stopped.
+whole batches there (shift, flip, rotation as one gather or one affine resampling per batch), so no Python
+per-sample work sits in the loop. Convolutions run channels_last; CUDA when present (with bf16 autocast), CPU
+otherwise. Every epoch writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU)
+where the run stopped.
 """
 
 from __future__ import annotations
@@ -44,16 +45,25 @@ def resolve_device(name: str) -> torch.device:
 def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """Random shift (reflection padding), horizontal flip and rotation of a float batch [B, C, H, W].
 
-    One affine grid per image: integer shifts with no rotation sample exactly at pixel centres, so a pure
-    crop is lossless. Parameters are drawn on the CPU generator so runs match across devices.
+    Parameters are drawn on the CPU generator so runs match across devices. Without rotation the batch is
+    gathered pixel for pixel (lossless, and on CPU about 4x cheaper than resampling); with rotation one affine
+    grid per image is resampled bilinearly, and integer shifts still land exactly on pixel centres.
     """
     if not (config.crop_padding or config.flip or config.rotation):
         return x
-    b, _, h, w = x.shape
+    b = len(x)
     angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(config.rotation)
-    shift = torch.randint(-config.crop_padding, config.crop_padding + 1, (b, 2), generator=gen).float()
-    sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0) if config.flip else torch.ones(b)
-    cos, sin = torch.cos(angle), torch.sin(angle)
+    shift = torch.randint(-config.crop_padding, config.crop_padding + 1, (b, 2), generator=gen)
+    sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1, 1) if config.flip else torch.ones(b, dtype=torch.long)
+    if config.rotation:
+        return rotate_shift_flip(x, angle, shift, sign)
+    return shift_flip(x, shift, sign)
+
+
+def rotate_shift_flip(x: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Bilinear resampling of [B, C, H, W] by per-image angle (radians), (dx, dy) shift (pixels), flip sign."""
+    _, _, h, w = x.shape
+    cos, sin, sign, shift = torch.cos(angle), torch.sin(angle), sign.float(), shift.float()
     # theta maps output to input coordinates in [-1, 1]: rotation @ flip, plus a shift of 2/size per pixel
     theta = torch.stack([
         torch.stack([sign * cos, -sin, 2 * shift[:, 0] / w], dim=1),
@@ -63,12 +73,35 @@ def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def shift_flip(x: torch.Tensor, shift: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """The same map as ``rotate_shift_flip`` at angle 0, as a gather: output pixel (i, j) reads input pixel
+    (i + dy, j' + dx), j' = j or W-1-j when flipped, reflected at the edges like grid_sample (-1 -> 0, H -> H-1)."""
+    b, c, h, w = x.shape
+
+    def reflect(i: torch.Tensor, n: int) -> torch.Tensor:
+        i = i % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    j = torch.arange(w)
+    cols = reflect(torch.where(sign[:, None] > 0, j, w - 1 - j) + shift[:, :1], w)  # [B, W]
+    rows = reflect(torch.arange(h) + shift[:, 1:], h)  # [B, H]
+    index = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).to(x.device)
+    return x.flatten(2).gather(2, index.expand(b, c, h * w)).view(b, c, h, w)
+
+
+def to_layout(x: torch.Tensor) -> torch.Tensor:
+    """Float [B, C, H, W] in channels_last memory order: oneDNN and cuDNN convolutions run faster on it (about
+    1.3x per training step on 2 CPU cores)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 @torch.no_grad()
 def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
     """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH."""
     model.eval()
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
-        return torch.cat([model(images[i:i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
+        return torch.cat([model.body(to_layout(model.preprocess(images[i:i + EVAL_BATCH]))).float()
+                          for i in range(0, len(images), EVAL_BATCH)])
 
 
 def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
@@ -95,9 +128,8 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
     spec = ModelSpec(*ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
                      base_width=config.width, dropout=config.dropout)
     model = build_model(spec).to(device)
-    if device.type == "cuda":
-        model.body.to(memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
+    model.body.to(memory_format=torch.channels_last)
+    torch.backends.cudnn.benchmark = True
     optimizer = make_optimizer(model, config)
 
     run, start_epoch = resume, 0
@@ -136,9 +168,7 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
             lr = one_cycle_lr(config, (epoch * steps_per_epoch + i + 1) / total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = augment(model.preprocess(train_x[idx]), config, gen)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = to_layout(augment(model.preprocess(train_x[idx]), config, gen))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model.body(x).float()
             loss = F.cross_entropy(logits, train_y[idx], label_smoothing=config.label_smoothing)
