@@ -56,6 +56,16 @@ def test_onnxruntime_answers_like_the_framework_on_real_images_and_any_batch_siz
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+def test_exported_graph_averages_each_image_with_its_mirror(exported, trained):
+    # the default config trains with flips and bakes flip TTA into the graph: mirrored images, same logits
+    assert trained.run.config.flip and trained.run.config.tta
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    images = load_dataset("synthetic").test_images[:64]
+    logits, mirrored = (session.run(["logits"], {"image": x})[0] for x in (images, images[:, :, ::-1].copy()))
+    np.testing.assert_allclose(mirrored, logits, atol=1e-5)
+    assert np.abs(logits).max() > 0.1  # not trivially equal
+
+
 def test_golden_logits_in_the_report_reproduce_with_onnxruntime(exported):
     info = check_contract(exported)
     golden = info.metadata["parity"]["golden"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from training.config import TrainConfig
+from training.model import ModelSpec, build_model
 from training.train_torch import augment, rotate_shift_flip, shift_flip
 
 
@@ -47,3 +50,19 @@ def test_shift_flip_gather_equals_resampling_at_angle_zero():
     expected = rotate_shift_flip(x, torch.zeros(64), shift, sign)
     torch.testing.assert_close(shift_flip(x, shift, sign), expected, atol=1e-4, rtol=0)  # bilinear weights round to ~1e-6
 
+
+def test_flip_tta_averages_mirrored_logits_in_eval_mode_only():
+    torch.manual_seed(0)
+    spec = ModelSpec(16, 16, 3, 10, (120.0,) * 3, (60.0,) * 3, base_width=8, dropout=0.0)
+    image = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
+    mirror = image.flip(2)  # [B, H, W, C]: W is dim 2
+    plain, tta = build_model(spec).eval(), build_model(dataclasses.replace(spec, flip_tta=True)).eval()
+    for p in plain.parameters():  # default init barely depends on the input; these weights do
+        p.data.normal_()
+    tta.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(tta(image), (plain(image) + plain(mirror)) / 2)
+        torch.testing.assert_close(tta(mirror), tta(image))
+        assert not torch.allclose(plain(mirror), plain(image), atol=1e-3)
+        tta.train()  # training sees single images: the mirror is the augmentation's job
+        torch.testing.assert_close(tta(image), plain.train()(image))

@@ -49,6 +49,8 @@ class TrainConfig:
     crop_padding: int = _f(2, "random crop: shift by up to this many pixels (reflection padding)")
     flip: bool = _f(True, "random horizontal flips")
     rotation: float = _f(5.0, "random rotation of up to +-this many degrees")
+    tta: bool = _f(True, "test-time augmentation: the model averages the logits of each image and its mirror; part "
+                         "of the exported graph (only with flip: a model never trained on mirrors is not averaged over them)")
     # run
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     device: str = _f("auto", "training device", choices=("auto", "cpu", "cuda"))
@@ -99,6 +101,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def flip_tta(self) -> bool:
+        """Whether the model averages each image with its mirror at test time: only if it trained on mirrors."""
+        return self.flip and self.tta
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

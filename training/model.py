@@ -3,6 +3,8 @@ carries all preprocessing (scale, mean/std, NHWC -> NCHW).
 
 Edges to shapes to objects: a stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool
 between their two convs (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a linear classifier.
+With ``flip_tta`` the eval-mode model averages the logits of each image and its mirror (test-time
+augmentation), so the exported graph does it too and every client gets it for free.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class ModelSpec:
     std: tuple[float, ...]
     base_width: int = 64
     dropout: float = 0.1
+    flip_tta: bool = False  # eval mode: mean logits of the image and its horizontal mirror
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelSpec:
@@ -78,7 +81,14 @@ class Net(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, C] -> logits float32 [B, num_classes]."""
-        return self.body(self.preprocess(image)).float()
+        return self.classify(self.preprocess(image))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with flip TTA in eval mode."""
+        if self.training or not self.spec.flip_tta:
+            return self.body(x).float()
+        # one body call on [2B, ...]: the batch then its mirror (flip along W); [2B, K] -> [2, B, K] -> mean
+        return self.body(torch.cat([x, x.flip(3)])).float().unflatten(0, (2, -1)).mean(0)
 
 
 def build_model(spec: ModelSpec) -> Net:

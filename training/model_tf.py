@@ -4,7 +4,8 @@
 A stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool between their two convs
 (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a dense classifier. The full model is
 ``image -> Preprocess -> body``; the trainer calls the two parts separately so that augmentation runs on the
-normalised float batch between them, as in the PyTorch trainer.
+normalised float batch between them, as in the PyTorch trainer. With ``flip_tta`` the full model averages the
+body's logits for the image and its mirror (test-time augmentation; the trainer never trains through it).
 
 Initialisation, BatchNorm momentum and epsilon follow PyTorch's defaults, so that hyperparameters tuned with
 one framework carry over to the other.
@@ -51,6 +52,14 @@ class Preprocess(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cifar10_pipeline")
+class Mirror(keras.layers.Layer):
+    """Horizontal flip of a float [B, H, W, C] batch (reverses W)."""
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.reverse(x, axis=[2])
+
+
+@keras.saving.register_keras_serializable(package="cifar10_pipeline")
 def gelu(x: tf.Tensor) -> tf.Tensor:
     """Exact GELU, x * Phi(x), like ``torch.nn.GELU()``, written with erf: Keras' own exact GELU uses erfc,
     which tf2onnx cannot convert."""
@@ -81,7 +90,7 @@ def _body(shape: tuple[int, int, int], num_classes: int, width: int, dropout: fl
 
 
 def build_model(image_shape: tuple[int, int, int], num_classes: int, mean: tuple[float, ...], std: tuple[float, ...],
-                *, width: int, dropout: float, dtype: str = "float32") -> keras.Model:
+                *, width: int, dropout: float, flip_tta: bool = False, dtype: str = "float32") -> keras.Model:
     """uint8 [B, H, W, C] ``image`` -> float32 logits [B, num_classes].
 
     dtype: the Keras dtype policy of the body, "float32" or "mixed_bfloat16" (GPU training); variables are
@@ -89,5 +98,8 @@ def build_model(image_shape: tuple[int, int, int], num_classes: int, mean: tuple
     """
     image = keras.Input(shape=image_shape, dtype="uint8", name=INPUT_NAME)
     x = Preprocess(list(mean), list(std), name=PREPROCESS)(image)
-    logits = _body(image_shape, num_classes, width, dropout, dtype)(x)
+    body = _body(image_shape, num_classes, width, dropout, dtype)
+    logits = body(x)
+    if flip_tta:  # the same body (same weights) on the mirror; the mean of the two logits
+        logits = keras.layers.Average(dtype="float32")([logits, body(Mirror(dtype="float32")(x))])
     return keras.Model(image, logits, name="cnn")

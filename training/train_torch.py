@@ -100,7 +100,7 @@ def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
     """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH."""
     model.eval()
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
-        return torch.cat([model.body(to_layout(model.preprocess(images[i:i + EVAL_BATCH]))).float()
+        return torch.cat([model.classify(to_layout(model.preprocess(images[i:i + EVAL_BATCH])))
                           for i in range(0, len(images), EVAL_BATCH)])
 
 
@@ -126,7 +126,7 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
     torch.manual_seed(config.seed)
     ds = prepare_for_training(config)
     spec = ModelSpec(*ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
-                     base_width=config.width, dropout=config.dropout)
+                     base_width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
     model = build_model(spec).to(device)
     model.body.to(memory_format=torch.channels_last)
     torch.backends.cudnn.benchmark = True
