@@ -200,16 +200,18 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
                     bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}")
             train_seconds = time.perf_counter() - t0
 
-            row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, predict(ds.test_images), ds.test_labels,
-                            split, train_seconds, time.perf_counter() - t0)
+            eval_logits = predict(ds.test_images)
+            row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, ds.test_labels, split,
+                            train_seconds, time.perf_counter() - t0)
             run.log_epoch(row)
             _save_checkpoint(run.path / CHECKPOINT_FILE, epoch + 1, model, optimizer)
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
 
-        logits = predict(ds.test_images)
+        if start_epoch == config.epochs:  # resumed a run whose last epoch was done: nothing evaluated it here
+            eval_logits = predict(ds.test_images)
         _save_final(model, ds, config, run.path / MODEL_FILE)
-    accuracy = run.finish(logits, ds.test_labels, ds.classes, split)
+    accuracy = run.finish(eval_logits, ds.test_labels, ds.classes, split)
     return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
 
 

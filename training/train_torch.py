@@ -29,7 +29,8 @@ from training.model import ModelSpec, Net, build_model
 from training.run import Run, RunError, epoch_row
 
 FRAMEWORK = "torch"
-EVAL_BATCH = 1024
+# eval batch: on 2 CPU cores 256 is 1.4x faster than 1024 (its activations stay in cache)
+EVAL_BATCH = 256
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -95,7 +96,7 @@ def to_layout(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
     """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH."""
     model.eval()
@@ -181,8 +182,8 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}")
         train_seconds = time.perf_counter() - t0
 
-        logits = predict_logits(model, test_x).cpu().numpy()
-        row = epoch_row(epoch + 1, lr, loss_sum.item(), correct.item(), n, logits, ds.test_labels, split,
+        eval_logits = predict_logits(model, test_x).cpu().numpy()
+        row = epoch_row(epoch + 1, lr, loss_sum.item(), correct.item(), n, eval_logits, ds.test_labels, split,
                         train_seconds, time.perf_counter() - t0)
         run.log_epoch(row)
         _save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -193,7 +194,9 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
 
     _save_atomic({"spec": spec.to_dict(), "model": model.state_dict(), "classes": list(ds.classes),
                   "dataset": ds.name, "config": config.to_dict()}, run.path / MODEL_FILE)
-    accuracy = run.finish(predict_logits(model, test_x).cpu().numpy(), ds.test_labels, ds.classes, split)
+    if start_epoch == config.epochs:  # resumed a run whose last epoch was done: nothing evaluated it here
+        eval_logits = predict_logits(model, test_x).cpu().numpy()
+    accuracy = run.finish(eval_logits, ds.test_labels, ds.classes, split)
     return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
 
 
