@@ -21,7 +21,8 @@ FRAMEWORKS = {"torch": ("training.train_torch", "export.torch_export"),
               "tensorflow": ("training.train_tf", "export.tf_export")}
 
 # Small enough for 2 CPU cores in well under a minute, large enough to learn far above chance (10%).
-TINY = {"dataset": "synthetic", "epochs": 3, "width": 16, "batch_size": 128, "lr": 0.1,
+# tta on: the shared export tests then prove that both frameworks' flip TTA survives the export
+TINY = {"dataset": "synthetic", "epochs": 3, "width": 16, "batch_size": 128, "lr": 0.1, "tta": True,
         "max_train_samples": 3000, "max_test_samples": 1000}
 
 

@@ -57,7 +57,7 @@ def test_onnxruntime_answers_like_the_framework_on_real_images_and_any_batch_siz
 
 
 def test_exported_graph_averages_each_image_with_its_mirror(exported, trained):
-    # the default config trains with flips and bakes flip TTA into the graph: mirrored images, same logits
+    # the tiny config trains with flips and bakes flip TTA into the graph: mirrored images, same logits
     assert trained.run.config.flip and trained.run.config.tta
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     images = load_dataset("synthetic").test_images[:64]

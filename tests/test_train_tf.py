@@ -21,7 +21,7 @@ def test_final_model_takes_raw_uint8_images_and_normalises_inside(trained):
     mean, std = np.array(preprocess.mean), np.array(preprocess.std)
     normalised = (images.astype(np.float32) - mean) / std
     body = model.get_layer(BODY)
-    # the default config bakes flip TTA in: the mean of the body's logits for the image and its mirror
+    # the tiny config bakes flip TTA in: the mean of the body's logits for the image and its mirror
     expected = (body(normalised, training=False) + body(normalised[:, :, ::-1], training=False)) / 2
     np.testing.assert_allclose(model(images, training=False), expected, atol=1e-4)
     # eval mode is deterministic (dropout off) and the logits are float32
