@@ -149,6 +149,20 @@ def test_a_study_refuses_workers_scored_on_other_data(tmp_path):
         tune.open_study(other, storage)
 
 
+def test_a_new_study_starts_from_the_base_config_once(tmp_path):
+    # rotation 20 is outside the default space (0-15): that one parameter is left to the sampler
+    base = TrainConfig.from_dict({"dataset": "synthetic", "val_fraction": 0.1, "lr": 0.3, "rotation": 20.0})
+    config = tune.TuneConfig(base=base, space=tune.SearchSpace.load(), study_name="s", studies_dir=tmp_path)
+    storage = tune.open_storage(tune.storage_url(config))
+    study = tune.open_study(config, storage)
+    tune.open_study(config, storage)  # loading it again enqueues nothing more
+    (first,) = study.get_trials(deepcopy=False)
+    assert first.state == optuna.trial.TrialState.WAITING
+    assert first.system_attrs["fixed_params"] == {p.name: getattr(base, p.name) for p in config.space.params
+                                                  if p.name != "rotation"}
+    assert first.system_attrs["fixed_params"]["lr"] == 0.3
+
+
 # ---------------------------------------------------------------------------------------------------- trials
 
 
@@ -491,6 +505,7 @@ def test_benchmark_smoke_writes_json_and_markdown(tmp_path):
     assert result["smoke"] and result["shape"]["dataset"] == "synthetic"
     for key in ("baseline", "tuned"):
         assert 0 <= result[key]["accuracy"] <= 1 and result[key]["train_seconds"] > 0
+        assert result[key]["seeds"] == [0] and result[key]["accuracy"] == result[key]["accuracies"][0]
     for pruner in ("median", "none"):
         counts = result["pruning"][pruner]["trials"]
         assert counts["complete"] + counts["pruned"] == bench.SMOKE_TRIALS

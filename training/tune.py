@@ -168,6 +168,14 @@ class Param:
         cast = int if self.type == "int" else float
         return cast(self.low), cast(self.high)
 
+    def contains(self, value: Any) -> bool:
+        """Whether Optuna could suggest ``value`` for this parameter (so it may be enqueued as a trial)."""
+        if self.type == "categorical":
+            return any(type(value) is type(c) and value == c for c in self.choices)
+        if self.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            return False
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
+
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.type == "categorical":
             return trial.suggest_categorical(self.name, self.choices)
@@ -196,6 +204,10 @@ class SearchSpace:
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {p.name: p.suggest(trial) for p in self.params}
+
+    def values_of(self, config: TrainConfig) -> dict[str, Any]:
+        """``config``'s value of every searched parameter that lies inside this space."""
+        return {p.name: getattr(config, p.name) for p in self.params if p.contains(getattr(config, p.name))}
 
     def max_value(self, name: str) -> Any | None:
         """The largest value ``name`` can take in this space (None when it is not searched)."""
@@ -435,6 +447,10 @@ def open_study(config: TuneConfig, storage: optuna.storages.BaseStorage) -> optu
     recorded = study.user_attrs.get("objective")
     if recorded is None:
         study.set_user_attr("objective", wanted)
+        # a new study's first trial is the base config itself (the defaults plus your flags and --params): the
+        # search starts from a known-good point, and the best params are never worse than it on validation.
+        # skip_if_exists: workers that open a new study at the same moment enqueue it once between them
+        study.enqueue_trial(config.space.values_of(config.base), skip_if_exists=True)
     elif recorded != wanted:
         diff = {k: (recorded.get(k), wanted[k]) for k in wanted if recorded.get(k) != wanted[k]}
         raise TuneError(f"study {config.name!r} was scored with different settings (study's, yours): {diff}; "
