@@ -3,14 +3,16 @@
 ``python -m benchmarks.service --out bench-results`` (``--smoke`` for a quick run with tiny counts).
 All on this machine's CPU, one after another in the same run:
 
-- load: small PNG uploads from ``--concurrency`` client threads (keep-alive connections) against gunicorn
-  (1 worker, gthread) serving (a) the service with batching on, (b) the service with batching off, and
-  (c) a naive baseline, Flask + torch eager with one image per forward pass; requests/s, p50 and p99.
+- load: small PNG uploads over ``--concurrency`` keep-alive connections from wrk (a C load generator, so the
+  client takes little of the CPU the servers share with it) against gunicorn (1 worker, gthread) serving
+  (a) the service with batching on, (b) the service with batching off (the CPU default), and (c) a naive
+  baseline, Flask + torch eager with one image per forward pass; requests/s, p50 and p99.
 - engines: the same weights in onnxruntime and in torch eager: batch-1 latency, batch-256 throughput.
 - footprint: size of a fresh venv holding only the ``serve`` extra, the CPU image's size when
   ``.ci/containers.sh`` has built it, and seconds from starting gunicorn to ``/readyz`` answering 200.
 
-The model is the project's CNN (``training.model``) with random weights: speed does not depend on them.
+The model is the project's CNN (``training.model``) as the default config builds it for CIFAR-10, with random
+weights: speed does not depend on them.
 Figures go to ``--out`` as ``service.json`` and ``service.md``.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import io
+import json
 import os
 import platform
 import shutil
@@ -26,10 +29,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,19 +52,29 @@ CPU_IMAGE = "localhost/cifar10-serve:ci"
 class Counts:
     """How much of everything to run; --smoke shrinks it to seconds."""
 
-    warmup_s: float  # load on each server before measuring, discarded
+    warmup_s: int  # load on each server before measuring, discarded (wrk counts whole seconds)
     rounds: int  # the servers take turns this many times, so a burst of other load on the machine hits all
-    round_s: float  # load on one server in one round
-    max_requests: int  # bound on one server's requests in one round, besides its time
+    round_s: int  # load on one server in one round
     latency_runs: int  # batch-1 calls timed per engine
     throughput_runs: int  # batch-256 calls timed per engine
     footprint: bool  # build a fresh serve venv to weigh it (a pip install: ~30 s)
 
 
-FULL = Counts(warmup_s=3.0, rounds=5, round_s=4.0, max_requests=100_000, latency_runs=300, throughput_runs=10,
-              footprint=True)
-SMOKE = Counts(warmup_s=0.3, rounds=1, round_s=1.0, max_requests=2_000, latency_runs=5, throughput_runs=1,
-               footprint=False)
+FULL = Counts(warmup_s=3, rounds=5, round_s=4, latency_runs=300, throughput_runs=10, footprint=True)
+SMOKE = Counts(warmup_s=1, rounds=1, round_s=1, latency_runs=5, throughput_runs=1, footprint=False)
+# wrk's script: POST the file named by $WRK_BODY, and print one JSON line of totals and percentiles at the end
+WRK_SCRIPT = """
+local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
+wrk.method, wrk.body = "POST", f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "image/png"
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "seconds": %f, "failed": %d, "p50_ms": %f, "p99_ms": %f}\\n',
+    summary.requests, summary.duration / 1e6, e.status + e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
+end
+"""
 
 
 # ---------------------------------------------------------------- the model, in both engines
@@ -76,10 +88,13 @@ def make_models(workdir: Path) -> tuple[Path, Path]:
     from export.parity import OrtRunner, check_parity
     from export.torch_export import TorchRunner, to_onnx
     from export.writer import stamp_metadata
+    from training.config import TrainConfig
     from training.model import ModelSpec, build_model
 
     torch.manual_seed(0)
-    spec = ModelSpec(height=32, width=32, channels=3, num_classes=len(LABELS), mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    default = TrainConfig()  # the network the default config trains on CIFAR-10
+    spec = ModelSpec(height=32, width=32, channels=3, num_classes=len(LABELS), mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                     base_width=default.width, dropout=default.dropout, flip_tta=default.flip_tta)
     model = build_model(spec).eval()
     checkpoint = workdir / "model.pt"
     torch.save({"spec": spec.to_dict(), "model": model.state_dict()}, checkpoint)
@@ -236,70 +251,55 @@ class Server:
 class Tally:
     """What one server's measured rounds added up to."""
 
-    latencies_s: list[float]
+    requests: int = 0
     failed: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    p50_ms: list[float] = field(default_factory=list)  # one per round
+    p99_ms: list[float] = field(default_factory=list)
 
 
-def load(port: int, body: bytes, concurrency: int, seconds: float, max_requests: int, tally: Tally) -> None:
-    """``concurrency`` threads POST ``body`` back to back for ``seconds`` (at most ``max_requests`` in all)."""
-    lock = threading.Lock()
-    done = [0]
-    deadline = time.perf_counter() + seconds
-
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Content-Type": "image/png"}
-        while time.perf_counter() < deadline:
-            with lock:
-                if done[0] >= max_requests:
-                    return
-                done[0] += 1
-            t0 = time.perf_counter()
-            conn.request("POST", "/predict", body, headers)
-            response = conn.getresponse()
-            response.read()
-            elapsed = time.perf_counter() - t0
-            with lock:
-                if response.status == 200:
-                    tally.latencies_s.append(elapsed)
-                else:
-                    tally.failed += 1
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    tally.wall_s += time.perf_counter() - started
+def wrk(port: int, body: Path, concurrency: int, seconds: int, workdir: Path) -> dict:
+    """``concurrency`` connections POST ``body`` back to back for ``seconds``; wrk's totals and percentiles."""
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    cmd = ["wrk", f"--threads={min(2, concurrency)}", f"--connections={concurrency}", f"--duration={seconds}s",
+           "--timeout=30s", f"--script={script}", f"http://127.0.0.1:{port}/predict"]
+    result = subprocess.run(cmd, env={**os.environ, "WRK_BODY": str(body)}, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def load_servers(servers: dict[str, Server], body: bytes, concurrency: int, counts: Counts) -> list[dict]:
+def load_servers(servers: dict[str, Server], body: Path, concurrency: int, counts: Counts, workdir: Path) -> list[dict]:
     """Warm every server, then let them take turns for ``counts.rounds`` rounds; one row per server."""
-    tallies = {name: Tally([]) for name in servers}
+    tallies = {name: Tally() for name in servers}
     for server in servers.values():
-        load(server.port, body, concurrency, counts.warmup_s, counts.max_requests, Tally([]))
+        wrk(server.port, body, concurrency, counts.warmup_s, workdir)
     batches_before = {name: server.batch_totals() for name, server in servers.items()}
     for _ in range(counts.rounds):
         for name, server in servers.items():
             cpu_before = server.cpu_seconds()
-            load(server.port, body, concurrency, counts.round_s, counts.max_requests, tallies[name])
-            tallies[name].cpu_s += server.cpu_seconds() - cpu_before
+            result = wrk(server.port, body, concurrency, counts.round_s, workdir)
+            tally = tallies[name]
+            tally.cpu_s += server.cpu_seconds() - cpu_before
+            tally.requests += result["requests"] - result["failed"]
+            tally.failed += result["failed"]
+            tally.wall_s += result["seconds"]
+            tally.p50_ms.append(result["p50_ms"])
+            tally.p99_ms.append(result["p99_ms"])
     rows = []
     for name, server in servers.items():
         tally = tallies[name]
-        ms = 1000 * np.asarray(tally.latencies_s)
         before, after = batches_before[name], server.batch_totals()
         rows.append({
             "server": name,
-            "requests": len(ms),
+            "requests": tally.requests,
             "failed": tally.failed,
-            "requests_per_s": len(ms) / tally.wall_s,
-            "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)),
-            "server_cpu_ms_per_request": 1000 * tally.cpu_s / max(len(ms), 1),
+            "requests_per_s": tally.requests / tally.wall_s,
+            "p50_ms": float(np.median(tally.p50_ms)),  # the median round's
+            "p99_ms": max(tally.p99_ms),  # the worst round's: percentiles of separate runs do not average
+            "server_cpu_ms_per_request": 1000 * tally.cpu_s / max(tally.requests, 1),
             "mean_batch_size": (after[0] - before[0]) / (after[1] - before[1]) if before else None,
             "start_to_ready_s": server.start_to_ready_s,
         })
@@ -351,8 +351,9 @@ def markdown(report: dict) -> str:
         f"# Serving benchmark ({report['machine']['cpus']} CPUs, {report['machine']['python']}"
         f"{', smoke counts' if report['smoke'] else ''})",
         "",
-        f"Small PNG uploads ({report['upload_bytes']} bytes), {report['concurrency']} concurrent clients, "
-        f"{report['measure_s']:g} s measured per server, in turns with the others.",
+        f"Small PNG uploads ({report['upload_bytes']} bytes) from wrk over {report['concurrency']} keep-alive "
+        f"connections, {report['measure_s']:g} s measured per server, in turns with the others; p50 of the median "
+        "round, p99 of the worst.",
         "",
         "| server | requests/s | p50 ms | p99 ms | server CPU ms/request | mean batch | failed | x naive |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -389,16 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny counts, no venv build: a quick check that it runs")
     args = parser.parse_args(argv)
     counts = SMOKE if args.smoke else FULL
+    if shutil.which("wrk") is None:
+        parser.error("needs wrk, the HTTP load generator (Debian: apt-get install wrk; or .ci/system-deps.sh)")
 
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         workdir = Path(tmp)
         checkpoint, onnx_path = make_models(workdir)
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, "PNG")
-        body = buf.getvalue()
+        body = workdir / "upload.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(body, "PNG")
+        upload_bytes = body.stat().st_size
         service_env = {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"}
         configs = {
-            "onnxruntime, batching on": (service_env, None),
+            "onnxruntime, batching on": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "32"}, None),
             "onnxruntime, batching off": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
             "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app()"),
         }
@@ -408,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"start: {name}", file=sys.stderr, flush=True)
                 servers[name] = Server(env, app, workdir / f"server{len(servers)}.log")
             print(f"load: {counts.rounds} rounds of {counts.round_s:g} s per server", file=sys.stderr, flush=True)
-            load_rows = load_servers(servers, body, args.concurrency, counts)
+            load_rows = load_servers(servers, body, args.concurrency, counts, workdir)
         finally:
             for server in servers.values():
                 server.stop()
@@ -425,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": args.smoke,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "concurrency": args.concurrency,
-        "upload_bytes": len(body),
+        "upload_bytes": upload_bytes,
         "measure_s": counts.rounds * counts.round_s,
         "load": load_rows,
         "engines": engine_rows,

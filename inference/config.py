@@ -21,8 +21,12 @@ class ServiceConfig:
     # decoded pixels of one image (width * height): the decompression-bomb guard. 24 Mpx is a 6000x4000
     # photo, about 72 MB once decoded as RGB; Pillow's MAX_IMAGE_PIXELS is set to the same number.
     max_pixels: int = 24_000_000
-    # images gathered into one onnxruntime call; 1 turns batching off (each request runs its own call)
-    batch_max_size: int = 32
+    # images gathered into one onnxruntime call; 1 turns batching off (each request runs its own call).
+    # Off by default: on CPU the CNN's cost per image is flat in the batch size (1.0 CPU-ms at batch 1 and
+    # at 16, 2 cores), so batching only adds the hand-off between threads: measured with wrk at concurrency
+    # 16, 680 req/s with batching against 800 without. The GPU image turns it on (INFERENCE_BATCH_MAX_SIZE=32),
+    # where one call on many images costs little more than one on a single image.
+    batch_max_size: int = 1
     # how long a batching thread waits for more images after the first one arrived (milliseconds)
     batch_max_wait_ms: float = 2.0
     # threads that each gather a batch and run it: one per CPU keeps every core busy, as one batch runs
