@@ -259,10 +259,9 @@ class Tally:
     p99_ms: list[float] = field(default_factory=list)
 
 
-def wrk(port: int, body: Path, concurrency: int, seconds: int, workdir: Path) -> dict:
-    """``concurrency`` connections POST ``body`` back to back for ``seconds``; wrk's totals and percentiles."""
-    script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT)
+def wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int) -> dict:
+    """``concurrency`` connections POST ``body`` back to back for ``seconds`` (``script``: WRK_SCRIPT's file);
+    wrk's totals and percentiles."""
     cmd = ["wrk", f"--threads={min(2, concurrency)}", f"--connections={concurrency}", f"--duration={seconds}s",
            "--timeout=30s", f"--script={script}", f"http://127.0.0.1:{port}/predict"]
     result = subprocess.run(cmd, env={**os.environ, "WRK_BODY": str(body)}, capture_output=True, text=True)
@@ -271,16 +270,16 @@ def wrk(port: int, body: Path, concurrency: int, seconds: int, workdir: Path) ->
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def load_servers(servers: dict[str, Server], body: Path, concurrency: int, counts: Counts, workdir: Path) -> list[dict]:
+def load_servers(servers: dict[str, Server], script: Path, body: Path, concurrency: int, counts: Counts) -> list[dict]:
     """Warm every server, then let them take turns for ``counts.rounds`` rounds; one row per server."""
     tallies = {name: Tally() for name in servers}
     for server in servers.values():
-        wrk(server.port, body, concurrency, counts.warmup_s, workdir)
+        wrk(server.port, script, body, concurrency, counts.warmup_s)
     batches_before = {name: server.batch_totals() for name, server in servers.items()}
     for _ in range(counts.rounds):
         for name, server in servers.items():
             cpu_before = server.cpu_seconds()
-            result = wrk(server.port, body, concurrency, counts.round_s, workdir)
+            result = wrk(server.port, script, body, concurrency, counts.round_s)
             tally = tallies[name]
             tally.cpu_s += server.cpu_seconds() - cpu_before
             tally.requests += result["requests"] - result["failed"]
@@ -399,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         body = workdir / "upload.png"
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(body, "PNG")
         upload_bytes = body.stat().st_size
+        script = workdir / "post.lua"
+        script.write_text(WRK_SCRIPT)
         service_env = {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"}
         configs = {
             "onnxruntime, batching on": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "32"}, None),
@@ -411,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"start: {name}", file=sys.stderr, flush=True)
                 servers[name] = Server(env, app, workdir / f"server{len(servers)}.log")
             print(f"load: {counts.rounds} rounds of {counts.round_s:g} s per server", file=sys.stderr, flush=True)
-            load_rows = load_servers(servers, body, args.concurrency, counts, workdir)
+            load_rows = load_servers(servers, script, body, args.concurrency, counts)
         finally:
             for server in servers.values():
                 server.stop()
