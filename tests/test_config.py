@@ -31,6 +31,7 @@ def test_overrides_apply_and_ints_widen_to_floats():
     ({"dropout": 1.0}, "dropout=1.0 must be in [0, 1)"),
     ({"dataset": "imagenet"}, "dataset='imagenet' is not one of"),
     ({"device": "tpu"}, "device='tpu' is not one of"),
+    ({"precision": "float16"}, "precision='float16' is not one of ['auto', 'float32', 'bfloat16']"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_bad_overrides_fail_loudly_with_the_offending_value(values, message):

@@ -9,7 +9,7 @@ import torch
 
 from training.config import TrainConfig
 from training.model import ModelSpec, build_model
-from training.train_torch import augment, rotate_shift_flip, shift_flip
+from training.train_torch import augment, resolve_precision, rotate_shift_flip, shift_flip
 
 
 def _batch(seed=0, b=16, c=3, h=32, w=32):
@@ -66,3 +66,12 @@ def test_flip_tta_averages_mirrored_logits_in_eval_mode_only():
         assert not torch.allclose(plain(mirror), plain(image), atol=1e-3)
         tta.train()  # training sees single images: the mirror is the augmentation's job
         torch.testing.assert_close(tta(image), plain.train()(image))
+
+
+def test_precision_auto_is_bfloat16_exactly_where_it_is_native():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    native_cpu = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if native_cpu else None)
+    assert resolve_precision("auto", cuda) == torch.bfloat16
+    assert resolve_precision("float32", cuda) is None
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from export.parity import OrtRunner, check_parity
 from tests.conftest import tiny_config
 from training.config import one_cycle_lr
 from training.run import Run
@@ -36,10 +37,21 @@ def test_short_synthetic_run_learns_and_records_everything(trained, trainer):
         assert (run.path / name).read_bytes()[:8] == PNG_MAGIC
     info = run.info
     assert info["status"] == "finished" and info["framework"] == trainer.FRAMEWORK
-    assert len(info["classes"]) == 10 and info["framework_version"]
+    assert len(info["classes"]) == 10 and info["framework_version"] and info["precision"] in ("float32", "bfloat16")
     assert np.trace(np.array(info["confusion"])) / 1000 == pytest.approx(trained.eval_accuracy)
     assert Run.open(None, run.path.parent).path == run.path  # LAST.json points at it
     assert (run.path / trainer.CHECKPOINT_FILE).is_file() and (run.path / trainer.MODEL_FILE).is_file()
+
+
+def test_bfloat16_training_learns_and_saves_a_float32_model_that_exports(tmp_path, trainer, exporter):
+    # explicit bfloat16: the path "auto" takes on a GPU (both frameworks) and on CPUs with native bfloat16 (PyTorch)
+    result = trainer.train(tiny_config(tmp_path, precision="bfloat16", tta=False))
+    assert result.run.info["precision"] == "bfloat16"
+    assert result.eval_accuracy > 0.5, f"accuracy {result.eval_accuracy:.3f} is not well above chance (0.1)"
+    runner, model, _ = exporter.convert(result.run)
+    images = np.random.default_rng(0).integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
+    report = check_parity(runner, OrtRunner(model.SerializeToString()), images, np.zeros(256), log=lambda _: None)
+    assert report["passed"] and report["max_abs_diff"] <= 1e-4, report["max_abs_diff"]
 
 
 class Interrupt(Exception):

@@ -56,6 +56,10 @@ class TrainConfig:
     # run
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     device: str = _f("auto", "training device", choices=("auto", "cpu", "cuda"))
+    # bfloat16 needs no loss scaling; the saved model is float32 either way
+    precision: str = _f("auto", "arithmetic of the training steps: bfloat16 mixed precision or float32; auto: bfloat16 "
+                                "where the framework runs it faster (CUDA; PyTorch on CPUs with native bfloat16), "
+                                "else float32", choices=("auto", "float32", "bfloat16"))
     runs_dir: str = _f("runs", "where run directories are made")
     run_name: str = _f("", "run directory name (default: <framework>-<dataset>-<time>)")
 

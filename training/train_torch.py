@@ -2,8 +2,8 @@
 
 The whole data set lives on the training device as uint8 and is batched by index, and augmentation runs on
 whole batches there (shift, flip, rotation as one gather or one affine resampling per batch), so no Python
-per-sample work sits in the loop. Convolutions run channels_last; CUDA when present (with bf16 autocast), CPU
-otherwise. Every epoch writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU)
+per-sample work sits in the loop. Convolutions run channels_last; CUDA when present, CPU otherwise; training
+steps in bfloat16 autocast where that is native (``precision``), evaluation always in float32. Every epoch writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU)
 where the run stopped.
 """
 
@@ -41,6 +41,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the training steps for ``config.precision``; None means float32.
+
+    auto is bfloat16 on CUDA and on CPUs whose oneDNN runs bfloat16 natively (AVX512-BF16 or AMX): on 2 Zen 4
+    cores a step (batch 128, 28x28, width 32) takes 64 ms against 88 ms in float32. Elsewhere it is emulated
+    and slower, so auto stays float32.
+    """
+    if name == "auto":
+        native = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.bfloat16 if native else None
+    return torch.bfloat16 if name == "bfloat16" else None
 
 
 def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -98,11 +111,13 @@ def to_layout(x: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
-    """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH."""
+    """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH.
+
+    Always float32, whatever the training precision: the accuracy reported is that of the exported graph.
+    """
     model.eval()
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.device.type == "cuda"):
-        return torch.cat([model.classify(to_layout(model.preprocess(images[i:i + EVAL_BATCH])))
-                          for i in range(0, len(images), EVAL_BATCH)])
+    return torch.cat([model.classify(to_layout(model.preprocess(images[i:i + EVAL_BATCH])))
+                      for i in range(0, len(images), EVAL_BATCH)])
 
 
 def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
@@ -124,6 +139,7 @@ def _save_atomic(payload: dict, path: Path) -> None:
 def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
     """Train the CNN; a run directory records everything. ``resume`` continues a run from its checkpoint."""
     device = resolve_device(config.device)
+    amp_dtype = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
     ds = prepare_for_training(config)
     spec = ModelSpec(*ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
@@ -144,7 +160,8 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
         print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
     else:
         run = Run.create(config, FRAMEWORK)
-    run.update_info(framework_version=torch.__version__, device=str(device), dataset=ds.name, classes=list(ds.classes),
+    run.update_info(framework_version=torch.__version__, device=str(device),
+                    precision=str(amp_dtype or torch.float32).removeprefix("torch."), dataset=ds.name, classes=list(ds.classes),
                     num_parameters=sum(p.numel() for p in model.parameters()))
 
     train_x = torch.from_numpy(ds.train_images).to(device)
@@ -170,7 +187,7 @@ def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCall
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = to_layout(augment(model.preprocess(train_x[idx]), config, gen))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 logits = model.body(x).float()
             loss = F.cross_entropy(logits, train_y[idx], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
