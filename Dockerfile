@@ -1,4 +1,4 @@
-# CPU serving image: gunicorn + Flask + onnxruntime, nothing else (no torch, no tensorflow, no compilers).
+# CPU serving image: granian + Flask + onnxruntime, nothing else (no torch, no tensorflow, no compilers).
 #   docker build --build-arg MODEL=models/model.onnx -t cifar10-serve .
 #   docker run -p 8000:8000 cifar10-serve                      # the model baked in at build time
 #   docker run -p 8000:8000 -v $PWD/models:/models:ro cifar10-serve   # or a mounted one (hot-swapped on change)
@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # binary wheels only (no compiler in the image, none needed); exact versions from the constraints file
 COPY constraints.txt /tmp/
 RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/constraints.txt \
-        onnxruntime flask pillow numpy gunicorn \
+        onnxruntime flask pillow numpy granian \
     && rm /tmp/constraints.txt \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin serving
 
@@ -33,4 +33,4 @@ EXPOSE 8000
 # ready = model loaded and golden self-test passed; urlopen raises on 503, so python exits non-zero
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PORT'], timeout=2)"]
-CMD ["gunicorn", "-c", "inference/gunicorn_conf.py"]
+CMD ["python", "-m", "inference.server"]

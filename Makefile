@@ -81,8 +81,8 @@ tune-tf: $(TF_INSTALLED)  ## tune with Optuna and TensorFlow (same variables)
 export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check, in its framework's env
 	$(if $(filter tensorflow,$(RUN_FRAMEWORK)),$(TF_PY),$(PY)) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL)
 
-serve: $(INSTALLED)  ## serve MODEL on PORT with gunicorn (one worker process with threads: batching needs one process)
-	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(VENV)/bin/gunicorn -c inference/gunicorn_conf.py
+serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
+	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(PY) -m inference.server
 
 test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest $(addprefix --ignore=,$(TF_TESTS))

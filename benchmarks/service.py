@@ -4,12 +4,14 @@
 All on this machine's CPU, one after another in the same run:
 
 - load: small PNG uploads over ``--concurrency`` keep-alive connections from wrk (a C load generator, so the
-  client takes little of the CPU the servers share with it) against gunicorn (1 worker, gthread) serving
-  (a) the service with batching on, (b) the service with batching off (the CPU default), and (c) a naive
-  baseline, Flask + torch eager with one image per forward pass; requests/s, p50 and p99.
+  client takes little of the CPU the servers share with it) against the service's own server
+  (``python -m inference.server``: granian, one worker, its default threads) serving (a) the service with
+  batching on, (b) the service with batching off (the CPU default), and (c) a naive baseline, Flask + torch
+  eager with one image per forward pass, on the same server, so that the comparison is of the apps alone;
+  requests/s, p50 and p99.
 - engines: the same weights in onnxruntime and in torch eager: batch-1 latency, batch-256 throughput.
 - footprint: size of a fresh venv holding only the ``serve`` extra, the CPU image's size when
-  ``.ci/containers.sh`` has built it, and seconds from starting gunicorn to ``/readyz`` answering 200.
+  ``.ci/containers.sh`` has built it, and seconds from starting the server to ``/readyz`` answering 200.
 
 The model is the project's CNN (``training.model``) as the default config builds it for CIFAR-10, with random
 weights: speed does not depend on them.
@@ -169,7 +171,7 @@ def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:
 # ---------------------------------------------------------------- servers and load
 
 
-def naive_app():
+def naive_app():  # a factory: the server calls it
     """The baseline: Flask + torch eager, one image per forward pass (``NAIVE_CHECKPOINT`` names the weights)."""
     import torch
     from flask import Flask, jsonify, request
@@ -199,12 +201,12 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn with the service's settings (inference/gunicorn_conf.py), optionally another app."""
+    """``python -m inference.server`` with its default settings, serving the service or another app factory."""
 
     def __init__(self, env: dict[str, str], app: str | None, log: Path):
         self.port = free_port()
         full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
-        cmd = [str(Path(sys.executable).with_name("gunicorn")), "-c", "inference/gunicorn_conf.py", *([app] if app else [])]
+        cmd = [sys.executable, "-m", "inference.server", *(["--app", app] if app else [])]
         self.log = log
         started = time.perf_counter()
         with log.open("wb") as out:
@@ -226,11 +228,14 @@ class Server:
         raise RuntimeError(f"server not ready after {START_TIMEOUT_S} s:\n{self.log.read_text()}")
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the gunicorn worker: how much the machine paid for the requests."""
+        """CPU time (user + system) of the server's main and worker processes: what the machine paid for the
+        requests."""
         pid = self.process.pid
-        worker = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
-        fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0
+        for process in (pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def batch_totals(self) -> tuple[float, float] | None:
         """(images, onnxruntime calls) so far from the service's /metrics; None for the naive server."""
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         configs = {
             "onnxruntime, batching on": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "32"}, None),
             "onnxruntime, batching off": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
-            "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app()"),
+            "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app"),
         }
         servers: dict[str, Server] = {}
         try:

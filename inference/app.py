@@ -1,4 +1,4 @@
-"""The Flask app: ``create_app()`` builds it; gunicorn serves ``inference.app:create_app()``."""
+"""The Flask app: ``create_app()`` builds it; ``python -m inference.server`` serves it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The service as it is deployed: gunicorn in a fresh venv holding only the `serve` dependencies, and the
+"""The service as it is deployed: its server (granian) in a fresh venv holding only the `serve` dependencies, and the
 web page in a real headless browser (Debian's chromium driven by Playwright)."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, log: Path | N
     pytest.fail(f"{base} not ready after {START_TIMEOUT_S} s:\n{log.read_text() if log else ''}")
 
 
-# ---------------------------------------------------------------- gunicorn in a fresh serve-only venv
+# ---------------------------------------------------------------- the server in a fresh serve-only venv
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +110,9 @@ def serve_venv(tmp_path_factory) -> Path:
 
 
 @contextmanager
-def gunicorn(venv: Path, app_dir: Path, model: Path, log: Path):
-    """gunicorn from ``venv`` serving the copy of ``inference/`` in ``app_dir``; yields (base URL, process)."""
+def server(venv: Path, app_dir: Path, model: Path, log: Path):
+    """``python -m inference.server`` from ``venv``, serving the copy of ``inference/`` in ``app_dir``, as the
+    images run it; yields (base URL, process)."""
     port = free_port()
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
@@ -122,7 +123,7 @@ def gunicorn(venv: Path, app_dir: Path, model: Path, log: Path):
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [venv / "bin/gunicorn", "-c", "inference/gunicorn_conf.py"], cwd=app_dir, env=env, stdout=out, stderr=out
+            [venv / "bin/python", "-m", "inference.server"], cwd=app_dir, env=env, stdout=out, stderr=out
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -141,8 +142,8 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
     app_dir = tmp_path / "app"  # inference/ alone, as in the image: nothing else of the repo is importable
     shutil.copytree(REPO / "inference", app_dir / "inference", ignore=shutil.ignore_patterns("__pycache__"))
     model = write_model(tmp_path / "model.onnx", seed=0)
-    log = tmp_path / "gunicorn.log"
-    with gunicorn(serve_venv, app_dir, model, log) as (base, process):
+    log = tmp_path / "server.log"
+    with server(serve_venv, app_dir, model, log) as (base, process):
         status, answer = predict(base, [("red.png", png())])
         assert status == 200 and answer["predictions"][0]["label"] == expected_label((200, 30, 60))
 
@@ -161,7 +162,7 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
         assert http("GET", f"{base}/info")[1]["pid"] == info["pid"]
         assert predict(base, [("again.png", png())])[0] == 200
 
-        # several concurrent clients through gunicorn's threads
+        # more concurrent clients than the server has threads
         results = []
         threads = [threading.Thread(target=lambda: results.append(predict(base, [("c.png", png())])[0])) for _ in range(16)]
         for t in threads:

@@ -1,0 +1,107 @@
+"""The production server: ``python -m inference.server --help``. Serves ``inference.app:create_app()`` on
+$HOST:$PORT (default 0.0.0.0:8000) with granian, a WSGI server whose HTTP side is Rust.
+
+Why granian: per request the service's own Python (Flask, decoding, onnxruntime, JSON) is about 1 CPU-ms,
+and gunicorn's pure-Python HTTP handling (parsing, keep-alive polling, thread hand-offs) added as much
+again. Measured on 2 cores with wrk, 16 keep-alive connections, small PNGs, batching off: gunicorn (gthread,
+32 threads) 660-830 req/s at 1.65-2.04 CPU-ms per request; granian 1,310-1,540 req/s at 1.16-1.33 CPU-ms.
+
+One worker process, on purpose: batching (the GPU image's default) gathers concurrent requests into one
+onnxruntime call, which only works when they reach the same process, queue and session; and /metrics, hot
+swapping and /info describe one process, not whichever of several a request happened to reach.
+
+Python threads: onnxruntime releases the GIL while it runs, so a few threads keep the cores busy; more only
+fight over the GIL (2 cores, batching off, req/s: 720-830 with 1 thread, 1,310-1,540 with 2, 1,240-1,370 with
+4, 900-1,070 with 16). With
+batching on, a batch can only grow as large as the number of requests in flight, so the default is then
+at least the batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from granian import Granian
+from granian.constants import Interfaces
+
+from inference.config import ServiceConfig
+
+DEFAULT_APP = "inference.app:create_app"
+GRACEFUL_S = 10  # seconds in-flight requests get on shutdown (SIGTERM)
+# one logging setup for granian's messages and the service's ("inference.*"): INFO and up, to stderr. Access
+# lines stay off: they cost throughput, and /metrics counts requests by endpoint and status.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "_granian": {"level": "INFO", "handlers": [], "propagate": True},
+        "granian.access": {"level": "WARNING", "handlers": [], "propagate": True},
+    },
+}
+
+
+def default_threads(config: ServiceConfig) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    return cpus if config.batch_max_size == 1 else max(cpus, config.batch_max_size)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+def build_parser(config: ServiceConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m inference.server",
+        description="Serve the model (INFERENCE_* environment variables, see inference/config.py) over HTTP.",
+    )
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="address to bind (env HOST)")
+    parser.add_argument("--port", type=int, default=_env_int("PORT", 8000), help="port (env PORT, default 8000)")
+    threads = _env_int("SERVER_THREADS", default_threads(config))
+    parser.add_argument("--threads", type=int, default=threads,
+                        help=f"Python threads running requests (env SERVER_THREADS; default here {threads}: the "
+                             "CPUs, or the batch size when batching is on)")
+    parser.add_argument("--app", default=DEFAULT_APP, help=f"WSGI app factory to serve (default {DEFAULT_APP})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = ServiceConfig.from_env()  # the worker reads it again; a bad setting fails here, once, clearly
+        parser = build_parser(config)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be in 1..65535, got {args.port}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    Granian(
+        args.app,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=1,
+        blocking_threads=args.threads,
+        websockets=False,
+        respawn_failed_workers=True,  # a worker that dies (a crash in native code) is replaced
+        workers_kill_timeout=GRACEFUL_S,
+        log_dictconfig=LOGGING,
+    ).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
