@@ -1,4 +1,5 @@
-"""PyTorch-only parts of the trainer: batched augmentation. The shared behaviour is in tests/test_trainer.py."""
+"""PyTorch-only parts of the trainer (batched augmentation, precision) and of its exporter. The shared behaviour is in
+tests/test_trainer.py and tests/test_export.py."""
 
 from __future__ import annotations
 
@@ -75,3 +76,12 @@ def test_precision_auto_is_bfloat16_exactly_where_it_is_native():
     assert resolve_precision("auto", cuda) == torch.bfloat16
     assert resolve_precision("float32", cuda) is None
     assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+
+
+def test_export_writes_gelu_as_one_onnx_op():
+    # one Gelu node per conv, not the Div/Erf/Add/Mul/Mul chain onnxruntime leaves unfused (slower serving)
+    from export.torch_export import to_onnx
+
+    spec = ModelSpec(16, 16, 3, 10, (120.0,) * 3, (60.0,) * 3, base_width=8)
+    ops = [node.op_type for node in to_onnx(build_model(spec).eval()).graph.node]
+    assert ops.count("Gelu") == ops.count("Conv") == 7 and "Erf" not in ops
