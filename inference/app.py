@@ -123,7 +123,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     def predict():
         model = _current_model(service)  # read once: a swap during this request does not affect it
         top_k = _parse_top_k(request.args.get("top_k"), model.info.num_classes)
-        uploads = _read_uploads(request, config.max_files)
+        uploads = _read_uploads(request, config.max_files, config.max_upload_bytes)
         images = [decode_image(data, name, model.info.input_shape, config.max_pixels) for name, data in uploads]
         logits = service.infer(model, images)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))  # softmax, stable for any logit scale
@@ -164,7 +164,7 @@ def _parse_top_k(raw: str | None, num_classes: int) -> int:
     return top_k
 
 
-def _read_uploads(req: Request, max_files: int) -> list[tuple[str, bytes]]:
+def _read_uploads(req: Request, max_files: int, max_bytes: int) -> list[tuple[str, bytes]]:
     """(file name, bytes) of every uploaded image: multipart files under any field name, or a raw body."""
     if req.mimetype == "multipart/form-data":
         files = [f for key in req.files for f in req.files.getlist(key)]
@@ -177,6 +177,9 @@ def _read_uploads(req: Request, max_files: int) -> list[tuple[str, bytes]]:
         data = req.get_data(cache=False)
         if not data:
             raise ApiError(400, f"the request body is empty; send the image's bytes as {req.mimetype}")
+        # a body without Content-Length (chunked) is cut at the limit without a word: look one byte further
+        if req.content_length is None and len(data) >= max_bytes and req.environ["wsgi.input"].read(1):
+            raise ApiError(413, f"request body is larger, at most {max_bytes} bytes accepted")
         return [("body", data)]
     sent = f"Content-Type {req.content_type!r}" if req.content_type else "no Content-Type"
     raise ApiError(415, f"{sent} is not accepted; send multipart/form-data or an image/* body")

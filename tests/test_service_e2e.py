@@ -3,6 +3,7 @@ web page in a real headless browser (Debian's chromium driven by Playwright)."""
 
 from __future__ import annotations
 
+import http.client as http_client
 import io
 import json
 import shutil
@@ -32,6 +33,7 @@ SERVE_DEPS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["op
 CONSTRAINTS = REPO / "constraints.txt"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright cannot download its own browsers here
 START_TIMEOUT_S = 60.0  # upper bound for a server to become ready; it takes about a second
+MAX_UPLOAD_BYTES = 200_000  # the deployed server's upload limit in these tests
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +81,15 @@ def predict(base: str, files: list[tuple[str, bytes]]) -> tuple[int, dict]:
     return http("POST", f"{base}/predict", body, content_type)
 
 
+def post_chunked(base: str, body: bytes) -> tuple[int, dict]:
+    """POST ``body`` as image/png in 64 KB chunks with no Content-Length (Transfer-Encoding: chunked)."""
+    conn = http_client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    conn.request("POST", "/predict", body=chunks, headers={"Content-Type": "image/png"}, encode_chunked=True)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
 def wait_ready(base: str, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -120,6 +131,7 @@ def server(venv: Path, app_dir: Path, model: Path, log: Path):
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "INFERENCE_MODEL_PATH": str(model),
+        "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -159,6 +171,10 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
             status, answer = predict(base, [("bad.png", data)])
             assert 400 <= status < 500 and answer["error"]
         assert http("POST", f"{base}/predict", b"x", "text/plain")[0] == 415
+        # chunked bodies (no Content-Length): read in full below the limit, refused as too large above it
+        assert post_chunked(base, png())[1]["predictions"][0]["label"] == expected_label((200, 30, 60))
+        status, answer = post_chunked(base, png() + bytes(MAX_UPLOAD_BYTES))
+        assert status == 413 and answer["error"] == f"request body is larger, at most {MAX_UPLOAD_BYTES} bytes accepted"
         assert http("GET", f"{base}/info")[1]["pid"] == info["pid"]
         assert predict(base, [("again.png", png())])[0] == 200
 
