@@ -12,9 +12,8 @@ swapping and /info describe one process, not whichever of several a request happ
 
 Python threads: onnxruntime releases the GIL while it runs, so a few threads keep the cores busy; more only
 fight over the GIL (2 cores, batching off, req/s: 720-830 with 1 thread, 1,310-1,540 with 2, 1,240-1,370 with
-4, 900-1,070 with 16). With
-batching on, a batch can only grow as large as the number of requests in flight, so the default is then
-at least the batch size.
+4, 900-1,070 with 16). With batching on, a batch can only grow as large as the number of requests in flight,
+so the default is then at least the batch size.
 """
 
 from __future__ import annotations

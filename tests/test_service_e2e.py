@@ -1,5 +1,5 @@
-"""The service as it is deployed: its server (granian) in a fresh venv holding only the `serve` dependencies, and the
-web page in a real headless browser (Debian's chromium driven by Playwright)."""
+"""The service as it is deployed: its server (granian) in a fresh venv holding only the `serve` dependencies,
+and the web page in a real headless browser (Debian's chromium driven by Playwright)."""
 
 from __future__ import annotations
 

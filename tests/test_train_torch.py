@@ -72,9 +72,9 @@ def test_flip_tta_averages_mirrored_logits_in_eval_mode_only():
 def test_precision_auto_is_bfloat16_exactly_where_it_is_native():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     native_cpu = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert resolve_precision("auto", cpu) == (torch.bfloat16 if native_cpu else None)
+    assert resolve_precision("auto", cpu) == (torch.bfloat16 if native_cpu else torch.float32)
     assert resolve_precision("auto", cuda) == torch.bfloat16
-    assert resolve_precision("float32", cuda) is None
+    assert resolve_precision("float32", cuda) == torch.float32
     assert resolve_precision("bfloat16", cpu) == torch.bfloat16
 
 
