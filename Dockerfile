@@ -19,8 +19,9 @@ RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/constraints.txt \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin serving
 
 WORKDIR /app
+COPY contract/ contract/
 COPY inference/ inference/
-RUN python -m compileall -q inference
+RUN python -m compileall -q contract inference
 
 # the model: a file of the build context picked by MODEL, or a volume mounted over /models at run time
 ARG MODEL=models/model.onnx

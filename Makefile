@@ -90,7 +90,7 @@ test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): P
 
 test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root)
 	mkdir -p build
-	$(PY) tests/onnx_models.py build/ci-model.onnx
+	$(PY) tests/support/onnx_models.py build/ci-model.onnx
 	bash .ci/containers.sh build/ci-model.onnx
 
 bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown

@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks.report import write_report
 from training.config import ConfigError, TrainConfig
-from training.data import DataError
+from training.datasets import DataError
 from training.run import RunError
 from training.tune import (HYPERPARAMETERS, Report, SearchSpace, TuneConfig, TuneError,
                            evaluate_on_test, tune)

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from export.parity import OrtRunner, ParityError, Tolerance, check_parity
-from inference.contract import ContractError
+from contract import ContractError
 from training.config import ConfigError
-from training.data import DataError, load_dataset
+from training.datasets import DataError, load_dataset
 from training.run import Run, RunError
 
 EXPORTERS = {"torch": "export.torch_export", "tensorflow": "export.tf_export"}

@@ -14,15 +14,10 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from inference.contract import INPUT_NAME, OUTPUT_NAME, golden_input
+from contract import GOLDEN_ATOL, GOLDEN_BATCH, GOLDEN_SEED, INPUT_NAME, OUTPUT_NAME, golden_input
 
 RANDOM_BATCHES = (1, 64)  # random uint8 inputs at these batch sizes, beside the real test images
 CHUNK = 500  # images per inference call on real data: bounds memory on a 10,000-image test set
-# The service's self-test tolerance on the golden logits. Looser than parity on purpose: the service may run
-# another execution provider (CUDA kernels, TF32) than the CPU one parity used; a broken or wrong file is
-# off by far more than this.
-GOLDEN_ATOL = 1e-2
-GOLDEN_BATCH = 2
 
 
 class Runner(Protocol):
@@ -112,7 +107,7 @@ def check_parity(framework: Runner, onnx_runner: Runner, test_images: np.ndarray
         log(f"parity {case:>26}: max |diff| {diff if diff is None else f'{diff:.2e}'}, "
             f"top-1 agreement {100 * figures.get('top1_agreement', 0):.2f}%{'  FAIL' if case_failures else ''}")
 
-    golden = golden_input(GOLDEN_BATCH, h, w, c, seed=seed)
+    golden = golden_input(GOLDEN_BATCH, h, w, c, GOLDEN_SEED)
     report = {
         "framework": framework.name,
         "onnx": onnx_runner.name,
@@ -122,7 +117,7 @@ def check_parity(framework: Runner, onnx_runner: Runner, test_images: np.ndarray
         "mean_abs_diff": float(np.mean([r.get(f"{OUTPUT_NAME}_mean_abs_diff", float("inf")) for r in rows])),
         "top1_agreement": min(r.get("top1_agreement", 0.0) for r in rows),
         "test_accuracy": test_accuracy,
-        "golden": {"seed": seed, "batch": GOLDEN_BATCH, "atol": GOLDEN_ATOL,
+        "golden": {"seed": GOLDEN_SEED, "batch": GOLDEN_BATCH, "atol": GOLDEN_ATOL,
                    "logits": framework.infer({INPUT_NAME: golden})[OUTPUT_NAME].tolist()},
         "passed": not failures,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from inference.contract import INPUT_NAME, OUTPUT_NAME, ContractError
+from contract import INPUT_NAME, OUTPUT_NAME, ContractError
 from training.run import Run
 from training.train_tf import load_trained  # before tensorflow: it sets TensorFlow's C++ log level
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import torch
 
-from inference.contract import INPUT_NAME, OUTPUT_NAME
+from contract import INPUT_NAME, OUTPUT_NAME
 from training.model import Net
 from training.run import Run
 from training.train_torch import load_trained

@@ -10,28 +10,36 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-import onnxruntime as ort
 
-from inference import __version__
-from inference.contract import MIN_OPSET, ContractError, ModelInfo, check_session, encode_metadata
+from contract import MIN_OPSET, ContractError, ModelInfo, TensorSpec, check_signature, encode_metadata, project_version
 
 
 def stamp_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> onnx.ModelProto:
     """Replace the model's metadata_props with the contract's keys (``created`` and ``project_version`` filled in)."""
-    values = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "project_version": __version__, **values}
+    values = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "project_version": project_version(), **values}
     del model.metadata_props[:]
     for key, value in encode_metadata(values).items():
         model.metadata_props.add(key=key, value=value)
     return model
 
 
+def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    tensor = value.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else None
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+    return TensorSpec(value.name, dtype, dims)
+
+
 def check_model(model: onnx.ModelProto) -> ModelInfo:
-    """The contract check, on the bytes that are about to be written, plus the opset floor."""
+    """The contract check, on the graph that is about to be written, plus the opset floor."""
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset < MIN_OPSET:
         raise ContractError("exported model", [f"opset {opset} < {MIN_OPSET}"])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return check_session(session, "exported model")
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}  # some exporters list them among the inputs
+    inputs = [_spec(i) for i in graph.input if i.name not in initializers]
+    return check_signature(inputs, [_spec(o) for o in graph.output],
+                           {p.key: p.value for p in model.metadata_props}, "exported model")
 
 
 def write_atomic(data: bytes, path: Path) -> None:

@@ -1,3 +1,1 @@
-"""Serving side of the pipeline: the ONNX model contract and the Flask service (onnxruntime only)."""
-
-__version__ = "0.1.0"
+"""Serving side of the pipeline: the Flask service on onnxruntime alone (no training framework)."""

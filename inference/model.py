@@ -11,14 +11,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from inference.contract import INPUT_NAME, OUTPUT_NAME, ContractError, ModelInfo, check_session, golden_input
+from contract import (GOLDEN_ATOL, GOLDEN_BATCH, GOLDEN_SEED, INPUT_NAME, OUTPUT_NAME, ContractError, ModelInfo,
+                      TensorSpec, check_signature, golden_input)
 
 # provider preference when none is configured: the GPU when this onnxruntime build and the machine have one
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-# golden logits may differ from the exporter's by this much when the parity report names no "atol":
-# float32 CNN logits agree across frameworks to ~1e-5; a wrong or corrupted model is off by ~1.
-DEFAULT_GOLDEN_ATOL = 1e-3
-DEFAULT_GOLDEN_BATCH = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,31 @@ class LoadedModel:
     def run(self, images: np.ndarray) -> np.ndarray:
         """uint8 ``[batch, H, W, C]`` -> float32 logits ``[batch, num_classes]``; thread-safe."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+
+
+def _spec(arg: ort.NodeArg) -> TensorSpec:
+    """onnxruntime's description of an input or output ("tensor(uint8)", dims int or str)."""
+    element = arg.type.removeprefix("tensor(").removesuffix(")")
+    dtype = {"float": "float32", "double": "float64"}.get(element, element)
+    return TensorSpec(arg.name, dtype if arg.type.startswith("tensor(") else None, tuple(arg.shape))
+
+
+def check_session(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
+    """Check a loaded session against the contract; raise ContractError listing every problem."""
+    return check_signature([_spec(i) for i in session.get_inputs()], [_spec(o) for o in session.get_outputs()],
+                           session.get_modelmeta().custom_metadata_map, source)
+
+
+def check_contract(path: str | Path) -> ModelInfo:
+    """Open an ONNX file on the CPU provider and check it against the contract."""
+    path = Path(path)
+    if not path.is_file():
+        raise ContractError(str(path), ["no such file"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types for unreadable files
+        raise ContractError(str(path), [f"onnxruntime cannot load it: {e}"]) from e
+    return check_session(session, str(path))
 
 
 def resolve_providers(requested: tuple[str, ...]) -> list[str]:
@@ -98,9 +120,9 @@ def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str
         raise ContractError(source, [f"parity['golden'] must be a JSON object, got {golden!r:.80}"])
     expected = golden.get("logits")
     try:
-        seed = int(golden.get("seed", 0))
-        batch = int(golden.get("batch", len(expected) if isinstance(expected, list) else DEFAULT_GOLDEN_BATCH))
-        atol = float(golden.get("atol", DEFAULT_GOLDEN_ATOL))
+        seed = int(golden.get("seed", GOLDEN_SEED))
+        batch = int(golden.get("batch", len(expected) if isinstance(expected, list) else GOLDEN_BATCH))
+        atol = float(golden.get("atol", GOLDEN_ATOL))
         expected = None if expected is None else np.asarray(expected, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise ContractError(source, [f"parity['golden'] is malformed: {e}"]) from e

@@ -10,7 +10,7 @@ import numpy as np
 
 from inference.batcher import Batcher
 from inference.config import ServiceConfig
-from inference.contract import ContractError
+from contract import ContractError
 from inference.metrics import Metrics
 from inference.model import LoadedModel, load_model, resolve_providers
 

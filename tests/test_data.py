@@ -21,18 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import data
-from training.data import (
-    CIFAR10_CLASSES,
-    FASHION_MNIST_CLASSES,
-    SYNTHETIC_CLASSES,
-    DataError,
-    Dataset,
-    download_cifar10,
-    load_dataset,
-    make_synthetic,
-    split_validation,
-)
+from training.datasets import DataError, Dataset, load_dataset, split_validation
+from training.datasets import cifar10 as data
+from training.datasets.cifar10 import CIFAR10_CLASSES, download_cifar10
+from training.datasets.fashion_mnist import FASHION_MNIST_CLASSES
+from training.datasets.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 PER_BATCH = 10  # images per generated CIFAR-10 batch

@@ -16,8 +16,9 @@ from onnx import helper, numpy_helper
 from export.__main__ import main as export_main
 from export.parity import OrtRunner, ParityError, Tolerance, check_parity
 from export.writer import write_atomic
-from inference.contract import METADATA_KEYS, ContractError, check_contract, golden_input
-from training.data import load_dataset
+from contract import METADATA_KEYS, ContractError, golden_input
+from inference.model import check_contract
+from training.datasets import load_dataset
 
 
 @pytest.fixture(scope="module")

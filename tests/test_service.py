@@ -24,7 +24,7 @@ from inference.app import create_app
 from inference.config import ServiceConfig
 from inference.errors import ApiError
 from inference.images import decode_image
-from onnx_models import CIFAR10_LABELS, reference_logits, write_model
+from tests.support.onnx_models import CIFAR10_LABELS, reference_logits, write_model
 
 COLOUR = (200, 30, 60)  # the test colour; its top class wins by a wide margin (checked in a test below)
 WAIT_S = 30.0  # upper bound on waiting for the watcher; a healthy run needs a few polls of 0.02 s

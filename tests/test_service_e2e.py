@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 from inference.app import create_app
 from inference.config import ServiceConfig
-from onnx_models import CIFAR10_LABELS, reference_logits, write_model
+from tests.support.onnx_models import CIFAR10_LABELS, reference_logits, write_model
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE_DEPS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
@@ -151,8 +151,9 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
         result = subprocess.run([serve_venv / "bin/python", "-c", f"import {framework}"], capture_output=True, text=True)
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, framework
 
-    app_dir = tmp_path / "app"  # inference/ alone, as in the image: nothing else of the repo is importable
-    shutil.copytree(REPO / "inference", app_dir / "inference", ignore=shutil.ignore_patterns("__pycache__"))
+    app_dir = tmp_path / "app"  # contract/ and inference/ alone, as in the image: nothing else of the repo
+    for package in ("contract", "inference"):
+        shutil.copytree(REPO / package, app_dir / package, ignore=shutil.ignore_patterns("__pycache__"))
     model = write_model(tmp_path / "model.onnx", seed=0)
     log = tmp_path / "server.log"
     with server(serve_venv, app_dir, model, log) as (base, process):

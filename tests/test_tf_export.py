@@ -19,8 +19,9 @@ import onnxruntime as ort
 import pytest
 
 from export.tf_export import KerasRunner, convert
-from inference.contract import METADATA_KEYS, check_contract, golden_input
-from training.data import load_dataset
+from contract import METADATA_KEYS, golden_input
+from inference.model import check_contract
+from training.datasets import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = os.environ.get("TORCH_PYTHON", str(ROOT / ".venv" / "bin" / "python"))

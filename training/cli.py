@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
-from training.data import DataError
+from training.datasets import DataError
 from training.run import Run, RunError
 
 # --dry-run: one epoch on a few images, enough to prove the whole path runs

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.datasets import DATASETS
+
 
 class ConfigError(ValueError):
     """A config value or file a user got wrong."""
@@ -29,7 +31,7 @@ def _f(default: Any, help: str, **choices: Any) -> Any:
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = _f("cifar10", "data set", choices=("cifar10", "fashion-mnist", "folder", "synthetic"))
+    dataset: str = _f("cifar10", "data set", choices=DATASETS)
     data_dir: str | None = _f(None, "data directory (default depends on the data set)")
     max_train_samples: int = _f(0, "use only the first N training images (0: all)")
     max_test_samples: int = _f(0, "evaluate on only the first N test images (0: all)")

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from inference.contract import INPUT_NAME
+from contract import INPUT_NAME
 
 PREPROCESS = "preprocess"
 BODY = "body"

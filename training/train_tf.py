@@ -33,7 +33,7 @@ from tqdm import tqdm  # noqa: E402
 from training import cli  # noqa: E402
 from training.cli import EpochCallback, TrainResult  # noqa: E402
 from training.config import ConfigError, TrainConfig, one_cycle_lr  # noqa: E402
-from training.data import Dataset, prepare_for_training  # noqa: E402
+from training.datasets import Dataset, prepare_for_training  # noqa: E402
 from training.model_tf import BODY, PREPROCESS, build_model  # noqa: E402
 from training.run import Run, RunError, epoch_row  # noqa: E402
 

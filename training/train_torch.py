@@ -24,7 +24,7 @@ from tqdm import tqdm
 from training import cli
 from training.cli import EpochCallback, TrainResult
 from training.config import ConfigError, TrainConfig, one_cycle_lr
-from training.data import prepare_for_training
+from training.datasets import prepare_for_training
 from training.model import ModelSpec, Net, build_model
 from training.run import Run, RunError, epoch_row
 

@@ -49,7 +49,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
-from training.data import DataError
+from training.datasets import DataError
 from training.run import RunError
 
 # not hyperparameters: they choose the data, the validation split (seed) or where the run is written

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from inference.contract import INPUT_NAME, OUTPUT_NAME, encode_metadata, golden_input
+from contract import INPUT_NAME, OUTPUT_NAME, encode_metadata, golden_input
 
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 OPSET = 18

@@ -1,38 +1,46 @@
 """The ONNX model contract, defined once: what every exported model must look like.
 
-Both exporters (PyTorch and TensorFlow) write to it, the service reads it, and the tests check it.
-Only onnxruntime, numpy and the standard library are used here, so the service can import this module
-without onnx, torch or tensorflow.
+Training builds its networks' input to it, the exporters write it, and the service reads it. numpy and the
+standard library only: each side checks files with its own engine (onnx protos in ``export``, onnxruntime
+sessions in ``inference``) by describing a model as ``TensorSpec`` values and calling ``check_signature``.
 
 Contract:
 - one input ``image``: uint8, ``[batch, H, W, C]``, raw pixels (RGB, or gray when C == 1), dynamic batch;
   all preprocessing (scaling, mean/std normalisation, layout change) happens inside the graph.
 - one output ``logits``: float32, ``[batch, num_classes]``.
-- ``metadata_props`` holding the keys in ``METADATA_KEYS`` (JSON values where noted).
+- ``metadata_props`` holding the keys in ``METADATA_KEYS`` (JSON values where noted), among them the parity
+  report whose ``golden`` entry holds the exporter's logits on ``golden_input``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 INPUT_NAME = "image"
-INPUT_DTYPE = np.uint8
-INPUT_ORT_TYPE = "tensor(uint8)"
+INPUT_DTYPE = np.dtype(np.uint8)
 OUTPUT_NAME = "logits"
-OUTPUT_DTYPE = np.float32
-OUTPUT_ORT_TYPE = "tensor(float)"
+OUTPUT_DTYPE = np.dtype(np.float32)
 MIN_OPSET = 17
+DISTRIBUTION = "cifar10-pipeline"  # the installed package whose version files are stamped with
+
+# the golden self-test: exporters store the framework's logits on golden_input(GOLDEN_BATCH, H, W, C,
+# GOLDEN_SEED) in the parity report, and the service compares onnxruntime's against them. The tolerance is
+# looser than parity's on purpose: the service may run another execution provider (CUDA kernels, TF32) than
+# the CPU one parity used; a wrong or corrupted model is off by about 1.
+GOLDEN_ATOL = 1e-2
+GOLDEN_BATCH = 2
+GOLDEN_SEED = 0
 
 # metadata key -> how its string value is decoded. JSON keys hold structured values.
 METADATA_KEYS: dict[str, str] = {
     "labels": "json",  # list[str], one per logit
-    "dataset": "str",  # cifar10 | fashion-mnist | folder | synthetic
+    "dataset": "str",  # the training data set's name (training.datasets.DATASETS)
     "framework": "str",  # torch | tensorflow
     "framework_version": "str",
     "input_height": "int",
@@ -56,6 +64,16 @@ class ContractError(ValueError):
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One graph input or output as an engine describes it: dtype a numpy name (None when the engine's type
+    has no numpy equivalent), each dimension an int or a symbolic name (str or None)."""
+
+    name: str
+    dtype: str | None
+    shape: tuple[int | str | None, ...]
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a checked model file says about itself, decoded from its metadata."""
 
@@ -74,7 +92,15 @@ class ModelInfo:
         return (self.height, self.width, self.channels)
 
 
-def _decode(key: str, kind: str, raw: str) -> Any:
+def project_version() -> str:
+    """The installed package's version, stamped into every exported file."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _decode(kind: str, raw: str) -> Any:
     if kind == "json":
         return json.loads(raw)
     if kind == "int":
@@ -94,73 +120,60 @@ def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
     return {k: json.dumps(v) if METADATA_KEYS[k] == "json" else str(v) for k, v in values.items()}
 
 
-def check_session(session: ort.InferenceSession, source: str = "model") -> ModelInfo:
-    """Check a loaded session against the contract; raise ContractError listing every problem."""
-    problems: list[str] = []
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-
-    # names first, then types and shapes, then metadata: one list of everything that is wrong
-    if [i.name for i in inputs] != [INPUT_NAME]:
-        problems.append(f"inputs are {[i.name for i in inputs]}, expected [{INPUT_NAME!r}]")
-    if [o.name for o in outputs] != [OUTPUT_NAME]:
-        problems.append(f"outputs are {[o.name for o in outputs]}, expected [{OUTPUT_NAME!r}]")
-    in_shape = inputs[0].shape if inputs else []
-    out_shape = outputs[0].shape if outputs else []
-    if inputs and inputs[0].type != INPUT_ORT_TYPE:
-        problems.append(f"input type is {inputs[0].type}, expected {INPUT_ORT_TYPE}")
-    if outputs and outputs[0].type != OUTPUT_ORT_TYPE:
-        problems.append(f"output type is {outputs[0].type}, expected {OUTPUT_ORT_TYPE}")
-    if len(in_shape) != 4 or isinstance(in_shape[0], int):
-        problems.append(f"input shape is {in_shape}, expected [batch, H, W, C] with a dynamic batch")
-    if len(out_shape) != 2 or isinstance(out_shape[0], int):
-        problems.append(f"output shape is {out_shape}, expected [batch, num_classes] with a dynamic batch")
-
-    raw = session.get_modelmeta().custom_metadata_map
+def decode_metadata(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The contract's keys of ``raw`` decoded, and a problem line for each key missing or undecodable."""
     meta: dict[str, Any] = {}
+    problems: list[str] = []
     for key, kind in METADATA_KEYS.items():
         if key not in raw:
             problems.append(f"metadata key {key!r} is missing")
             continue
         try:
-            meta[key] = _decode(key, kind, raw[key])
+            meta[key] = _decode(kind, raw[key])
         except ValueError as e:
             problems.append(f"metadata {key!r}={raw[key][:80]!r} is not a valid {kind}: {e}")
+    return meta, problems
 
+
+def check_signature(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], metadata: Mapping[str, str],
+                    source: str = "model") -> ModelInfo:
+    """Check a model's inputs, outputs and metadata against the contract; raise ContractError listing every
+    problem (names first, then types and shapes, then metadata)."""
+    problems: list[str] = []
+    if [i.name for i in inputs] != [INPUT_NAME]:
+        problems.append(f"inputs are {[i.name for i in inputs]}, expected [{INPUT_NAME!r}]")
+    if [o.name for o in outputs] != [OUTPUT_NAME]:
+        problems.append(f"outputs are {[o.name for o in outputs]}, expected [{OUTPUT_NAME!r}]")
+    in_shape = inputs[0].shape if inputs else ()
+    out_shape = outputs[0].shape if outputs else ()
+    if inputs and inputs[0].dtype != INPUT_DTYPE.name:
+        problems.append(f"input type is {inputs[0].dtype}, expected {INPUT_DTYPE.name}")
+    if outputs and outputs[0].dtype != OUTPUT_DTYPE.name:
+        problems.append(f"output type is {outputs[0].dtype}, expected {OUTPUT_DTYPE.name}")
+    if len(in_shape) != 4 or isinstance(in_shape[0], int):
+        problems.append(f"input shape is {list(in_shape)}, expected [batch, H, W, C] with a dynamic batch")
+    if len(out_shape) != 2 or isinstance(out_shape[0], int):
+        problems.append(f"output shape is {list(out_shape)}, expected [batch, num_classes] with a dynamic batch")
+
+    meta, meta_problems = decode_metadata(metadata)
+    problems += meta_problems
     labels = meta.get("labels")
     if "labels" in meta and not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
         problems.append(f"metadata 'labels' must be a non-empty JSON list of strings, got {labels!r:.80}")
         labels = None
     if labels and len(out_shape) == 2 and isinstance(out_shape[1], int) and out_shape[1] != len(labels):
         problems.append(f"{len(labels)} labels but the output has {out_shape[1]} classes")
-    dims = {"input_height": 1, "input_width": 2, "input_channels": 3}
-    for key, axis in dims.items():
+    for key, axis in {"input_height": 1, "input_width": 2, "input_channels": 3}.items():
         if key in meta and len(in_shape) == 4 and isinstance(in_shape[axis], int) and in_shape[axis] != meta[key]:
-            problems.append(f"metadata {key}={meta[key]} but the input shape is {in_shape}")
+            problems.append(f"metadata {key}={meta[key]} but the input shape is {list(in_shape)}")
 
     if problems:
         raise ContractError(source, problems)
-    return ModelInfo(
-        labels=tuple(labels),
-        height=meta["input_height"],
-        width=meta["input_width"],
-        channels=meta["input_channels"],
-        metadata=meta,
-    )
+    return ModelInfo(labels=tuple(labels), height=meta["input_height"], width=meta["input_width"],
+                     channels=meta["input_channels"], metadata=meta)
 
 
-def check_contract(path: str | Path) -> ModelInfo:
-    """Open an ONNX file on the CPU provider and check it against the contract."""
-    path = Path(path)
-    if not path.is_file():
-        raise ContractError(str(path), ["no such file"])
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types for unreadable files
-        raise ContractError(str(path), [f"onnxruntime cannot load it: {e}"]) from e
-    return check_session(session, str(path))
-
-
-def golden_input(batch: int, height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
+def golden_input(batch: int, height: int, width: int, channels: int, seed: int = GOLDEN_SEED) -> np.ndarray:
     """The deterministic uint8 ``[batch, H, W, C]`` input behind the parity report's ``golden`` entry.
 
     Exporters run it through the framework model and store the logits in ``parity["golden"]``
