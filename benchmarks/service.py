@@ -13,8 +13,8 @@ All on this machine's CPU, one after another in the same run:
 - footprint: size of a fresh venv holding only the ``serve`` extra, the CPU image's size when
   ``.ci/containers.sh`` has built it, and seconds from starting the server to ``/readyz`` answering 200.
 
-The model is the project's CNN (``training.model``) as the default config builds it for CIFAR-10, with random
-weights: speed does not depend on them.
+The model is the project's CNN (``training.model_torch``) as the default config builds it for CIFAR-10, with
+random weights (speed does not depend on them), exported the way ``python -m export`` exports a run.
 Figures go to ``--out`` as ``service.json`` and ``service.md``.
 """
 
@@ -41,9 +41,9 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks.report import write_report
+from training.datasets.cifar10 import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
-LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_MEAN, CIFAR10_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)  # pixel units
 START_TIMEOUT_S = 120.0  # a server that is not ready by then has failed
 CONTAINERS_WORK = Path(os.environ.get("CONTAINERS_WORK", "/tmp/containers-ci"))  # where .ci/containers.sh builds
@@ -83,48 +83,41 @@ end
 
 
 def make_models(workdir: Path) -> tuple[Path, Path]:
-    """The project's CNN with seeded random weights, exported as the pipeline does (dynamo exporter,
-    parity report with golden logits): (torch checkpoint, contract ONNX file)."""
+    """The project's CNN with seeded random weights, saved as a trainer saves it and exported as the export
+    CLI exports it (dynamo exporter, parity, metadata with golden logits): (torch model file, ONNX file)."""
     import torch
 
-    from export.parity import OrtRunner, check_parity
+    from export.pipeline import prove_and_stamp
     from export.torch_export import TorchRunner, to_onnx
-    from export.writer import stamp_metadata
+    from export.writer import write_model
     from training.config import TrainConfig
-    from training.model import ModelSpec, build_model
+    from training.model_torch import build_model, save_model
+    from training.spec import ModelSpec
 
     torch.manual_seed(0)
-    default = TrainConfig()  # the network the default config trains on CIFAR-10
-    spec = ModelSpec(height=32, width=32, channels=3, num_classes=len(LABELS), mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                     base_width=default.width, dropout=default.dropout, flip_tta=default.flip_tta)
+    config = TrainConfig()  # the network the default config trains on CIFAR-10
+    spec = ModelSpec(image_shape=(32, 32, 3), num_classes=len(CIFAR10_CLASSES), mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                     width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
     model = build_model(spec).eval()
     checkpoint = workdir / "model.pt"
-    torch.save({"spec": spec.to_dict(), "model": model.state_dict()}, checkpoint)
+    save_model(model, checkpoint)
 
     onnx_model = to_onnx(model)
     rng = np.random.default_rng(0)
-    images, labels = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, len(LABELS), 64)
-    report = check_parity(TorchRunner(model), OrtRunner(onnx_model.SerializeToString()), images, labels,
-                          log=lambda _: None)
-    stamp_metadata(onnx_model, {
-        "labels": LABELS, "dataset": "synthetic", "framework": "torch", "framework_version": torch.__version__,
-        "input_height": 32, "input_width": 32, "input_channels": 3, "test_accuracy": report["test_accuracy"],
-        "train_config": {"benchmark": "random weights"}, "parity": report,
-    })
+    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    report = prove_and_stamp(
+        TorchRunner(model), onnx_model, framework="torch", framework_version=torch.__version__, dataset="synthetic",
+        labels=list(CIFAR10_CLASSES), train_config={**config.to_dict(), "benchmark": "random weights"},
+        images=images, image_labels=rng.integers(0, len(CIFAR10_CLASSES), 64), log=lambda _: None)
     path = workdir / "model.onnx"
-    path.write_bytes(onnx_model.SerializeToString())
+    write_model(onnx_model, path, report)
     return checkpoint, path
 
 
 def load_torch(checkpoint: Path):
-    import torch
+    from training.model_torch import load_model
 
-    from training.model import ModelSpec, build_model
-
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = build_model(ModelSpec.from_dict(payload["spec"]))
-    model.load_state_dict(payload["model"])
-    return model.eval()
+    return load_model(checkpoint)[0]
 
 
 def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:
@@ -185,7 +178,7 @@ def naive_app():  # a factory: the server calls it
         with torch.no_grad():
             p = torch.softmax(model(torch.from_numpy(np.asarray(image)).unsqueeze(0))[0], dim=0)
         best = int(p.argmax())
-        return jsonify(label=LABELS[best], probability=float(p[best]))
+        return jsonify(label=CIFAR10_CLASSES[best], probability=float(p[best]))
 
     @app.get("/readyz")
     def readyz():

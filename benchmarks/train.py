@@ -56,7 +56,7 @@ def accuracy_case(framework: str, runs_dir: Path, smoke: bool) -> dict:
     result = run_trainer(framework, runs_dir, f"{framework}-fashion", args)
     rows = result["rows"]
     train_seconds = sum(r["train_seconds"] for r in rows)
-    accuracy = result["info"]["test_accuracy"]
+    accuracy = result["info"]["eval_accuracy"]  # eval split "test": no validation split here
     return {
         "framework": framework,
         "config": f"benchmarks/configs/{config}",

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from export.parity import OrtRunner, ParityError, Tolerance, check_parity
 from contract import ContractError
+from export.parity import ParityError, Tolerance
 from training.config import ConfigError
 from training.datasets import DataError, load_dataset
 from training.run import Run, RunError
@@ -49,25 +49,21 @@ def main(argv: list[str] | None = None) -> int:
         framework = info.get("framework")
         if framework not in EXPORTERS:
             raise RunError(f"{run.path}: unknown framework {framework!r}; expected one of {sorted(EXPORTERS)}")
-        exporter = importlib.import_module(EXPORTERS[framework])
-        from export.writer import check_model, stamp_metadata, write_model  # needs onnx: after the cheap checks
+        # onnx and the framework are imported after the cheap checks above
+        from export.pipeline import prove_and_stamp
+        from export.writer import write_model
 
         print(f"exporting {run.path} ({framework}, {config.dataset})", file=sys.stderr)
-        framework_runner, model, version = exporter.convert(run)
+        framework_runner, model, version = importlib.import_module(EXPORTERS[framework]).convert(run)
         ds = load_dataset(config.dataset, config.data_dir, seed=config.seed)
         n = args.parity_images or len(ds.test_images)
         if len(ds.test_images) < MIN_PARITY_IMAGES:
             print(f"warning: the test set has only {len(ds.test_images)} images", file=sys.stderr)
-        report = check_parity(framework_runner, OrtRunner(model.SerializeToString()), ds.test_images[:n],
-                              ds.test_labels[:n], Tolerance(args.max_abs_diff, args.min_agreement),
-                              log=lambda line: print(line, file=sys.stderr))
-        h, w, c = ds.test_images.shape[1:]
-        stamp_metadata(model, {
-            "labels": list(info["classes"]), "dataset": config.dataset, "framework": framework,
-            "framework_version": version, "input_height": h, "input_width": w, "input_channels": c,
-            "test_accuracy": report["test_accuracy"], "train_config": config.to_dict(), "parity": report,
-        })
-        check_model(model)
+        report = prove_and_stamp(
+            framework_runner, model, framework=framework, framework_version=version, dataset=config.dataset,
+            labels=info["classes"], train_config=config.to_dict(), images=ds.test_images[:n],
+            image_labels=ds.test_labels[:n], tolerance=Tolerance(args.max_abs_diff, args.min_agreement),
+            log=lambda line: print(line, file=sys.stderr))
         report_path = write_model(model, args.out, report)
     except ParityError as e:
         print(f"error: {e}\nnothing written to {args.out}", file=sys.stderr)

@@ -12,12 +12,12 @@ import onnx
 import torch
 
 from contract import INPUT_NAME, OUTPUT_NAME
-from training.model import Net
+from training.model_torch import Net
 from training.run import Run
 from training.train_torch import load_trained
 
 # 20: the first opset with a Gelu op. Under 20 the exporter spells GELU as Div, Erf, Add, Mul, Mul, which
-# onnxruntime leaves unfused: 515 us against 446 us per batch-1 call of the default network (1 CPU thread)
+# onnxruntime leaves unfused, and a batch-1 call of the default network is slower (BENCHMARKS.md)
 OPSET = 20
 
 
@@ -33,8 +33,7 @@ class TorchRunner:
 
 def to_onnx(model: Net) -> onnx.ModelProto:
     """uint8 [batch, H, W, C] -> logits, with a dynamic batch axis."""
-    spec = model.spec
-    example = torch.zeros(2, spec.height, spec.width, spec.channels, dtype=torch.uint8)
+    example = torch.zeros(2, *model.spec.image_shape, dtype=torch.uint8)
     # the dynamo exporter narrates every stage on stdout and warns about torchvision ops this model does not
     # use; keep the export's own output readable
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -49,5 +48,5 @@ def to_onnx(model: Net) -> onnx.ModelProto:
 
 def convert(run: Run) -> tuple[TorchRunner, onnx.ModelProto, str]:
     """(framework runner, ONNX model, framework version) for a finished PyTorch run."""
-    model, _ = load_trained(run)
+    model = load_trained(run)
     return TorchRunner(model), to_onnx(model), torch.__version__

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from training.config import TrainConfig
-from training.model import ModelSpec, build_model
+from training.model_torch import build_model
+from training.spec import ModelSpec
 from training.train_torch import augment, resolve_precision, rotate_shift_flip, shift_flip
 
 
@@ -54,7 +55,7 @@ def test_shift_flip_gather_equals_resampling_at_angle_zero():
 
 def test_flip_tta_averages_mirrored_logits_in_eval_mode_only():
     torch.manual_seed(0)
-    spec = ModelSpec(16, 16, 3, 10, (120.0,) * 3, (60.0,) * 3, base_width=8, dropout=0.0)
+    spec = ModelSpec((16, 16, 3), 10, (120.0,) * 3, (60.0,) * 3, width=8, dropout=0.0, flip_tta=False)
     image = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
     mirror = image.flip(2)  # [B, H, W, C]: W is dim 2
     plain, tta = build_model(spec).eval(), build_model(dataclasses.replace(spec, flip_tta=True)).eval()
@@ -82,6 +83,6 @@ def test_export_writes_gelu_as_one_onnx_op():
     # one Gelu node per conv, not the Div/Erf/Add/Mul/Mul chain onnxruntime leaves unfused (slower serving)
     from export.torch_export import to_onnx
 
-    spec = ModelSpec(16, 16, 3, 10, (120.0,) * 3, (60.0,) * 3, base_width=8)
+    spec = ModelSpec((16, 16, 3), 10, (120.0,) * 3, (60.0,) * 3, width=8, dropout=0.1, flip_tta=False)
     ops = [node.op_type for node in to_onnx(build_model(spec).eval()).graph.node]
     assert ops.count("Gelu") == ops.count("Conv") == 7 and "Erf" not in ops

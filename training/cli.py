@@ -1,31 +1,20 @@
-"""What both trainers share beyond the config: the result type, the epoch callback and the command line.
-
-Framework-neutral (no torch, no tensorflow), so each trainer module stays one framework's adapter.
-"""
+"""The trainers' command line, framework-neutral (no torch, no tensorflow): flags from the config, --resume,
+--dry-run, and user errors mapped to exit code 2."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from typing import Callable
 
 from training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
 from training.datasets import DataError
+from training.loop import TrainResult
 from training.run import Run, RunError
 
 # --dry-run: one epoch on a few images, enough to prove the whole path runs
 DRY_RUN = {"epochs": 1, "max_train_samples": 512, "max_test_samples": 256}
 
-
-@dataclass
-class TrainResult:
-    run: Run
-    eval_accuracy: float
-    metrics: list[dict]
-
-
-EpochCallback = Callable[[int, dict], None]  # (epoch, metrics row); may raise to stop (e.g. optuna.TrialPruned)
 TrainFn = Callable[..., TrainResult]  # train(config, *, resume=None, on_epoch=None)
 
 

@@ -1,11 +1,9 @@
-"""The Keras CNN, the same network as ``training.model`` (PyTorch). Its input is the ONNX contract's raw
-``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing (cast, mean/std).
+"""The Keras CNN of ``training.spec``, the same network as ``training.model_torch``; its input is the ONNX
+contract's raw ``uint8 [B, H, W, C]`` image.
 
-A stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool between their two convs
-(resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a dense classifier. The full model is
-``image -> Preprocess -> body``; the trainer calls the two parts separately so that augmentation runs on the
-normalised float batch between them, as in the PyTorch trainer. With ``flip_tta`` the full model averages the
-body's logits for the image and its mirror (test-time augmentation; the trainer never trains through it).
+The full model is ``image -> Preprocess -> body``; the trainer calls the two parts separately so that
+augmentation runs on the normalised float batch between them, as in the PyTorch trainer. With ``flip_tta`` the
+full model averages the body's logits for the image and its mirror (the trainer never trains through it).
 
 Initialisation, BatchNorm momentum and epsilon follow PyTorch's defaults, so that hyperparameters tuned with
 one framework carry over to the other.
@@ -19,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from contract import INPUT_NAME
+from training.spec import ModelSpec
 
 PREPROCESS = "preprocess"
 BODY = "body"
@@ -89,17 +88,16 @@ def _body(shape: tuple[int, int, int], num_classes: int, width: int, dropout: fl
     return keras.Model(inputs, logits, name=BODY)
 
 
-def build_model(image_shape: tuple[int, int, int], num_classes: int, mean: tuple[float, ...], std: tuple[float, ...],
-                *, width: int, dropout: float, flip_tta: bool = False, dtype: str = "float32") -> keras.Model:
+def build_model(spec: ModelSpec, dtype: str = "float32") -> keras.Model:
     """uint8 [B, H, W, C] ``image`` -> float32 logits [B, num_classes].
 
     dtype: the Keras dtype policy of the body, "float32" or "mixed_bfloat16" (GPU training); variables are
     float32 either way, so weights move between the two with ``set_weights``.
     """
-    image = keras.Input(shape=image_shape, dtype="uint8", name=INPUT_NAME)
-    x = Preprocess(list(mean), list(std), name=PREPROCESS)(image)
-    body = _body(image_shape, num_classes, width, dropout, dtype)
+    image = keras.Input(shape=spec.image_shape, dtype="uint8", name=INPUT_NAME)
+    x = Preprocess(list(spec.mean), list(spec.std), name=PREPROCESS)(image)
+    body = _body(spec.image_shape, spec.num_classes, spec.width, spec.dropout, dtype)
     logits = body(x)
-    if flip_tta:  # the same body (same weights) on the mirror; the mean of the two logits
+    if spec.flip_tta:  # the same body (same weights) on the mirror; the mean of the two logits
         logits = keras.layers.Average(dtype="float32")([logits, body(Mirror(dtype="float32")(x))])
     return keras.Model(image, logits, name="cnn")

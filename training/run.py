@@ -2,7 +2,8 @@
 
 runs/<name>/
   config.json      the TrainConfig that made the run
-  run.json         framework, versions, data set, classes, status, final test accuracy
+  run.json         framework, versions, data set, classes, status, final accuracy on the eval split
+                   (eval_accuracy; eval_split says which: "test", or "val" when tuning holds some out)
   metrics.jsonl    one JSON object per epoch
   checkpoint.*     latest epoch (model + optimiser + RNG state) for --resume
   model.*          final weights, with the spec that builds the model
@@ -74,6 +75,13 @@ class Run:
         p = self.path / "run.json"
         return json.loads(p.read_text()) if p.exists() else {}
 
+    def final_model(self, name: str) -> Path:
+        """The path of the final model file ``name``; a RunError if the run never got that far."""
+        path = self.path / name
+        if not path.is_file():
+            raise RunError(f"{self.path} has no final model ({name}): the run did not finish; resume it with --resume")
+        return path
+
     def update_info(self, **values: Any) -> None:
         _write_json_atomic(self.path / "run.json", {**self.info, **values})
 
@@ -100,7 +108,7 @@ class Run:
         confusion = confusion_matrix(labels, predictions, len(classes))
         plot_curves(self.metrics(), self.path / "curves.png")
         plot_confusion(confusion, classes, self.path / "confusion.png", split)
-        self.update_info(status="finished", test_accuracy=accuracy, eval_split=split,
+        self.update_info(status="finished", eval_accuracy=accuracy, eval_split=split,
                          confusion=confusion.tolist(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return accuracy
 

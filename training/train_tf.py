@@ -1,12 +1,13 @@
-"""TensorFlow/Keras trainer: ``python -m training.train_tf --help``. The twin of ``training.train_torch``.
+"""TensorFlow/Keras trainer: ``python -m training.train_tf --help``. The loop is ``training.loop``'s; this module
+is TensorFlow's adapter to it.
 
 Same config and flags, network, schedule, augmentation and run directory as the PyTorch trainer. The whole
 data set lives on the training device as uint8 and is batched by index; augmentation runs on whole batches
 there (one projective resampling per image: shift, flip, rotation), so no Python per-sample work sits in the
 loop. GPU when present (XLA-compiled train step; bfloat16 mixed precision unless ``precision`` says float32),
 CPU otherwise (float32 unless it says bfloat16). Every epoch writes a checkpoint (weights, BatchNorm statistics,
-dropout RNG state, optimizer state); data order and augmentation depend only on (seed, epoch, step), so
-``--resume`` continues where the run stopped.
+dropout RNG state, optimizer state); augmentation depends only on (epoch seed, step), so ``--resume``
+continues where the run stopped.
 """
 
 from __future__ import annotations
@@ -21,29 +22,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
+from typing import Any, Callable  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-from training import cli  # noqa: E402
-from training.cli import EpochCallback, TrainResult  # noqa: E402
-from training.config import ConfigError, TrainConfig, one_cycle_lr  # noqa: E402
-from training.datasets import Dataset, prepare_for_training  # noqa: E402
+from training import cli, loop  # noqa: E402
+from training.config import ConfigError, TrainConfig  # noqa: E402
+from training.datasets import Dataset  # noqa: E402
+from training.loop import EpochCallback, TrainResult  # noqa: E402
 from training.model_tf import BODY, PREPROCESS, build_model  # noqa: E402
-from training.run import Run, RunError, epoch_row  # noqa: E402
+from training.run import Run, RunError  # noqa: E402
+from training.spec import ModelSpec  # noqa: E402
 
 FRAMEWORK = "tensorflow"
 EVAL_BATCH = 1024
 MODEL_FILE = "model.keras"
 CHECKPOINT_FILE = "checkpoint.npz"
-# stateless RNG seeds are (a, b) pairs: a = seed * SEED_STRIDE + epoch, b = step, unique per step for any
-# run shorter than SEED_STRIDE epochs (the same stride the PyTorch trainer uses for its per-epoch generator)
-SEED_STRIDE = 100_003
 
 
 def resolve_device(name: str) -> tuple[str, bool]:
@@ -129,127 +126,100 @@ def make_predict(model: keras.Model, jit: bool) -> Callable[[np.ndarray], np.nda
         [forward(images[i:i + EVAL_BATCH]).numpy() for i in range(0, len(images), EVAL_BATCH)])
 
 
-def _save_checkpoint(path: Path, epoch: int, model: keras.Model, optimizer: keras.optimizers.SGD) -> None:
-    """Every model variable (weights, BatchNorm statistics, dropout seed state) and optimizer variable, atomically."""
-    arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
-    arrays |= {f"optimizer_{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, epoch=epoch, **arrays)
-    os.replace(tmp, path)
+class KerasTrainer:
+    """``training.loop.Trainer`` for TensorFlow/Keras: the network, SGD, the training data on the device, and
+    compiled augmentation, training and prediction functions."""
 
+    framework = FRAMEWORK
+    model_file = MODEL_FILE
+    checkpoint_file = CHECKPOINT_FILE
 
-def _load_checkpoint(path: Path, model: keras.Model, optimizer: keras.optimizers.SGD) -> int:
-    """Restore what ``_save_checkpoint`` wrote into a freshly built model and optimizer; returns the epoch."""
-    if not path.is_file():
-        raise RunError(f"{path} does not exist: the run stopped before its first epoch ended; start it afresh")
-    with np.load(path) as saved:
-        for prefix, variables in (("model", model.variables), ("optimizer", optimizer.variables)):
-            stored = sorted((k for k in saved.files if k.startswith(prefix + "_")), key=lambda k: int(k.split("_")[1]))
-            shapes = [saved[k].shape for k in stored]
-            if shapes != [tuple(v.shape) for v in variables]:
-                raise RunError(f"{path} holds {prefix} variables of shapes {shapes}, which do not fit the model "
-                               f"this run's config builds ({[tuple(v.shape) for v in variables]})")
-            for k, v in zip(stored, variables):
-                v.assign(saved[k])
-        return int(saved["epoch"])
+    def __init__(self, config: TrainConfig, ds: Dataset):
+        self.device, use_gpu = resolve_device(config.device)
+        keras.utils.set_random_seed(config.seed)
+        self.spec = ModelSpec.for_data(config, ds)
+        # XLA fuses BatchNorm + GELU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
+        # (width 64, batch 512, 28x28: 3.8 s per step with XLA, 3.0 s without, 2 cores)
+        self.jit = use_gpu
+        self.dtype = resolve_precision(config.precision, use_gpu)
+        with tf.device(self.device):
+            self.model = build_model(self.spec, self.dtype)
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(self.model.get_layer(BODY).trainable_variables)
+            train_x = tf.constant(ds.train_images)
+            self.train_y = tf.constant(ds.train_labels)
+            preprocess = self.model.get_layer(PREPROCESS)
+            # not XLA-compiled: XLA has no kernel for the projective transform
+            self._batch = tf.function(lambda idx, seed: augment(preprocess(tf.gather(train_x, idx)), config, seed))
+            self._step = make_train_step(self.model, self.optimizer, config, jit=self.jit)
+            self._predict = make_predict(self.model, jit=self.jit)
+        self._seed, self._step_in_epoch = 0, 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"framework_version": tf.__version__, "keras_version": keras.__version__, "device": self.device,
+                "precision": self.dtype.removeprefix("mixed_"), "xla": self.jit,
+                "num_parameters": sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)}
+
+    def begin_epoch(self, seed: int) -> None:
+        # stateless RNG seeds are (epoch seed, step) pairs: one per step, a pure function of where the run is
+        self._seed, self._step_in_epoch = seed, 0
+
+    def step(self, idx: np.ndarray, lr: float) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.device(self.device):
+            x = self._batch(tf.constant(idx), tf.constant([self._seed, self._step_in_epoch], tf.int64))
+            self._step_in_epoch += 1
+            return self._step(x, tf.gather(self.train_y, idx), tf.constant(lr, tf.float32))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        with tf.device(self.device):
+            return self._predict(images)
+
+    def save_checkpoint(self, path: Path, epoch: int) -> None:
+        """Every model variable (weights, BatchNorm statistics, dropout seed state) and optimizer variable,
+        atomically."""
+        arrays = {f"model_{i}": v.numpy() for i, v in enumerate(self.model.variables)}
+        arrays |= {f"optimizer_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)}
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, epoch=epoch, **arrays)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: Path) -> int:
+        with np.load(path) as saved:
+            for prefix, variables in (("model", self.model.variables), ("optimizer", self.optimizer.variables)):
+                stored = sorted((k for k in saved.files if k.startswith(prefix + "_")),
+                                key=lambda k: int(k.split("_")[1]))
+                shapes = [saved[k].shape for k in stored]
+                if shapes != [tuple(v.shape) for v in variables]:
+                    raise RunError(f"{path} holds {prefix} variables of shapes {shapes}, which do not fit the model "
+                                   f"this run's config builds ({[tuple(v.shape) for v in variables]})")
+                for k, v in zip(stored, variables):
+                    v.assign(saved[k])
+            return int(saved["epoch"])
+
+    def save_model(self, path: Path) -> None:
+        """The inference model, always float32 (a mixed-precision body is rebuilt in float32 and gets the weights).
+
+        ``self.dtype`` is the policy the model was built with: the functional body's own ``dtype_policy`` says
+        float32 whatever its layers compute in, so it cannot tell.
+        """
+        model = self.model
+        if self.dtype != "float32":
+            model = build_model(self.spec, "float32")
+            model.set_weights(self.model.get_weights())
+        tmp = path.with_name("model.tmp.keras")  # Keras insists on the .keras suffix
+        model.save(tmp)
+        os.replace(tmp, path)
 
 
 def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train the CNN; a run directory records everything. ``resume`` continues a run from its checkpoint."""
-    device, use_gpu = resolve_device(config.device)
-    keras.utils.set_random_seed(config.seed)
-    ds = prepare_for_training(config)
-    # XLA fuses BatchNorm + GELU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
-    # (width 64, batch 512, 28x28: 3.8 s per step with XLA, 3.0 s without, 2 cores)
-    dtype = resolve_precision(config.precision, use_gpu)
-    with tf.device(device):
-        model = _build(ds, config, dtype)
-        optimizer = make_optimizer(config)
-        optimizer.build(model.get_layer(BODY).trainable_variables)
-
-        run, start_epoch = resume, 0
-        if resume is not None:
-            start_epoch = _load_checkpoint(resume.path / CHECKPOINT_FILE, model, optimizer)
-            run.truncate_metrics(start_epoch)
-            print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
-        else:
-            run = Run.create(config, FRAMEWORK)
-        run.update_info(framework_version=tf.__version__, keras_version=keras.__version__, device=device,
-                        precision=dtype.removeprefix("mixed_"), xla=use_gpu, dataset=ds.name, classes=list(ds.classes),
-                        num_parameters=sum(int(np.prod(v.shape)) for v in model.trainable_variables))
-
-        train_x = tf.constant(ds.train_images)
-        train_y = tf.constant(ds.train_labels)
-        preprocess = model.get_layer(PREPROCESS)
-        # not XLA-compiled: XLA has no kernel for the projective transform
-        batch = tf.function(lambda idx, seed: augment(preprocess(tf.gather(train_x, idx)), config, seed))
-        step = make_train_step(model, optimizer, config, jit=use_gpu)
-        predict = make_predict(model, jit=use_gpu)
-        n = len(ds.train_images)
-        steps_per_epoch = math.ceil(n / config.batch_size)
-        total_steps = steps_per_epoch * config.epochs
-        split = "val" if config.val_fraction > 0 else "test"
-
-        for epoch in range(start_epoch, config.epochs):
-            t0 = time.perf_counter()
-            # data order and augmentation depend only on (seed, epoch): a resumed epoch replays exactly
-            order = np.random.default_rng([config.seed, epoch]).permutation(n)
-            loss_sum = tf.zeros((), tf.float32)
-            correct = tf.zeros((), tf.int64)
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
-            for i in bar:
-                idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-                lr = one_cycle_lr(config, (epoch * steps_per_epoch + i + 1) / total_steps)
-                x = batch(tf.constant(idx), tf.constant([config.seed * SEED_STRIDE + epoch, i], tf.int64))
-                loss, batch_correct = step(x, tf.gather(train_y, idx), tf.constant(lr, tf.float32))
-                loss_sum += loss * len(idx)
-                correct += batch_correct
-                if i % 10 == 0:
-                    bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}")
-            train_seconds = time.perf_counter() - t0
-
-            eval_logits = predict(ds.test_images)
-            row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, ds.test_labels, split,
-                            train_seconds, time.perf_counter() - t0)
-            run.log_epoch(row)
-            _save_checkpoint(run.path / CHECKPOINT_FILE, epoch + 1, model, optimizer)
-            if on_epoch is not None:
-                on_epoch(epoch + 1, row)
-
-        if start_epoch == config.epochs:  # resumed a run whose last epoch was done: nothing evaluated it here
-            eval_logits = predict(ds.test_images)
-        _save_final(model, ds, config, dtype, run.path / MODEL_FILE)
-    accuracy = run.finish(eval_logits, ds.test_labels, ds.classes, split)
-    return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
-
-
-def _build(ds: Dataset, config: TrainConfig, dtype: str) -> keras.Model:
-    return build_model(ds.image_shape, ds.num_classes, ds.mean, ds.std, width=config.width, dropout=config.dropout,
-                       flip_tta=config.flip_tta, dtype=dtype)
-
-
-def _save_final(model: keras.Model, ds: Dataset, config: TrainConfig, dtype: str, path: Path) -> None:
-    """The inference model, always float32 (a mixed-precision body is rebuilt in float32 and gets the weights).
-
-    ``dtype`` is the policy the model was built with: the functional body's own ``dtype_policy`` says float32
-    whatever its layers compute in, so it cannot tell.
-    """
-    if dtype != "float32":
-        weights = model.get_weights()
-        model = _build(ds, config, "float32")
-        model.set_weights(weights)
-    tmp = path.with_name("model.tmp.keras")  # Keras insists on the .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)
+    """Train the CNN with TensorFlow/Keras (``training.loop.train``)."""
+    return loop.train(KerasTrainer, config, resume=resume, on_epoch=on_epoch)
 
 
 def load_trained(run: Run) -> keras.Model:
     """The final model of a finished run (float32, CPU placement left to TensorFlow)."""
-    path = run.path / MODEL_FILE
-    if not path.is_file():
-        raise RunError(f"{run.path} has no final model ({MODEL_FILE}): the run did not finish; resume it with --resume")
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(run.final_model(MODEL_FILE))
 
 
 def build_parser() -> argparse.ArgumentParser:

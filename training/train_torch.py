@@ -1,4 +1,5 @@
-"""PyTorch trainer: ``python -m training.train_torch --help``.
+"""PyTorch trainer: ``python -m training.train_torch --help``. The loop is ``training.loop``'s; this module is
+PyTorch's adapter to it.
 
 The whole data set lives on the training device as uint8 and is batched by index, and augmentation runs on
 whole batches there (shift, flip, rotation as one gather or one affine resampling per batch), so no Python
@@ -11,22 +12,21 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from training import cli
-from training.cli import EpochCallback, TrainResult
-from training.config import ConfigError, TrainConfig, one_cycle_lr
-from training.datasets import prepare_for_training
-from training.model import ModelSpec, Net, build_model
-from training.run import Run, RunError, epoch_row
+from training import cli, loop
+from training.config import ConfigError, TrainConfig
+from training.datasets import Dataset
+from training.loop import EpochCallback, TrainResult
+from training.model_torch import Net, build_model, load_model, save_atomic, save_model
+from training.run import Run
+from training.spec import ModelSpec
 
 FRAMEWORK = "torch"
 # eval batch: on 2 CPU cores 256 is 1.4x faster than 1024 (its activations stay in cache)
@@ -130,102 +130,75 @@ def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
     )
 
 
-def _save_atomic(payload: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+class TorchTrainer:
+    """``training.loop.Trainer`` for PyTorch: the network, SGD, the training data on the device."""
+
+    framework = FRAMEWORK
+    model_file = MODEL_FILE
+    checkpoint_file = CHECKPOINT_FILE
+
+    def __init__(self, config: TrainConfig, ds: Dataset):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.step_dtype = resolve_precision(config.precision, self.device)
+        torch.manual_seed(config.seed)
+        self.model = build_model(ModelSpec.for_data(config, ds)).to(self.device)
+        self.model.body.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+        self.optimizer = make_optimizer(self.model, config)
+        self.train_x = torch.from_numpy(ds.train_images).to(self.device)
+        self.train_y = torch.from_numpy(ds.train_labels).to(self.device)
+        self.generator = torch.Generator()  # augmentation parameters: drawn on the CPU, so runs match across devices
+
+    def describe(self) -> dict[str, Any]:
+        return {"framework_version": torch.__version__, "device": str(self.device),
+                "precision": str(self.step_dtype).removeprefix("torch."),
+                "num_parameters": sum(p.numel() for p in self.model.parameters())}
+
+    def begin_epoch(self, seed: int) -> None:
+        self.model.train()
+        self.generator.manual_seed(seed)
+
+    def step(self, idx: np.ndarray, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.from_numpy(idx).to(self.device)
+        labels = self.train_y[index]
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = to_layout(augment(self.model.preprocess(self.train_x[index]), self.config, self.generator))
+        with torch.autocast(self.device.type, dtype=self.step_dtype, enabled=self.step_dtype != torch.float32):
+            logits = self.model.body(x).float()
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), (logits.argmax(1) == labels).sum()
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return predict_logits(self.model, torch.from_numpy(images).to(self.device)).cpu().numpy()
+
+    def save_checkpoint(self, path: Path, epoch: int) -> None:
+        save_atomic({"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "torch_rng": torch.get_rng_state()}, path)
+
+    def load_checkpoint(self, path: Path) -> int:
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        return ckpt["epoch"]
+
+    def save_model(self, path: Path) -> None:
+        save_model(self.model, path, config=self.config.to_dict())
 
 
 def train(config: TrainConfig, *, resume: Run | None = None, on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train the CNN; a run directory records everything. ``resume`` continues a run from its checkpoint."""
-    device = resolve_device(config.device)
-    step_dtype = resolve_precision(config.precision, device)
-    torch.manual_seed(config.seed)
-    ds = prepare_for_training(config)
-    spec = ModelSpec(*ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
-                     base_width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
-    model = build_model(spec).to(device)
-    model.body.to(memory_format=torch.channels_last)
-    torch.backends.cudnn.benchmark = True
-    optimizer = make_optimizer(model, config)
-
-    run, start_epoch = resume, 0
-    if resume is not None:
-        ckpt = torch.load(resume.path / CHECKPOINT_FILE, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_epoch = ckpt["epoch"]
-        run.truncate_metrics(start_epoch)
-        print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
-    else:
-        run = Run.create(config, FRAMEWORK)
-    run.update_info(framework_version=torch.__version__, device=str(device),
-                    precision=str(step_dtype).removeprefix("torch."), dataset=ds.name, classes=list(ds.classes),
-                    num_parameters=sum(p.numel() for p in model.parameters()))
-
-    train_x = torch.from_numpy(ds.train_images).to(device)
-    train_y = torch.from_numpy(ds.train_labels).to(device)
-    test_x = torch.from_numpy(ds.test_images).to(device)
-    n = len(train_x)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    split = "val" if config.val_fraction > 0 else "test"
-
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        # data order and augmentation depend only on (seed, epoch): a resumed epoch replays exactly
-        order = torch.from_numpy(np.random.default_rng([config.seed, epoch]).permutation(n)).to(device)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
-        for i in bar:
-            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-            lr = one_cycle_lr(config, (epoch * steps_per_epoch + i + 1) / total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x = to_layout(augment(model.preprocess(train_x[idx]), config, gen))
-            with torch.autocast(device.type, dtype=step_dtype, enabled=step_dtype != torch.float32):
-                logits = model.body(x).float()
-            loss = F.cross_entropy(logits, train_y[idx], label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == train_y[idx]).sum()
-            if i % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}")
-        train_seconds = time.perf_counter() - t0
-
-        eval_logits = predict_logits(model, test_x).cpu().numpy()
-        row = epoch_row(epoch + 1, lr, loss_sum.item(), correct.item(), n, eval_logits, ds.test_labels, split,
-                        train_seconds, time.perf_counter() - t0)
-        run.log_epoch(row)
-        _save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "torch_rng": torch.get_rng_state(), "spec": spec.to_dict(), "config": config.to_dict()},
-                     run.path / CHECKPOINT_FILE)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, row)
-
-    _save_atomic({"spec": spec.to_dict(), "model": model.state_dict(), "classes": list(ds.classes),
-                  "dataset": ds.name, "config": config.to_dict()}, run.path / MODEL_FILE)
-    if start_epoch == config.epochs:  # resumed a run whose last epoch was done: nothing evaluated it here
-        eval_logits = predict_logits(model, test_x).cpu().numpy()
-    accuracy = run.finish(eval_logits, ds.test_labels, ds.classes, split)
-    return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
+    """Train the CNN with PyTorch (``training.loop.train``)."""
+    return loop.train(TorchTrainer, config, resume=resume, on_epoch=on_epoch)
 
 
-def load_trained(run: Run) -> tuple[Net, dict]:
-    """The final model of a finished run (eval mode, CPU) and its saved payload."""
-    path = run.path / MODEL_FILE
-    if not path.is_file():
-        raise RunError(f"{run.path} has no final model ({MODEL_FILE}): the run did not finish; resume it with --resume")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(ModelSpec.from_dict(payload["spec"]))
-    model.load_state_dict(payload["model"])
-    return model.eval(), payload
+def load_trained(run: Run) -> Net:
+    """The final model of a finished run (eval mode, CPU)."""
+    return load_model(run.final_model(MODEL_FILE))[0]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,12 +13,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from contract import INPUT_NAME, OUTPUT_NAME, encode_metadata, golden_input
+from contract import GOLDEN_BATCH, INPUT_NAME, OUTPUT_NAME, encode_metadata, golden_input
+from training.datasets.cifar10 import CIFAR10_CLASSES
 
-CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_LABELS = list(CIFAR10_CLASSES)
 OPSET = 18
 IR_VERSION = 8  # the oldest IR that opset 18 allows, so any onnxruntime >= 1.14 reads these files
-GOLDEN_BATCH = 2
 
 
 def weights(seed: int, channels: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,41 +1,15 @@
-"""The PyTorch CNN. Its input is the ONNX contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph
-carries all preprocessing (scale, mean/std, NHWC -> NCHW).
-
-Edges to shapes to objects: a stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool
-between their two convs (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a linear classifier.
-With ``flip_tta`` the eval-mode model averages the logits of each image and its mirror (test-time
-augmentation), so the exported graph does it too and every client gets it for free.
-"""
+"""The PyTorch CNN of ``training.spec``; its input is the ONNX contract's raw ``uint8 [B, H, W, C]`` image."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import os
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything that builds the network; stored in every checkpoint so a file rebuilds its own model."""
-
-    height: int
-    width: int
-    channels: int
-    num_classes: int
-    mean: tuple[float, ...]  # per channel, pixel units (0..255)
-    std: tuple[float, ...]
-    base_width: int = 64
-    dropout: float = 0.1
-    flip_tta: bool = False  # eval mode: mean logits of the image and its horizontal mirror
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelSpec:
-        return cls(**{**values, "mean": tuple(values["mean"]), "std": tuple(values["std"])})
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+from training.spec import ModelSpec
 
 
 class Preprocess(nn.Module):
@@ -65,11 +39,11 @@ class Block(nn.Sequential):
 class Net(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        w = spec.base_width
+        w = spec.width
         self.spec = spec
         self.preprocess = Preprocess(spec.mean, spec.std)
         self.body = nn.Sequential(
-            conv_bn(spec.channels, w // 2),
+            conv_bn(spec.image_shape[2], w // 2),
             Block(w // 2, w),
             Block(w, 2 * w),
             Block(2 * w, 4 * w),
@@ -93,3 +67,23 @@ class Net(nn.Module):
 
 def build_model(spec: ModelSpec) -> Net:
     return Net(spec)
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """torch.save through a temporary file and a rename: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def save_model(model: Net, path: Path, **extra: Any) -> None:
+    """The weights with the spec that rebuilds them (and ``extra`` entries such as the training config)."""
+    save_atomic({"spec": model.spec.to_dict(), "model": model.state_dict(), **extra}, path)
+
+
+def load_model(path: Path) -> tuple[Net, dict[str, Any]]:
+    """A model file written by ``save_model``: the rebuilt network (eval mode, CPU) and the file's payload."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(ModelSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["model"])
+    return model.eval(), payload

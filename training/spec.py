@@ -1,0 +1,43 @@
+"""The network's arguments, framework-neutral: both frameworks build the same CNN from one ``ModelSpec``.
+
+Edges to shapes to objects: a stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool
+between their two convs (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a linear classifier.
+The input is the contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing
+(scale, mean/std, layout). With ``flip_tta`` the eval-mode model averages the logits of each image and its
+mirror (test-time augmentation), so the exported graph does it too and every client gets it for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from training.config import TrainConfig
+from training.datasets import Dataset
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that builds the network; stored with every saved model so a file rebuilds its own."""
+
+    image_shape: tuple[int, int, int]  # (H, W, C) of the uint8 input
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, pixel units (0..255)
+    std: tuple[float, ...]
+    width: int  # channels of the first block; the blocks have width, 2 * width, 4 * width
+    dropout: float
+    flip_tta: bool  # eval mode: mean logits of the image and its horizontal mirror
+
+    @classmethod
+    def for_data(cls, config: TrainConfig, ds: Dataset) -> ModelSpec:
+        """The network ``config`` trains on ``ds``: input shape, classes and normalisation from the data."""
+        return cls(image_shape=ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
+                   width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
+        return cls(**{**values, **{k: tuple(values[k]) for k in ("image_shape", "mean", "std")}})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
