@@ -1,16 +1,44 @@
-"""Where every benchmark puts its figures: ``<out>/<name>.json`` and ``<out>/<name>.md``, so runs compare."""
+"""Where every benchmark puts its figures: ``<out>/<name>.json`` and ``<out>/<name>.md``, so runs compare, and
+(full runs only) the section ``<name>`` of BENCHMARKS.md, with the command that produced it.
+
+BENCHMARKS.md is the one place the project's figures live: its text before the first section is written by
+hand (the setup), each section is replaced whole by the next full run of its benchmark.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
-def write_report(out: Path, name: str, report: dict[str, Any], markdown: str) -> None:
-    """Write the figures as JSON and the markdown table, and print the table."""
+
+def write_report(out: Path, name: str, report: dict[str, Any], markdown: str, *, record: bool) -> None:
+    """Write the figures as JSON and the markdown table, print the table, and with ``record`` put it into
+    BENCHMARKS.md as the section ``name``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown)
     print(markdown)
     print(f"written: {out / f'{name}.json'}, {out / f'{name}.md'}")
+    if record:
+        command = " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]])
+        record_section(BENCHMARKS_MD, name, markdown, command)
+        print(f"recorded in {BENCHMARKS_MD}")
+
+
+def record_section(path: Path, name: str, markdown: str, command: str) -> None:
+    """Replace the section ``name`` of the file at ``path`` (or append it) with ``markdown``, its headings one
+    level down, under a line naming ``command`` and the date."""
+    body = re.sub(r"^(#+) ", r"#\1 ", markdown.strip(), flags=re.M)
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    section = (f"<!-- begin {name} -->\n{body}\n\nCommand: `{command}` (run {stamp}; `make bench` runs the "
+               f"training and serving benchmarks, `make bench-tune` the tuning one).\n<!-- end {name} -->")
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)

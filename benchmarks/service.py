@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "engines": engine_rows,
         "footprint": footprint,
     }
-    write_report(args.out, "service", report, markdown(report))
+    write_report(args.out, "service", report, markdown(report), record=not args.smoke)
     return 0
 
 

@@ -22,10 +22,9 @@ class ServiceConfig:
     # photo, about 72 MB once decoded as RGB; Pillow's MAX_IMAGE_PIXELS is set to the same number.
     max_pixels: int = 24_000_000
     # images gathered into one onnxruntime call; 1 turns batching off (each request runs its own call).
-    # Off by default: on CPU the CNN's cost per image is flat in the batch size (1.0 CPU-ms at batch 1 and
-    # at 16, 2 cores), so batching only adds the hand-off between threads: measured with wrk at concurrency
-    # 16, 1,060 req/s with batching against 1,910 without. The GPU image turns it on (INFERENCE_BATCH_MAX_SIZE=32),
-    # where one call on many images costs little more than one on a single image.
+    # Off by default: on CPU the CNN's cost per image is flat in the batch size, so batching only adds the
+    # hand-off between threads (the serving benchmark runs both: BENCHMARKS.md). The GPU image turns it on
+    # (INFERENCE_BATCH_MAX_SIZE=32), where one call on many images costs little more than one on one image.
     batch_max_size: int = 1
     # how long a batching thread waits for more images after the first one arrived (milliseconds)
     batch_max_wait_ms: float = 2.0
@@ -34,8 +33,7 @@ class ServiceConfig:
     batch_workers: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
     # threads onnxruntime splits one call over (0: its default, one per physical core). 1 by default, as the
     # parallelism comes from the batch workers (or from concurrent requests when batching is off); splitting
-    # a small image's convolutions across threads cost more in synchronisation than it saved: measured on
-    # 2 cores, 2.6 CPU-ms per request with 1 thread against 3.2-3.6 with 2
+    # a small image's convolutions across threads costs more CPU in synchronisation than it saves
     intra_op_threads: int = 1
     # onnxruntime execution providers in priority order; empty: CUDA when available, then CPU
     providers: tuple[str, ...] = ()

@@ -1,19 +1,17 @@
 """The production server: ``python -m inference.server --help``. Serves ``inference.app:create_app()`` on
 $HOST:$PORT (default 0.0.0.0:8000) with granian, a WSGI server whose HTTP side is Rust.
 
-Why granian: per request the service's own Python (Flask, decoding, onnxruntime, JSON) is about 1 CPU-ms,
-and gunicorn's pure-Python HTTP handling (parsing, keep-alive polling, thread hand-offs) added as much
-again. Measured on 2 cores with wrk, 16 keep-alive connections, small PNGs, batching off: gunicorn (gthread,
-32 threads) 660-830 req/s at 1.65-2.04 CPU-ms per request; granian 1,310-1,540 req/s at 1.16-1.33 CPU-ms.
+Why granian: a pure-Python HTTP server (gunicorn: parsing, keep-alive polling, thread hand-offs) cost about
+as much CPU per request as the whole service's own work (Flask, decoding, onnxruntime, JSON); granian's HTTP
+side is Rust and costs little. The serving benchmark (BENCHMARKS.md) measures the service on it.
 
 One worker process, on purpose: batching (the GPU image's default) gathers concurrent requests into one
 onnxruntime call, which only works when they reach the same process, queue and session; and /metrics, hot
 swapping and /info describe one process, not whichever of several a request happened to reach.
 
-Python threads: onnxruntime releases the GIL while it runs, so a few threads keep the cores busy; more only
-fight over the GIL (2 cores, batching off, req/s: 720-830 with 1 thread, 1,310-1,540 with 2, 1,240-1,370 with
-4, 900-1,070 with 16). With batching on, a batch can only grow as large as the number of requests in flight,
-so the default is then at least the batch size.
+Python threads: onnxruntime releases the GIL while it runs, so one thread per CPU keeps the cores busy; more
+only fight over the GIL (throughput fell with 4 and 16 threads on 2 cores). With batching on, a batch can only
+grow as large as the number of requests in flight, so the default is then at least the batch size.
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ def resolve_device(name: str) -> tuple[str, bool]:
 
 def resolve_precision(name: str, use_gpu: bool) -> str:
     """The Keras dtype policy of the body for ``config.precision``. auto is mixed bfloat16 on the GPU only: on
-    2 Zen 4 cores (native bfloat16) a step (batch 128, 28x28, width 32) took 125 ms against 130 ms in float32,
-    too little to trade precision for."""
+    CPUs with native bfloat16 TensorFlow's mixed-precision steps are barely faster than float32's, too little to
+    trade precision for (BENCHMARKS.md)."""
     bf16 = name == "bfloat16" or (name == "auto" and use_gpu)
     return "mixed_bfloat16" if bf16 else "float32"
 
@@ -139,7 +139,6 @@ class KerasTrainer:
         keras.utils.set_random_seed(config.seed)
         self.spec = ModelSpec.for_data(config, ds)
         # XLA fuses BatchNorm + GELU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
-        # (width 64, batch 512, 28x28: 3.8 s per step with XLA, 3.0 s without, 2 cores)
         self.jit = use_gpu
         self.dtype = resolve_precision(config.precision, use_gpu)
         with tf.device(self.device):

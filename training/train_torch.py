@@ -29,7 +29,7 @@ from training.run import Run
 from training.spec import ModelSpec
 
 FRAMEWORK = "torch"
-# eval batch: on 2 CPU cores 256 is 1.4x faster than 1024 (its activations stay in cache)
+# eval batch: small enough for its activations to stay in the CPU's cache, which 1024 was not
 EVAL_BATCH = 256
 MODEL_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -46,9 +46,8 @@ def resolve_device(name: str) -> torch.device:
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     """The dtype of the training steps for ``config.precision``: bfloat16 (autocast) or float32 (no autocast).
 
-    auto is bfloat16 on CUDA and on CPUs whose oneDNN runs bfloat16 natively (AVX512-BF16 or AMX): on 2 Zen 4
-    cores a step (batch 128, 28x28, width 32) takes 64 ms against 88 ms in float32. Elsewhere it is emulated
-    and slower, so auto stays float32.
+    auto is bfloat16 on CUDA and on CPUs whose oneDNN runs bfloat16 natively (AVX512-BF16 or AMX), where its
+    steps are faster than float32's (BENCHMARKS.md). Elsewhere it is emulated and slower, so auto stays float32.
     """
     if name == "auto":
         native = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
@@ -104,8 +103,8 @@ def shift_flip(x: torch.Tensor, shift: torch.Tensor, sign: torch.Tensor) -> torc
 
 
 def to_layout(x: torch.Tensor) -> torch.Tensor:
-    """Float [B, C, H, W] in channels_last memory order: oneDNN and cuDNN convolutions run faster on it (about
-    1.3x per training step on 2 CPU cores)."""
+    """Float [B, C, H, W] in channels_last memory order: oneDNN and cuDNN convolutions run faster on it, on the
+    CPU too."""
     return x.contiguous(memory_format=torch.channels_last)
 
 

@@ -13,7 +13,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from contract import GOLDEN_BATCH, INPUT_NAME, OUTPUT_NAME, encode_metadata, golden_input
+from contract import (
+    GOLDEN_BATCH,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    encode_metadata,
+    golden_input,
+)
 from training.datasets.cifar10 import CIFAR10_CLASSES
 
 CIFAR10_LABELS = list(CIFAR10_CLASSES)

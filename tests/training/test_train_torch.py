@@ -1,5 +1,5 @@
 """PyTorch-only parts of the trainer (batched augmentation, precision) and of its exporter. The shared behaviour is in
-tests/test_trainer.py and tests/test_export.py."""
+tests/training/test_trainers.py and tests/export/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import torch
 from training.config import TrainConfig
 from training.model_torch import build_model
 from training.spec import ModelSpec
-from training.train_torch import augment, resolve_precision, rotate_shift_flip, shift_flip
+from training.train_torch import (
+    augment,
+    resolve_precision,
+    rotate_shift_flip,
+    shift_flip,
+)
 
 
 def _batch(seed=0, b=16, c=3, h=32, w=32):

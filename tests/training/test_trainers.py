@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from export.parity import OrtRunner, check_parity
-from tests.conftest import tiny_config
+from tests.support.runs import tiny_config
 from training.config import one_cycle_lr
 from training.run import Run
 

@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from training.config import ConfigError, TrainConfig, one_cycle_lr
+from training.config import ConfigError, TrainConfig, config_from_args, one_cycle_lr
 from training.train_torch import build_parser
-from training.config import config_from_args
 
 
 def test_defaults_are_valid_and_round_trip():

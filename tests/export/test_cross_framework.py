@@ -1,9 +1,9 @@
-"""The Keras parity runner, and the cross-framework contract: a PyTorch file and a TensorFlow file are
-interchangeable for the service. (Export with parity itself: tests/test_export.py with ``--framework tensorflow``.)
+"""The cross-framework contract: a PyTorch file and a TensorFlow file are interchangeable for the service, and
+both trainers take the same command line.
 
-Runs under the TensorFlow environment (``.venv-tf/bin/python -m pytest tests/test_tf_export.py``). PyTorch never
-enters this process: the cross-framework test trains and exports with each framework as a separate command, the
-PyTorch one with the interpreter in ``$TORCH_PYTHON`` (default: the repository's ``.venv/bin/python``).
+Runs under the TensorFlow environment (``.venv-tf/bin/python -m pytest tests/export/test_cross_framework.py``).
+PyTorch never enters this process: each framework trains and exports as a separate command, the PyTorch one
+with the interpreter in ``$TORCH_PYTHON`` (default: the repository's ``.venv/bin/python``).
 """
 
 from __future__ import annotations
@@ -18,26 +18,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from export.tf_export import KerasRunner, convert
 from contract import METADATA_KEYS, golden_input
 from inference.model import check_contract
+from tests.support.paths import REPO
 from training.datasets import load_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-TORCH_PYTHON = os.environ.get("TORCH_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
-
-
-def test_keras_runner_is_in_inference_mode(trained):
-    runner, _, _ = convert(trained.run)
-    assert isinstance(runner, KerasRunner)
-    images = load_dataset("synthetic").test_images[:64]
-    first, second = runner.infer({"image": images})["logits"], runner.infer({"image": images})["logits"]
-    np.testing.assert_array_equal(first, second)  # no dropout
-    # BatchNorm uses its running statistics: one image's logits do not depend on the rest of the batch
-    np.testing.assert_allclose(runner.infer({"image": images[:1]})["logits"], first[:1], atol=1e-5)
-
-
-# ------------------------------------------------------------------------------------------ cross-framework
+TORCH_PYTHON = os.environ.get("TORCH_PYTHON", str(REPO / ".venv" / "bin" / "python"))
 
 TINY_CLI = ["--dataset", "synthetic", "--epochs", "1", "--width", "8", "--max-train-samples", "512",
             "--max-test-samples", "256"]
@@ -45,7 +31,7 @@ TINY_CLI = ["--dataset", "synthetic", "--epochs", "1", "--width", "8", "--max-tr
 
 def _command(python: str, *args: str) -> subprocess.CompletedProcess:
     assert Path(python).is_file(), f"no interpreter at {python}: run `make install` or set TORCH_PYTHON"
-    result = subprocess.run([python, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([python, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{python} {' '.join(args)} failed:\n{result.stderr[-3000:]}"
     return result
 

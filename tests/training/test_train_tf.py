@@ -1,5 +1,5 @@
 """TensorFlow-only parts of the trainer: the Keras model's raw uint8 input, batched augmentation, weight decay.
-The shared behaviour is in tests/test_trainer.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
+The shared behaviour is in tests/training/test_trainers.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import tensorflow as tf
 from training.config import TrainConfig
 from training.model_tf import BODY, PREPROCESS, build_model
 from training.spec import ModelSpec
-from training.train_tf import augment, load_trained, make_optimizer, make_train_step, resolve_precision
+from training.train_tf import (
+    augment,
+    load_trained,
+    make_optimizer,
+    make_train_step,
+    resolve_precision,
+)
 
 
 def test_final_model_takes_raw_uint8_images_and_normalises_inside(trained):

@@ -1,0 +1,201 @@
+"""Why the defaults are what they are: each speed choice the code makes, timed both ways on this machine.
+
+``python -m benchmarks.choices --out bench-results`` (``--smoke``: a few steps, to show that it runs).
+- PyTorch training step (``training.train_torch``): float32 against bfloat16 autocast (``precision``), and
+  channels_last against the default memory layout.
+- PyTorch evaluation: ``EVAL_BATCH`` 256 against 1024 images per call.
+- TensorFlow training step (``training.train_tf``, run with ``$TF_PYTHON``, default ``.venv-tf/bin/python``):
+  float32 against mixed bfloat16, and with against without XLA.
+- onnxruntime (``inference``): the default network exported at opset 18 against 20 (batch-1 latency), and CPU
+  time per batch-1 call with 1 against 2 intra-op threads (``INFERENCE_INTRA_OP_THREADS``).
+Every step is timed on the project's own trainer adapter (``TorchTrainer``, ``KerasTrainer``) with the default
+network (width 32) at batch 128 on Fashion-MNIST-shaped data (28x28x1, synthetic pixels: speed does not depend
+on them). Figures go to ``--out`` as ``choices.json`` and ``choices.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from benchmarks.report import write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPE = (28, 28, 1)
+BATCH = 128
+TRAIN_IMAGES = 4096
+
+
+def _dataset():
+    from training.datasets.base import make_dataset
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (TRAIN_IMAGES + 1024, *SHAPE), dtype=np.uint8)
+    labels = rng.integers(0, 10, TRAIN_IMAGES + 1024)
+    return make_dataset("synthetic", images[:TRAIN_IMAGES], labels[:TRAIN_IMAGES], images[TRAIN_IMAGES:],
+                        labels[TRAIN_IMAGES:], tuple(str(i) for i in range(10)))
+
+
+def _config(**values: Any):
+    from training.config import TrainConfig
+
+    return TrainConfig.from_dict({"dataset": "synthetic", "batch_size": BATCH, **values})
+
+
+def time_steps(trainer, steps: int) -> float:
+    """Median milliseconds of one training step, after two warm-up steps (lazy initialisation, compilation)."""
+    order = np.random.default_rng(0).permutation(TRAIN_IMAGES)
+    trainer.begin_epoch(0)
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        loss, _ = trainer.step(order[(i * BATCH) % TRAIN_IMAGES:][:BATCH], 0.05)
+        float(loss)  # wait for the device
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times[2:]))
+
+
+def torch_rows(steps: int) -> list[dict]:
+    import torch
+
+    from training import train_torch
+    from training.train_torch import TorchTrainer
+
+    ds = _dataset()
+    rows = []
+    for precision in ("float32", "bfloat16"):
+        trainer = TorchTrainer(_config(precision=precision), ds)
+        rows.append({"choice": "PyTorch training step", "setting": f"precision {precision}, channels_last",
+                     "ms": time_steps(trainer, steps), "unit": "ms per step"})
+
+    @contextlib.contextmanager
+    def contiguous() -> Iterator[None]:
+        layout = train_torch.to_layout
+        train_torch.to_layout = lambda x: x.contiguous()
+        try:
+            yield
+        finally:
+            train_torch.to_layout = layout
+
+    with contiguous():
+        trainer = TorchTrainer(_config(precision="float32"), ds)
+        trainer.model.body.to(memory_format=torch.contiguous_format)
+        rows.append({"choice": "PyTorch training step", "setting": "precision float32, contiguous (NCHW)",
+                     "ms": time_steps(trainer, steps), "unit": "ms per step"})
+
+    trainer = TorchTrainer(_config(), ds)
+    test = ds.test_images
+    for batch in (256, 1024):
+        saved, train_torch.EVAL_BATCH = train_torch.EVAL_BATCH, batch
+        try:
+            trainer.predict(test)
+            t0 = time.perf_counter()
+            trainer.predict(test)
+            rows.append({"choice": "PyTorch evaluation", "setting": f"{batch} images per call",
+                         "ms": 1000 * (time.perf_counter() - t0) / len(test) * 1000, "unit": "ms per 1,000 images"})
+        finally:
+            train_torch.EVAL_BATCH = saved
+    return rows
+
+
+def tensorflow_rows(steps: int) -> list[dict]:
+    from training.train_tf import KerasTrainer, make_train_step
+
+    ds = _dataset()
+    rows = []
+    for precision in ("float32", "bfloat16"):
+        trainer = KerasTrainer(_config(precision=precision), ds)
+        rows.append({"choice": "TensorFlow training step", "setting": f"precision {precision}, no XLA",
+                     "ms": time_steps(trainer, steps), "unit": "ms per step"})
+    trainer = KerasTrainer(_config(precision="float32"), ds)
+    trainer._step = make_train_step(trainer.model, trainer.optimizer, _config(), jit=True)
+    rows.append({"choice": "TensorFlow training step", "setting": "precision float32, XLA", "ms": time_steps(trainer, steps), "unit": "ms per step"})
+    return rows
+
+
+def onnxruntime_rows(calls: int) -> list[dict]:
+    import onnxruntime as ort
+    import torch
+
+    from export import torch_export
+    from inference.model import session_options
+    from training.model_torch import build_model
+    from training.spec import ModelSpec
+
+    config = _config()
+    torch.manual_seed(0)
+    spec = ModelSpec(image_shape=(32, 32, 3), num_classes=10, mean=(128.0,) * 3, std=(64.0,) * 3,
+                     width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
+    model = build_model(spec).eval()
+    image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+
+    def per_call(session, clock: Callable[[], float]) -> float:
+        for _ in range(20):
+            session.run(None, {"image": image})
+        t0 = clock()
+        for _ in range(calls):
+            session.run(None, {"image": image})
+        return 1000 * (clock() - t0) / calls
+
+    rows = []
+    opset = torch_export.OPSET
+    for version in (18, opset):
+        torch_export.OPSET = version
+        try:
+            proto = torch_export.to_onnx(model).SerializeToString()
+        finally:
+            torch_export.OPSET = opset
+        session = ort.InferenceSession(proto, session_options(1), providers=["CPUExecutionProvider"])
+        rows.append({"choice": "onnxruntime batch-1 call", "setting": f"PyTorch export at opset {version}",
+                     "ms": per_call(session, time.perf_counter), "unit": "ms per call"})
+    for threads in (1, 2):
+        session = ort.InferenceSession(proto, session_options(threads), providers=["CPUExecutionProvider"])
+        rows.append({"choice": "onnxruntime batch-1 call", "setting": f"{threads} intra-op thread(s)",
+                     "ms": per_call(session, time.process_time), "unit": "CPU ms per call (all threads)"})
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Speed choices ({report['machine']}{', smoke counts' if report['smoke'] else ''})", "",
+             "Each default the code takes for speed, timed both ways; the median of "
+             f"{report['steps']} training steps at batch {BATCH}, width 32, {'x'.join(map(str, SHAPE))} images.", "",
+             "| what | setting | time | unit |", "| --- | --- | ---: | --- |"]
+    for row in report["rows"]:
+        lines.append(f"| {row['choice']} | {row['setting']} | {row['ms']:.2f} | {row['unit']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.choices", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="directory for choices.json/.md")
+    parser.add_argument("--smoke", action="store_true", help="a few steps and calls: a check that it runs")
+    parser.add_argument("--tensorflow-rows", action="store_true", help=argparse.SUPPRESS)  # the TF half, as JSON
+    args = parser.parse_args(argv)
+    steps, calls = (2, 20) if args.smoke else (20, 2000)
+    if args.tensorflow_rows:
+        print(json.dumps(tensorflow_rows(steps)))
+        return 0
+    tf_python = os.environ.get("TF_PYTHON", str(ROOT / ".venv-tf/bin/python"))
+    tf = subprocess.run([tf_python, "-m", "benchmarks.choices", "--tensorflow-rows", *(["--smoke"] * args.smoke)],
+                        cwd=ROOT, capture_output=True, text=True)
+    if tf.returncode != 0:
+        raise RuntimeError(f"the TensorFlow half failed ({tf_python}):\n{tf.stderr[-3000:]}")
+    rows = torch_rows(steps) + json.loads(tf.stdout.strip().splitlines()[-1]) + onnxruntime_rows(calls)
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "smoke": args.smoke, "steps": steps,
+              "rows": rows}
+    write_report(args.out, "choices", report, markdown(report), record=not args.smoke)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

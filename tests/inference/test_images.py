@@ -1,0 +1,106 @@
+"""Decoding uploads: every format and mode to the right colour at the model's own size, EXIF orientation,
+animated GIFs, and large JPEGs downscaled while decoding (``inference.images.decode_image``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference.images import decode_image
+from tests.support.api import post_files
+from tests.support.images import COLOUR, encode, png, solid
+from tests.support.onnx_models import CIFAR10_LABELS, write_model
+from tests.support.reference import all_probabilities, expected_probabilities
+
+
+def test_the_test_colour_has_a_clear_winner():
+    # the lossy-format cases below compare labels; they need a margin that JPEG noise cannot close
+    top2 = np.sort(expected_probabilities(COLOUR))[-2:]
+    assert top2[1] - top2[0] > 0.1
+
+
+def transparent_palette() -> Image.Image:
+    image = Image.new("P", (40, 30), 0)
+    image.putpalette([*COLOUR] * 256)  # index 0 is the test colour, and it is transparent when saved
+    return image
+
+
+# case: (format, image, save arguments, the colour the model must see, lossy format?)
+CASES = {
+    "png-rgb": ("PNG", solid(), {}, COLOUR, False),
+    "png-rgba-opaque": ("PNG", Image.new("RGBA", (40, 30), (*COLOUR, 255)), {}, COLOUR, False),
+    "png-rgba-transparent": ("PNG", Image.new("RGBA", (40, 30), (*COLOUR, 0)), {}, (255, 255, 255), False),
+    "png-rgba-half": ("PNG", Image.new("RGBA", (40, 30), (0, 0, 0, 128)), {}, (127, 127, 127), False),
+    "png-palette": ("PNG", solid().convert("P", palette=Image.Palette.ADAPTIVE), {}, COLOUR, False),
+    "png-palette-transparent": ("PNG", transparent_palette(), {"transparency": 0}, (255, 255, 255), False),
+    "png-gray": ("PNG", solid(120, mode="L"), {}, (120, 120, 120), False),
+    "png-gray-alpha": ("PNG", Image.new("LA", (40, 30), (120, 255)), {}, (120, 120, 120), False),
+    "png-16bit": ("PNG", Image.fromarray(np.full((30, 40), 120 * 257, np.uint16)), {}, (120, 120, 120), False),
+    "png-1bit": ("PNG", solid(1, mode="1"), {}, (255, 255, 255), False),
+    "jpeg-rgb": ("JPEG", solid(), {}, COLOUR, True),
+    "jpeg-gray": ("JPEG", solid(120, mode="L"), {}, (120, 120, 120), True),
+    "jpeg-cmyk": ("JPEG", solid().convert("CMYK"), {}, COLOUR, True),
+    "gif-palette": ("GIF", solid().convert("P", palette=Image.Palette.ADAPTIVE), {}, COLOUR, False),
+    "gif-transparent": ("GIF", transparent_palette(), {"transparency": 0}, (255, 255, 255), False),
+    "bmp-rgb": ("BMP", solid(), {}, COLOUR, False),
+    "bmp-palette": ("BMP", solid().convert("P", palette=Image.Palette.ADAPTIVE), {}, COLOUR, False),
+    "webp-rgb": ("WEBP", solid(), {}, COLOUR, True),
+    "webp-rgba-transparent": ("WEBP", Image.new("RGBA", (40, 30), (*COLOUR, 0)), {"lossless": True}, (255, 255, 255), False),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_format_and_mode_decodes_to_the_right_colour(client, case):
+    fmt, image, save_args, seen, lossy = CASES[case]
+    response = post_files(client, [(f"{case}.{fmt.lower()}", encode(image, fmt, **save_args))], "?top_k=10")
+    assert response.status_code == 200, response.json
+    prediction = response.json["predictions"][0]
+    expected = expected_probabilities(seen)
+    assert prediction["label"] == CIFAR10_LABELS[int(expected.argmax())]
+    np.testing.assert_allclose(all_probabilities(prediction), expected, atol=0.05 if lossy else 1e-4)
+
+
+def test_gray_model_gets_gray_pixels_at_its_own_size(make_app, tmp_path):
+    gray = write_model(tmp_path / "gray.onnx", seed=3, height=28, width=28, channels=1)
+    client = make_app(model_path=gray).test_client()
+    assert client.get("/info").json["input"] == {"height": 28, "width": 28, "channels": 1}
+    prediction = post_files(client, [("c.png", png(size=(300, 200)))], "?top_k=10").json["predictions"][0]
+    np.testing.assert_allclose(
+        all_probabilities(prediction), expected_probabilities(COLOUR, seed=3, shape=(28, 28, 1)), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    "orientation, left_column, right_column",
+    [(1, None, None), (3, None, None), (6, 0, 255), (8, 255, 0)],
+)
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_is_applied(fmt, orientation, left_column, right_column):
+    # stored: red on top, blue below; orientation 3 turns it upside down, 6 and 8 stand it on its side
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:20] = (255, 0, 0)
+    pixels[20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.fromarray(pixels), fmt, exif=exif, **({"quality": 95} if fmt != "PNG" else {}))
+    red = decode_image(data, "x", (8, 8, 3), 10**6)[:, :, 0].astype(int)
+    if orientation == 1:
+        assert red[0].min() > 200 and red[-1].max() < 50  # red stays on top
+    elif orientation == 3:
+        assert red[0].max() < 50 and red[-1].min() > 200  # red at the bottom
+    else:
+        assert abs(red[:, 0] - left_column).max() < 50 and abs(red[:, -1] - right_column).max() < 50
+
+
+def test_large_jpeg_is_downscaled_while_decoding():
+    big = encode(solid(size=(4000, 3000)), "JPEG", quality=90)
+    out = decode_image(big, "big.jpg", (32, 32, 3), 24_000_000)
+    assert out.shape == (32, 32, 3) and abs(out.reshape(-1, 3).mean(axis=0) - COLOUR).max() < 3
+
+
+def test_animated_gif_uses_its_first_frame(client):
+    frames = [solid(COLOUR), solid((10, 200, 10))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    prediction = post_files(client, [("anim.gif", data)], "?top_k=10").json["predictions"][0]
+    np.testing.assert_allclose(all_probabilities(prediction), expected_probabilities(COLOUR), atol=1e-4)

@@ -1,0 +1,58 @@
+"""Classification through /predict: the reference model's answer, top_k, several files, a raw image body."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from tests.support.api import post_files, sha256
+from tests.support.images import COLOUR, png
+from tests.support.onnx_models import CIFAR10_LABELS
+from tests.support.reference import all_probabilities, expected_probabilities
+
+
+def test_prediction_matches_the_reference_model(client, model_path):
+    answer = post_files(client, [("red.png", png())], "?top_k=10").json
+    expected = expected_probabilities(COLOUR)
+    (prediction,) = answer["predictions"]
+    assert answer["model_id"] == prediction["model_id"] == sha256(model_path)
+    assert prediction["file"] == "red.png"
+    assert prediction["label"] == CIFAR10_LABELS[int(expected.argmax())]
+    assert prediction["probability"] == pytest.approx(expected.max(), abs=1e-5)
+    np.testing.assert_allclose(all_probabilities(prediction), expected, atol=1e-5)
+
+
+def test_raw_image_body_is_accepted(client):
+    answer = client.post("/predict", data=png(), content_type="image/png").json
+    assert answer["predictions"][0]["file"] == "body"
+    assert answer["predictions"][0]["label"] == CIFAR10_LABELS[int(expected_probabilities(COLOUR).argmax())]
+
+
+def test_top_k(client):
+    default = post_files(client, [("a.png", png())]).json["predictions"][0]["top_k"]
+    assert len(default) == 3
+    full = post_files(client, [("a.png", png())], "?top_k=10").json["predictions"][0]["top_k"]
+    probabilities = [entry["probability"] for entry in full]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sorted(entry["label"] for entry in full) == sorted(CIFAR10_LABELS)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert default == full[:3]
+    one = post_files(client, [("a.png", png())], "?top_k=1").json["predictions"][0]
+    assert one["top_k"] == full[:1] and one["label"] == full[0]["label"]
+
+
+def test_several_files_in_one_request_keep_their_order(client):
+    colours = [COLOUR, (10, 200, 10), (20, 20, 220), (250, 250, 250)]
+    files = [(f"img{i}.png", png(c)) for i, c in enumerate(colours)]
+    predictions = post_files(client, files, "?top_k=10").json["predictions"]
+    assert [p["file"] for p in predictions] == [name for name, _ in files]
+    for prediction, colour in zip(predictions, colours):
+        np.testing.assert_allclose(all_probabilities(prediction), expected_probabilities(colour), atol=1e-4)
+
+
+def test_files_under_any_field_name_and_repeated_fields(client):
+    data = {"photo": [(io.BytesIO(png()), "a.png"), (io.BytesIO(png()), "b.png")], "x": (io.BytesIO(png()), "c.png")}
+    answer = client.post("/predict", data=data, content_type="multipart/form-data").json
+    assert sorted(p["file"] for p in answer["predictions"]) == ["a.png", "b.png", "c.png"]

@@ -1,0 +1,93 @@
+"""The service as it is deployed: its server (granian) in a fresh venv holding only the `serve` dependencies,
+serving a copy of ``contract/`` and ``inference/`` alone, over real HTTP (chunked uploads included)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import png
+from tests.support.net import free_port, http, post_chunked, predict, wait_ready
+from tests.support.onnx_models import write_model
+from tests.support.paths import REPO
+from tests.support.reference import expected_label
+
+MAX_UPLOAD_BYTES = 200_000  # the deployed server's upload limit in these tests
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def server(venv: Path, app_dir: Path, model: Path, log: Path):
+    """``python -m inference.server`` from ``venv``, serving the copy of ``inference/`` in ``app_dir``, as the
+    images run it; yields (base URL, process)."""
+    port = free_port()
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(app_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "INFERENCE_MODEL_PATH": str(model),
+        "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [venv / "bin/python", "-m", "inference.server"], cwd=app_dir, env=env, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process, log)
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve_venv, tmp_path):
+    for framework in ("torch", "tensorflow"):
+        result = subprocess.run([serve_venv / "bin/python", "-c", f"import {framework}"], capture_output=True, text=True)
+        assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, framework
+
+    app_dir = tmp_path / "app"  # contract/ and inference/ alone, as in the image: nothing else of the repo
+    for package in ("contract", "inference"):
+        shutil.copytree(REPO / package, app_dir / package, ignore=shutil.ignore_patterns("__pycache__"))
+    model = write_model(tmp_path / "model.onnx", seed=0)
+    log = tmp_path / "server.log"
+    with server(serve_venv, app_dir, model, log) as (base, process):
+        status, answer = predict(base, [("red.png", png())])
+        assert status == 200 and answer["predictions"][0]["label"] == expected_label((200, 30, 60))
+
+        info = http("GET", f"{base}/info")[1]
+        assert info["imported_frameworks"] == []
+        maps = Path(f"/proc/{info['pid']}/maps").read_text()
+        assert "onnxruntime" in maps  # the check below looks at the right process
+        assert "torch" not in maps and "tensorflow" not in maps
+
+        # bad input never kills the worker: same pid after, and it still answers
+        bad = [b"", b"not an image", png()[:40], png()[: len(png()) // 2]]
+        for data in bad:
+            status, answer = predict(base, [("bad.png", data)])
+            assert 400 <= status < 500 and answer["error"]
+        assert http("POST", f"{base}/predict", b"x", "text/plain")[0] == 415
+        # chunked bodies (no Content-Length): read in full below the limit, refused as too large above it
+        assert post_chunked(base, png())[1]["predictions"][0]["label"] == expected_label((200, 30, 60))
+        status, answer = post_chunked(base, png() + bytes(MAX_UPLOAD_BYTES))
+        assert status == 413 and answer["error"] == f"request body is larger, at most {MAX_UPLOAD_BYTES} bytes accepted"
+        assert http("GET", f"{base}/info")[1]["pid"] == info["pid"]
+        assert predict(base, [("again.png", png())])[0] == 200
+
+        # more concurrent clients than the server has threads
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(predict(base, [("c.png", png())])[0])) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [200] * 16
+    assert process.returncode == 0  # a clean shutdown on SIGTERM
+    assert "active providers ['CPUExecutionProvider']" in log.read_text()

@@ -1,0 +1,39 @@
+"""The server's command line (``python -m inference.server``): bad settings exit 2, thread defaults."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from inference.config import ServiceConfig
+
+
+@pytest.mark.parametrize("env, args, message", [
+    ({"INFERENCE_BATCH_MAX_SIZE": "many"}, [], "INFERENCE_BATCH_MAX_SIZE='many' is not a valid int"),
+    ({"INFERENCE_MAX_FILES": "0"}, [], "max_files must be >= 1, got 0"),
+    ({"SERVER_THREADS": "two"}, [], "SERVER_THREADS='two' is not an integer"),
+    ({"PORT": "http"}, [], "PORT='http' is not an integer"),
+    ({}, ["--port", "70000"], "--port must be in 1..65535, got 70000"),
+    ({}, ["--threads", "0"], "--threads must be >= 1, got 0"),
+    ({}, ["--workers", "2"], "unrecognized arguments: --workers 2"),
+])
+def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, args, message):
+    from inference import server
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        code = server.main(args)
+    except SystemExit as e:  # argparse's errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, (code, err)
+
+
+def test_server_threads_default_to_the_cpus_or_the_batch_size():
+    from inference.server import default_threads
+
+    cpus = len(os.sched_getaffinity(0))
+    assert default_threads(ServiceConfig()) == cpus  # batching off: more threads only contend for the GIL
+    assert default_threads(ServiceConfig(batch_max_size=32)) == max(cpus, 32)  # room for a full batch

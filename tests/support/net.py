@@ -1,0 +1,72 @@
+"""A served API over real HTTP: free ports, JSON requests, multipart and chunked uploads, waiting for /readyz."""
+
+from __future__ import annotations
+
+import http.client as http_client
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_S = 60.0  # upper bound for a server to become ready; it takes about a second
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, content_type: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method=method)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+        for name, data in files
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def predict(base: str, files: list[tuple[str, bytes]]) -> tuple[int, dict]:
+    body, content_type = multipart(files)
+    return http("POST", f"{base}/predict", body, content_type)
+
+
+def post_chunked(base: str, body: bytes) -> tuple[int, dict]:
+    """POST ``body`` as image/png in 64 KB chunks with no Content-Length (Transfer-Encoding: chunked)."""
+    conn = http_client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    conn.request("POST", "/predict", body=chunks, headers={"Content-Type": "image/png"}, encode_chunked=True)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def wait_ready(base: str, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text() if log else ''}")
+        try:
+            if http("GET", f"{base}/readyz")[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{base} not ready after {START_TIMEOUT_S} s:\n{log.read_text() if log else ''}")

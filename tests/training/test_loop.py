@@ -1,0 +1,147 @@
+"""The framework-neutral training loop (``training.loop``), driven through a recording numpy adapter: what it
+asks of a framework, in which order and with which numbers, and how it resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.runs import tiny_config
+from training import loop
+from training.config import TrainConfig, one_cycle_lr
+from training.datasets import Dataset
+from training.run import Run, RunError
+
+N_TRAIN, N_TEST = 300, 40
+
+
+class Interrupt(Exception):
+    pass
+
+
+class Recorder:
+    """A ``loop.Trainer`` that learns nothing and records every call. Its "weights" are the number of steps
+    taken, so a checkpoint that loses or repeats a step shows up in the final state."""
+
+    framework = "numpy"
+    model_file = "model.json"
+    checkpoint_file = "checkpoint.json"
+    instances: list[Recorder] = []
+
+    def __init__(self, config: TrainConfig, ds: Dataset):
+        self.ds, self.steps, self.calls = ds, 0, []
+        Recorder.instances.append(self)
+
+    def describe(self) -> dict:
+        return {"framework_version": "0", "device": "cpu", "precision": "float32", "num_parameters": 1}
+
+    def begin_epoch(self, seed: int) -> None:
+        self.calls.append(("begin_epoch", seed))
+
+    def step(self, idx: np.ndarray, lr: float):
+        self.steps += 1
+        self.calls.append(("step", idx.copy(), lr))
+        labels = self.ds.train_labels[idx]
+        return np.float32(0.5), np.int64((labels == 0).sum())  # "predicts" class 0 for every image
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        self.calls.append(("predict", len(images)))
+        logits = np.zeros((len(images), self.ds.num_classes), np.float32)
+        logits[:, 0] = self.steps  # class 0, as confident as the run is long
+        return logits
+
+    def save_checkpoint(self, path: Path, epoch: int) -> None:
+        self.calls.append(("save_checkpoint", epoch))
+        path.write_text(json.dumps({"epoch": epoch, "steps": self.steps}))
+
+    def load_checkpoint(self, path: Path) -> int:
+        saved = json.loads(path.read_text())
+        self.steps = saved["steps"]
+        self.calls.append(("load_checkpoint", saved["epoch"]))
+        return saved["epoch"]
+
+    def save_model(self, path: Path) -> None:
+        self.calls.append(("save_model",))
+        path.write_text(json.dumps({"steps": self.steps}))
+
+
+@pytest.fixture(autouse=True)
+def fresh_recorders():
+    Recorder.instances.clear()
+
+
+def small(tmp_path, **overrides) -> TrainConfig:
+    return tiny_config(tmp_path, epochs=3, batch_size=128, max_train_samples=N_TRAIN, max_test_samples=N_TEST,
+                       **overrides)
+
+
+def names(calls) -> list[str]:
+    return [c[0] for c in calls]
+
+
+def test_each_epoch_seeds_orders_and_schedules_as_documented(tmp_path):
+    config = small(tmp_path, seed=7)
+    loop.train(Recorder, config)
+    calls = Recorder.instances[0].calls
+    steps_per_epoch = 3  # ceil(300 / 128)
+    total = 3 * steps_per_epoch
+    epoch_calls = ["begin_epoch"] + ["step"] * steps_per_epoch + ["predict", "save_checkpoint"]
+    assert names(calls) == epoch_calls * 3 + ["save_model"]
+    assert [c[1] for c in calls if c[0] == "begin_epoch"] == [7 * loop.SEED_STRIDE + e for e in range(3)]
+    steps = [c for c in calls if c[0] == "step"]
+    for epoch in range(3):
+        order = np.concatenate([s[1] for s in steps[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch]])
+        np.testing.assert_array_equal(order, np.random.default_rng([7, epoch]).permutation(N_TRAIN))
+    assert [len(s[1]) for s in steps[:3]] == [128, 128, 44]
+    assert [s[2] for s in steps] == pytest.approx([one_cycle_lr(config, (i + 1) / total) for i in range(total)])
+    assert [c[1] for c in calls if c[0] == "save_checkpoint"] == [1, 2, 3]
+    assert [c[1] for c in calls if c[0] == "predict"] == [N_TEST] * 3  # the eval split, once per epoch
+
+
+def test_the_run_records_what_the_adapter_reports(tmp_path):
+    result = loop.train(Recorder, small(tmp_path))
+    rows, info = result.metrics, result.run.info
+    share_of_class_0 = float((Recorder.instances[0].ds.train_labels == 0).mean())
+    assert [r["train_loss"] for r in rows] == pytest.approx([0.5] * 3)
+    assert [r["train_acc"] for r in rows] == pytest.approx([share_of_class_0] * 3)
+    assert info["framework"] == "numpy" and info["num_parameters"] == 1 and info["status"] == "finished"
+    assert info["eval_split"] == "test" and info["eval_accuracy"] == result.eval_accuracy
+    assert json.loads((result.run.path / "model.json").read_text()) == {"steps": 9}
+
+
+def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_run(tmp_path):
+    full = loop.train(Recorder, small(tmp_path, run_name="full"))
+
+    def stop_after_first(epoch, row):
+        if epoch == 1:
+            raise Interrupt
+
+    config = small(tmp_path, run_name="cut")
+    with pytest.raises(Interrupt):
+        loop.train(Recorder, config, on_epoch=stop_after_first)
+    resumed = loop.train(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
+    calls = Recorder.instances[-1].calls
+    assert calls[0] == ("load_checkpoint", 1)
+    assert [c[1] for c in calls if c[0] == "begin_epoch"] == [config.seed * loop.SEED_STRIDE + e for e in (1, 2)]
+    drop = ("seconds", "train_seconds", "images_per_second")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.metrics] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in full.metrics]
+    assert json.loads((resumed.run.path / "model.json").read_text()) == {"steps": 9}
+
+
+def test_resuming_a_finished_run_evaluates_once_and_saves_the_model_again(tmp_path):
+    config = small(tmp_path)
+    first = loop.train(Recorder, config)
+    again = loop.train(Recorder, config, resume=first.run)
+    assert names(Recorder.instances[-1].calls) == ["load_checkpoint", "predict", "save_model"]
+    assert again.eval_accuracy == first.eval_accuracy and len(again.metrics) == 3
+
+
+def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
+    config = small(tmp_path)
+    run = Run.create(config, "numpy")
+    with pytest.raises(RunError, match="stopped before its first epoch ended"):
+        loop.train(Recorder, config, resume=run)
