@@ -1,0 +1,91 @@
+"""Trials: a dead worker's trials failed, the objective's pruning steps and records, pruners, surplus trials."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.training.tuning.conftest import journal_study, space_file
+from training.config import TrainConfig
+from training.tuning.config import TuneConfig
+from training.tuning.space import HYPERPARAMETERS, SearchSpace
+from training.tuning.study import make_pruner, open_storage
+from training.tuning.workers import HOST, _Surplus, fail_dead_trials, make_objective
+
+
+def test_dead_local_workers_trials_are_failed_and_live_or_remote_ones_kept(tmp_path):
+    study = journal_study(tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    owners = [(HOST, gone.pid), (HOST, os.getpid()), ("another-machine", gone.pid)]
+    trials = [study.ask() for _ in owners]
+    for trial, (host, pid) in zip(trials, owners):
+        trial.set_user_attr("host", host)
+        trial.set_user_attr("pid", pid)
+    assert fail_dead_trials(study) == [trials[0].number]
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+
+
+def _fake_train(accuracies):
+    """A trainer stand-in: reports ``accuracies[epoch - 1]`` after each epoch."""
+    def train(config, *, on_epoch):
+        for epoch in range(1, config.epochs + 1):
+            on_epoch(epoch, {"eval_acc": accuracies[epoch - 1]})
+        return SimpleNamespace(eval_accuracy=accuracies[config.epochs - 1])
+    return train
+
+
+def test_objective_reports_steps_on_the_longest_schedule_and_records_the_config(tmp_path):
+    space = SearchSpace.load(space_file(tmp_path, epochs={"type": "categorical", "choices": [2, 4]}))
+    config = TuneConfig(base=TrainConfig.from_dict({"dataset": "synthetic", "val_fraction": 0.1}), space=space,
+                             studies_dir=tmp_path, pruner="none")
+    study = journal_study(tmp_path)
+    objective = make_objective(config, _fake_train([0.2, 0.4, 0.6, 0.8]))
+    # enqueued, so both schedules run: six unseeded draws gave only 4-epoch trials about 3% of the time
+    for epochs in (2, 4, 2, 4):
+        study.enqueue_trial({"epochs": epochs})
+        study.optimize(objective, n_trials=1)
+    seen = set()
+    for t in study.get_trials():
+        epochs = t.params["epochs"]
+        seen.add(epochs)
+        # a 2-epoch trial reports at steps 2 and 4 of the 4-epoch schedule, next to the 4-epoch trials' 2 and 4
+        assert sorted(t.intermediate_values) == [e * 4 // epochs for e in range(1, epochs + 1)]
+        assert t.value == [0.2, 0.4, 0.6, 0.8][epochs - 1]
+        assert t.user_attrs["config"] == {k: getattr(TrainConfig.from_dict({"epochs": epochs}), k)
+                                          for k in HYPERPARAMETERS}
+        assert t.user_attrs["pid"] == os.getpid() and t.user_attrs["host"] == HOST
+    assert seen == {2, 4}
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_pruners_stop_hopeless_trials_early(tmp_path, pruner):
+    space = SearchSpace.load(space_file(tmp_path, lr={"type": "categorical", "choices": [0.0001, 0.1]}))
+    config = TuneConfig(base=TrainConfig.from_dict({"dataset": "synthetic", "val_fraction": 0.1, "epochs": 8}),
+                             space=space, studies_dir=tmp_path, pruner=pruner, pruner_startup_trials=1,
+                             pruner_warmup=1, sampler_seed=0)
+    study = optuna.create_study(storage=open_storage(str(tmp_path / "s.journal")), direction="maximize",
+                                pruner=make_pruner(config), sampler=optuna.samplers.RandomSampler(seed=0))
+    good, hopeless = _fake_train([0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.93]), _fake_train([0.1] * 8)
+    objective = make_objective(
+        config, lambda c, on_epoch: (good if c.lr == 0.1 else hopeless)(c, on_epoch=on_epoch))
+    study.optimize(objective, n_trials=12)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned and all(t.params["lr"] == 0.0001 and len(t.intermediate_values) < 8 for t in pruned)
+    assert all(t.state == TrialState.COMPLETE for t in study.get_trials() if t.params["lr"] == 0.1)
+
+
+def test_a_trial_beyond_the_target_is_dropped_not_run(tmp_path):
+    config = TuneConfig(base=TrainConfig.from_dict({"dataset": "synthetic", "val_fraction": 0.1}),
+                             space=SearchSpace.load(), studies_dir=tmp_path, trials=1)
+    study = journal_study(tmp_path)
+    study.ask()  # another worker's running trial takes the only slot
+    objective = make_objective(config, _fake_train([0.5] * 16))
+    study.optimize(objective, n_trials=1, catch=(_Surplus,))
+    last = study.get_trials()[-1]
+    assert last.state == TrialState.FAIL and last.params == {} and "config" not in last.user_attrs
