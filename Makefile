@@ -32,8 +32,9 @@ TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) --workers $(WORKERS) --best $(BEST)
 TF_VENV ?= .venv-tf
 TF_PY   := $(TF_VENV)/bin/python
 TF_INSTALLED := $(TF_VENV)/.installed
-# TensorFlow-only tests; the shared ones (test_trainer.py, test_export.py) run in both environments
-TF_TESTS := tests/test_train_tf.py tests/test_tf_export.py
+# TensorFlow-only tests; the shared ones (the trainers' and the export's) run in both environments
+TF_TESTS := tests/training/test_train_tf.py tests/export/test_keras_runner.py tests/export/test_cross_framework.py
+SHARED_TESTS := tests/training/test_trainers.py tests/export
 # the framework that made the run to export (RUN, else runs/LAST.json), read when the export recipe runs
 RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path; \
     run = sys.argv[1] or json.loads(Path("runs/LAST.json").read_text())["run"]; \
@@ -73,10 +74,10 @@ train-tf: $(TF_INSTALLED)  ## train with TensorFlow (DATASET, DATA_DIR, EPOCHS, 
 	$(TF_PY) -m training.train_tf $(TRAIN_ARGS)
 
 tune-torch: $(INSTALLED)  ## tune with Optuna and PyTorch (DATASET, EPOCHS, TRIALS, STORAGE, BEST, WORKERS, TUNE_FLAGS)
-	$(PY) -m training.tune --framework torch $(TUNE_ARGS)
+	$(PY) -m training.tuning --framework torch $(TUNE_ARGS)
 
 tune-tf: $(TF_INSTALLED)  ## tune with Optuna and TensorFlow (same variables)
-	$(TF_PY) -m training.tune --framework tensorflow $(TUNE_ARGS)
+	$(TF_PY) -m training.tuning --framework tensorflow $(TUNE_ARGS)
 
 export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check, in its framework's env
 	$(if $(filter tensorflow,$(RUN_FRAMEWORK)),$(TF_PY),$(PY)) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL)
@@ -86,7 +87,7 @@ serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process wit
 
 test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest $(addprefix --ignore=,$(TF_TESTS))
-	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest --framework tensorflow tests/test_trainer.py tests/test_export.py $(TF_TESTS)
+	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest --framework tensorflow $(SHARED_TESTS) $(TF_TESTS)
 
 test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root)
 	mkdir -p build
@@ -96,6 +97,7 @@ test-images: $(INSTALLED)  ## build, lint, run and check both serving images wit
 bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
+	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 
 bench-tune: $(INSTALLED)  ## tuning benchmark on Fashion-MNIST: tuned vs default, pruning vs none (BUDGET minutes)
 	$(PY) -m benchmarks.tune --budget-minutes $(BUDGET) --out $(BENCH_OUT)

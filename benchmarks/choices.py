@@ -16,7 +16,6 @@ on them). Figures go to ``--out`` as ``choices.json`` and ``choices.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -24,7 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+from unittest import mock
 
 import numpy as np
 
@@ -65,62 +65,53 @@ def time_steps(trainer, steps: int) -> float:
     return 1000 * float(np.median(times[2:]))
 
 
+def step_rows(framework: str, make, settings: dict[str, dict], steps: int) -> list[dict]:
+    """One row per setting: the median step of the adapter ``make(config, ds)`` builds from those config values."""
+    ds = _dataset()
+    return [{"choice": f"{framework} training step", "setting": name, "unit": "ms per step",
+             "ms": time_steps(make(_config(**values), ds), steps)} for name, values in settings.items()]
+
+
 def torch_rows(steps: int) -> list[dict]:
     import torch
 
     from training import train_torch
     from training.train_torch import TorchTrainer
 
-    ds = _dataset()
-    rows = []
-    for precision in ("float32", "bfloat16"):
-        trainer = TorchTrainer(_config(precision=precision), ds)
-        rows.append({"choice": "PyTorch training step", "setting": f"precision {precision}, channels_last",
-                     "ms": time_steps(trainer, steps), "unit": "ms per step"})
-
-    @contextlib.contextmanager
-    def contiguous() -> Iterator[None]:
-        layout = train_torch.to_layout
-        train_torch.to_layout = lambda x: x.contiguous()
-        try:
-            yield
-        finally:
-            train_torch.to_layout = layout
-
-    with contiguous():
-        trainer = TorchTrainer(_config(precision="float32"), ds)
+    def contiguous(config, ds) -> TorchTrainer:
+        trainer = TorchTrainer(config, ds)
         trainer.model.body.to(memory_format=torch.contiguous_format)
-        rows.append({"choice": "PyTorch training step", "setting": "precision float32, contiguous (NCHW)",
-                     "ms": time_steps(trainer, steps), "unit": "ms per step"})
+        return trainer
 
+    rows = step_rows("PyTorch", TorchTrainer, {f"precision {p}, channels_last": {"precision": p}
+                                               for p in ("float32", "bfloat16")}, steps)
+    with mock.patch.object(train_torch, "to_layout", lambda x: x.contiguous()):
+        rows += step_rows("PyTorch", contiguous, {"precision float32, contiguous (NCHW)": {"precision": "float32"}},
+                          steps)
+    ds = _dataset()
     trainer = TorchTrainer(_config(), ds)
-    test = ds.test_images
     for batch in (256, 1024):
-        saved, train_torch.EVAL_BATCH = train_torch.EVAL_BATCH, batch
-        try:
-            trainer.predict(test)
+        with mock.patch.object(train_torch, "EVAL_BATCH", batch):
+            trainer.predict(ds.test_images)
             t0 = time.perf_counter()
-            trainer.predict(test)
+            trainer.predict(ds.test_images)
             rows.append({"choice": "PyTorch evaluation", "setting": f"{batch} images per call",
-                         "ms": 1000 * (time.perf_counter() - t0) / len(test) * 1000, "unit": "ms per 1,000 images"})
-        finally:
-            train_torch.EVAL_BATCH = saved
+                         "unit": "ms per 1,000 images",
+                         "ms": 1e6 * (time.perf_counter() - t0) / len(ds.test_images)})
     return rows
 
 
 def tensorflow_rows(steps: int) -> list[dict]:
     from training.train_tf import KerasTrainer, make_train_step
 
-    ds = _dataset()
-    rows = []
-    for precision in ("float32", "bfloat16"):
-        trainer = KerasTrainer(_config(precision=precision), ds)
-        rows.append({"choice": "TensorFlow training step", "setting": f"precision {precision}, no XLA",
-                     "ms": time_steps(trainer, steps), "unit": "ms per step"})
-    trainer = KerasTrainer(_config(precision="float32"), ds)
-    trainer._step = make_train_step(trainer.model, trainer.optimizer, _config(), jit=True)
-    rows.append({"choice": "TensorFlow training step", "setting": "precision float32, XLA", "ms": time_steps(trainer, steps), "unit": "ms per step"})
-    return rows
+    def xla(config, ds) -> KerasTrainer:
+        trainer = KerasTrainer(config, ds)  # XLA-compiled on GPUs only: compile its step here on the CPU too
+        trainer._step = make_train_step(trainer.model, trainer.optimizer, config, jit=True)
+        return trainer
+
+    rows = step_rows("TensorFlow", KerasTrainer, {f"precision {p}, no XLA": {"precision": p}
+                                                  for p in ("float32", "bfloat16")}, steps)
+    return rows + step_rows("TensorFlow", xla, {"precision float32, XLA": {"precision": "float32"}}, steps)
 
 
 def onnxruntime_rows(calls: int) -> list[dict]:

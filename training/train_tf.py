@@ -19,7 +19,6 @@ import os
 # its first few lines, oneDNN and CUDA probing, before absl logging starts: those ignore this setting.)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -221,12 +220,8 @@ def load_trained(run: Run) -> keras.Model:
     return keras.saving.load_model(run.final_model(MODEL_FILE))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return cli.build_parser("python -m training.train_tf", "TensorFlow/Keras")
-
-
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(train, FRAMEWORK, build_parser(), argv)
+    return cli.main(train, FRAMEWORK, cli.build_parser("python -m training.train_tf", "TensorFlow/Keras"), argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (o
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -200,12 +199,8 @@ def load_trained(run: Run) -> Net:
     return load_model(run.final_model(MODEL_FILE))[0]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return cli.build_parser("python -m training.train_torch", "PyTorch")
-
-
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(train, FRAMEWORK, build_parser(), argv)
+    return cli.main(train, FRAMEWORK, cli.build_parser("python -m training.train_torch", "PyTorch"), argv)
 
 
 if __name__ == "__main__":
