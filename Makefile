@@ -13,6 +13,7 @@ PARAMS  ?=
 RUN     ?=
 MODEL   ?= models/model.onnx
 PORT    ?= 8000
+IMAGES  ?=
 TRIALS  ?= 20
 STORAGE ?=
 BEST    ?= best_params.json
@@ -40,7 +41,7 @@ RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path
     run = sys.argv[1] or json.loads(Path("runs/LAST.json").read_text())["run"]; \
     print(json.loads((Path(run) / "run.json").read_text())["framework"])' '$(RUN)' 2>/dev/null)
 
-.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve test test-images bench bench-tune clean
+.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict test test-images bench bench-tune clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,6 +85,10 @@ export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a p
 
 serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
 	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(PY) -m inference.server
+
+predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no server; JSON lines on stdout
+	$(if $(IMAGES),,$(error IMAGES is empty: make predict IMAGES="photo.jpg photos/"))
+	$(PY) -m inference.predict --model $(MODEL) $(IMAGES)
 
 test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest $(addprefix --ignore=,$(TF_TESTS))

@@ -6,22 +6,19 @@ import os
 import platform
 import sys
 import time
-import warnings
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 from flask import Flask, Request, Response, g, jsonify, request
-from PIL import Image
 from werkzeug.exceptions import HTTPException
 
 from inference.config import ServiceConfig
 from inference.errors import ApiError
-from inference.images import decode_image
+from inference.images import decode_image, limit_pixels
 from inference.metrics import CONTENT_TYPE, Metrics
-from inference.model import LoadedModel
+from inference.model import LoadedModel, rank
 from inference.service import Service
 
 DEFAULT_TOP_K = 3
@@ -33,10 +30,7 @@ INDEX_HTML = Path(__file__).with_name("static") / "index.html"
 def create_app(config: ServiceConfig | None = None) -> Flask:
     """Build the app around one Service (model, watcher, batcher); ``config`` defaults to the environment."""
     config = config or ServiceConfig.from_env()
-    # Pillow's own bomb guard, behind decode_image's explicit check; that check refuses every image over
-    # the limit with a clear 413, so Pillow's warning for images between 1x and 2x the limit is noise
-    Image.MAX_IMAGE_PIXELS = config.max_pixels
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    limit_pixels(config.max_pixels)
     metrics = Metrics()
     service = Service(config, metrics)
     index_html = INDEX_HTML.read_bytes()
@@ -125,21 +119,8 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         top_k = _parse_top_k(request.args.get("top_k"), model.info.num_classes)
         uploads = _read_uploads(request, config.max_files, config.max_upload_bytes)
         images = [decode_image(data, name, model.info.input_shape, config.max_pixels) for name, data in uploads]
-        logits = service.infer(model, images)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))  # softmax, stable for any logit scale
-        probabilities = exp / exp.sum(axis=1, keepdims=True)
-        predictions = []
-        for (name, _), p in zip(uploads, probabilities):
-            best = np.argsort(-p, kind="stable")[:top_k]
-            predictions.append(
-                {
-                    "file": name,
-                    "label": model.info.labels[best[0]],
-                    "probability": float(p[best[0]]),
-                    "top_k": [{"label": model.info.labels[i], "probability": float(p[i])} for i in best],
-                    "model_id": model.model_id,
-                }
-            )
+        ranked = rank(service.infer(model, images), model.info.labels, top_k)
+        predictions = [{"file": name, **r, "model_id": model.model_id} for (name, _), r in zip(uploads, ranked)]
         return jsonify(model_id=model.model_id, predictions=predictions)
 
     return app

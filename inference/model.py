@@ -60,6 +60,19 @@ def check_contract(path: str | Path) -> ModelInfo:
     return check_session(session, str(path))
 
 
+def rank(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> list[dict[str, Any]]:
+    """Per row of float logits [N, classes]: the best label, its softmax probability, and the ``top_k`` best
+    ``{"label", "probability"}`` in order (ties keep the label order)."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))  # softmax, stable for any logit scale
+    probabilities = exp / exp.sum(axis=1, keepdims=True)
+    ranked = []
+    for p in probabilities:
+        best = np.argsort(-p, kind="stable")[:top_k]
+        ranked.append({"label": labels[best[0]], "probability": float(p[best[0]]),
+                       "top_k": [{"label": labels[i], "probability": float(p[i])} for i in best]})
+    return ranked
+
+
 def resolve_providers(requested: tuple[str, ...]) -> list[str]:
     """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
     available = ort.get_available_providers()
