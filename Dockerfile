@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # binary wheels only (no compiler in the image, none needed); exact versions from the constraints file
 COPY constraints.txt /tmp/
 RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/constraints.txt \
-        onnxruntime flask pillow numpy granian \
+        onnxruntime flask pillow numpy granian prometheus-client \
     && rm /tmp/constraints.txt \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin serving
 

@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         configs = {
             "onnxruntime, batching on": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "32"}, None),
             "onnxruntime, batching off": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
+            "onnxruntime, batching off, 2 worker processes": (
+                {**service_env, "INFERENCE_BATCH_MAX_SIZE": "1", "SERVER_WORKERS": "2"}, None),
             "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app"),
         }
         servers: dict[str, Server] = {}

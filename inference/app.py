@@ -111,7 +111,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics_text():
-        return Response(metrics.render(service.model), content_type=CONTENT_TYPE)
+        return Response(metrics.render(), content_type=CONTENT_TYPE)
 
     @app.post("/predict")
     def predict():

@@ -8,6 +8,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 ENV_PREFIX = "INFERENCE_"
+# prometheus_client's variable for the folder several worker processes share their metrics in; it is read when
+# prometheus_client is imported, so the server sets it before any worker imports the app
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)

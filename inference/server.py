@@ -5,9 +5,10 @@ Why granian: a pure-Python HTTP server (gunicorn: parsing, keep-alive polling, t
 as much CPU per request as the whole service's own work (Flask, decoding, onnxruntime, JSON); granian's HTTP
 side is Rust and costs little. The serving benchmark (BENCHMARKS.md) measures the service on it.
 
-One worker process, on purpose: batching (the GPU image's default) gathers concurrent requests into one
-onnxruntime call, which only works when they reach the same process, queue and session; and /metrics, hot
-swapping and /info describe one process, not whichever of several a request happened to reach.
+One worker process by default (``--workers`` / SERVER_WORKERS for more): batching (the GPU image's default)
+gathers concurrent requests into one onnxruntime call, which works best when they all reach one process, queue
+and session. With several workers each loads, self-tests and hot-swaps the model on its own, and /metrics adds
+up all of them (prometheus_client's multiprocess mode, in a folder the server makes: ``inference.metrics``).
 
 Python threads: onnxruntime releases the GIL while it runs, so one thread per CPU keeps the cores busy; more
 only fight over the GIL (throughput fell with 4 and 16 threads on 2 cores). With batching on, a batch can only
@@ -17,13 +18,17 @@ grow as large as the number of requests in flight, so the default is then at lea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 from granian import Granian
 from granian.constants import Interfaces
 
-from inference.config import ServiceConfig
+from inference.config import METRICS_DIR_ENV, ServiceConfig
 
 DEFAULT_APP = "inference.app:create_app"
 GRACEFUL_S = 10  # seconds in-flight requests get on shutdown (SIGTERM)
@@ -68,8 +73,24 @@ def build_parser(config: ServiceConfig) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=threads,
                         help=f"Python threads running requests (env SERVER_THREADS; default here {threads}: the "
                              "CPUs, or the batch size when batching is on)")
+    parser.add_argument("--workers", type=int, default=_env_int("SERVER_WORKERS", 1),
+                        help="worker processes, each with its own copy of the model (env SERVER_WORKERS, default 1)")
     parser.add_argument("--app", default=DEFAULT_APP, help=f"WSGI app factory to serve (default {DEFAULT_APP})")
     return parser
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[Path]:
+    """Point the workers' metrics at one folder ($PROMETHEUS_MULTIPROC_DIR, or a temporary one removed at the
+    end), emptied of an earlier server's files; the workers inherit the variable."""
+    given = os.environ.get(METRICS_DIR_ENV)
+    with contextlib.ExitStack() as stack:
+        folder = Path(given or stack.enter_context(tempfile.TemporaryDirectory(prefix="inference-metrics-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        os.environ[METRICS_DIR_ENV] = str(folder)
+        yield folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,20 +105,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--port must be in 1..65535, got {args.port}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    with shared_metrics() if args.workers > 1 else contextlib.nullcontext():
+        serve(args)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> None:
     Granian(
         args.app,
         address=args.host,
         port=args.port,
         interface=Interfaces.WSGI,
         factory=True,
-        workers=1,
+        workers=args.workers,
         blocking_threads=args.threads,
         websockets=False,
         respawn_failed_workers=True,  # a worker that dies (a crash in native code) is replaced
         workers_kill_timeout=GRACEFUL_S,
         log_dictconfig=LOGGING,
     ).serve()
-    return 0
 
 
 if __name__ == "__main__":

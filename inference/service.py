@@ -68,7 +68,7 @@ class Service:
         if old is not None and old.model_id == new.model_id:
             return True  # same bytes (touched or copied over itself): nothing to swap
         self.model = new
-        self.metrics.observe_load(ok=True)
+        self.metrics.observe_load(ok=True, old=old, new=new)
         log.info(
             "serving %s: id %s, %s %s, %d labels, input %s, active providers %s, self-test %s%s",
             path,

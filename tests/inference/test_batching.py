@@ -35,7 +35,7 @@ def test_concurrent_requests_are_batched(make_app):
     assert [r.status_code for r in responses] == [200] * 8
     m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
     assert m["inference_batch_size_sum"] == 8
-    assert m['inference_batch_size_bucket{le="1"}'] < m["inference_batch_size_count"]  # a batch of 2+ ran
+    assert m['inference_batch_size_bucket{le="1.0"}'] < m["inference_batch_size_count"]  # a batch of 2+ ran
     labels = {r.json["predictions"][0]["label"] for r in responses}
     assert labels == {CIFAR10_LABELS[int(expected_probabilities(COLOUR).argmax())]}
 
@@ -44,7 +44,7 @@ def test_batches_are_bounded(make_app):
     app = make_app(batch_max_size=3, batch_max_wait_ms=500.0)
     assert all(r.status_code == 200 for r in concurrent_posts(app.test_client, 8))
     m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
-    assert m["inference_batch_size_sum"] == 8 and m['inference_batch_size_bucket{le="4"}'] == m["inference_batch_size_count"]
+    assert m["inference_batch_size_sum"] == 8 and m['inference_batch_size_bucket{le="4.0"}'] == m["inference_batch_size_count"]
     assert m["inference_batch_size_count"] >= 3  # 8 images in batches of at most 3
 
 
@@ -52,4 +52,4 @@ def test_batching_off_runs_one_call_per_request(make_app):
     app = make_app(batch_max_size=1)
     assert all(r.status_code == 200 for r in concurrent_posts(app.test_client, 6))
     m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
-    assert m['inference_batch_size_bucket{le="1"}'] == m["inference_batch_size_count"] == 6
+    assert m['inference_batch_size_bucket{le="1.0"}'] == m["inference_batch_size_count"] == 6

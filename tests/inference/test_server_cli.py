@@ -16,7 +16,8 @@ from inference.config import ServiceConfig
     ({"PORT": "http"}, [], "PORT='http' is not an integer"),
     ({}, ["--port", "70000"], "--port must be in 1..65535, got 70000"),
     ({}, ["--threads", "0"], "--threads must be >= 1, got 0"),
-    ({}, ["--workers", "2"], "unrecognized arguments: --workers 2"),
+    ({}, ["--workers", "0"], "--workers must be >= 1, got 0"),
+    ({"SERVER_WORKERS": "a few"}, [], "SERVER_WORKERS='a few' is not an integer"),
 ])
 def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, args, message):
     from inference import server
