@@ -20,6 +20,7 @@ from inference.images import decode_image, limit_pixels
 from inference.metrics import CONTENT_TYPE, Metrics
 from inference.model import LoadedModel, rank
 from inference.service import Service
+from inference.v2 import blueprint as v2_blueprint
 
 DEFAULT_TOP_K = 3
 # modules that must never be loaded by the service (it runs on onnxruntime alone); /info reports any found
@@ -38,6 +39,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes  # Flask has no upload limit by default
     app.extensions["inference"] = service
+    app.register_blueprint(v2_blueprint)  # the Open Inference Protocol (KServe v2 / Triton) under /v2
 
     @app.before_request
     def start_timer() -> None:
@@ -92,6 +94,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         model = _current_model(service)
         return jsonify(
             model_id=model.model_id,
+            model_name=config.model_name,  # the name under /v2/models/
             model_path=str(model.path),
             loaded_at=datetime.fromtimestamp(model.loaded_at, timezone.utc).isoformat(),
             labels=list(model.info.labels),

@@ -42,6 +42,8 @@ class ServiceConfig:
     providers: tuple[str, ...] = ()
     # how often the model file is checked for a change (seconds); 0 turns hot swapping off
     reload_poll_s: float = 1.0
+    # the model's name in the Open Inference Protocol's URLs (/v2/models/<name>/...); its version is the file's id
+    model_name: str = "classifier"
 
     def __post_init__(self) -> None:
         positive = ("max_upload_bytes", "max_files", "max_pixels", "batch_max_size", "batch_workers")
@@ -51,6 +53,8 @@ class ServiceConfig:
         for name in ("batch_max_wait_ms", "reload_poll_s", "intra_op_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.model_name or "/" in self.model_name or self.model_name != self.model_name.strip():
+            raise ValueError(f"model_name must be a non-empty URL path segment (no '/'), got {self.model_name!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
