@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks.report import write_report
+from benchmarks.report import machine, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (28, 28, 1)
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if tf.returncode != 0:
         raise RuntimeError(f"the TensorFlow half failed ({tf_python}):\n{tf.stderr[-3000:]}")
     rows = torch_rows(steps) + json.loads(tf.stdout.strip().splitlines()[-1]) + onnxruntime_rows(calls)
-    report = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "smoke": args.smoke, "steps": steps,
+    report = {"machine": machine(), "smoke": args.smoke, "steps": steps,
               "rows": rows}
     write_report(args.out, "choices", report, markdown(report), record=not args.smoke)
     return 0

@@ -8,6 +8,8 @@ hand (the setup), each section is replaced whole by the next full run of its ben
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import sys
 import time
@@ -15,6 +17,17 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    """What the figures were measured on: architecture, CPUs, the CPU's model and whether it has native
+    bfloat16 (AVX512-BF16 or AMX), which decides the PyTorch trainer's precision and much of its speed."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    flags = set((re.search(r"^flags\s*:\s*(.+)$", cpuinfo, re.M) or [None, ""])[1].split())
+    bf16 = "yes" if flags & {"avx512_bf16", "amx_bf16"} else "no"
+    return (f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, {model[1] if model else 'unknown CPU'}, "
+            f"native bfloat16: {bf16}, Python {platform.python_version()}")
 
 
 def write_report(out: Path, name: str, report: dict[str, Any], markdown: str, *, record: bool) -> None:

@@ -25,7 +25,6 @@ import http.client
 import io
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -40,7 +39,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from benchmarks.report import write_report
+from benchmarks.report import machine, write_report
 from training.datasets.cifar10 import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -345,7 +344,7 @@ def markdown(report: dict) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
 
     lines = [
-        f"# Serving benchmark ({report['machine']['cpus']} CPUs, {report['machine']['python']}"
+        f"# Serving benchmark ({report['machine']}"
         f"{', smoke counts' if report['smoke'] else ''})",
         "",
         f"Small PNG uploads ({report['upload_bytes']} bytes) from wrk over {report['concurrency']} keep-alive "
@@ -427,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "smoke": args.smoke,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "concurrency": args.concurrency,
         "upload_bytes": upload_bytes,
         "measure_s": counts.rounds * counts.round_s,

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.report import write_report
+from benchmarks.report import machine, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown frameworks {unknown}; choose from {sorted(FRAMEWORKS)}")
     with tempfile.TemporaryDirectory() as tmp:
         report = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "machine": machine(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "smoke": args.smoke,
             "accuracy": [accuracy_case(f, Path(tmp), args.smoke) for f in frameworks],

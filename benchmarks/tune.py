@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import write_report
+from benchmarks.report import machine, write_report
 from training.config import ConfigError, TrainConfig
 from training.datasets import DataError
 from training.run import RunError
@@ -94,7 +92,7 @@ def run(bench: BenchConfig) -> dict[str, Any]:
         "budget_minutes": bench.budget_minutes,
         "smoke": bench.smoke,
         "framework": bench.framework,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "shape": shape,
         "baseline": {"params": {k: getattr(TrainConfig(), k) for k in HYPERPARAMETERS if k not in shape}, **baseline},
         "tuned": {"params": {k: v for k, v in pruned.best_params.items() if k not in shape},
@@ -118,7 +116,7 @@ def markdown(result: dict[str, Any]) -> str:
     verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
     lines = [
         f"# Tuning benchmark ({'smoke, ' if result['smoke'] else ''}{result['budget_minutes']} min budget, "
-        f"{result['framework']}, {result['machine']['cpus']} CPUs)",
+        f"{result['framework']}, {result['machine']})",
         "",
         f"Fixed for every run: {json.dumps(result['shape'])}. Wall time {result['wall_seconds']} s.",
         "",
