@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+MAKE_TARGETS = {"tune": "make bench-tune"}  # the make target that runs each benchmark; the rest: make bench
 
 
 def machine() -> str:
@@ -40,17 +41,16 @@ def write_report(out: Path, name: str, report: dict[str, Any], markdown: str, *,
     print(f"written: {out / f'{name}.json'}, {out / f'{name}.md'}")
     if record:
         command = " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]])
-        record_section(BENCHMARKS_MD, name, markdown, command)
+        record_section(BENCHMARKS_MD, name, markdown, command, MAKE_TARGETS.get(name, "make bench"))
         print(f"recorded in {BENCHMARKS_MD}")
 
 
-def record_section(path: Path, name: str, markdown: str, command: str) -> None:
+def record_section(path: Path, name: str, markdown: str, command: str, target: str = "make bench") -> None:
     """Replace the section ``name`` of the file at ``path`` (or append it) with ``markdown``, its headings one
-    level down, under a line naming ``command`` and the date."""
+    level down, under a line naming ``command``, the make ``target`` that runs it and the date."""
     body = re.sub(r"^(#+) ", r"#\1 ", markdown.strip(), flags=re.M)
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
-    section = (f"<!-- begin {name} -->\n{body}\n\nCommand: `{command}` (run {stamp}; `make bench` runs the "
-               f"training and serving benchmarks, `make bench-tune` the tuning one).\n<!-- end {name} -->")
+    section = f"<!-- begin {name} -->\n{body}\n\nCommand: `{command}` (part of `{target}`; run {stamp}).\n<!-- end {name} -->"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"

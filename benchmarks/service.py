@@ -44,6 +44,8 @@ from training.datasets.cifar10 import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR10_MEAN, CIFAR10_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)  # pixel units
+GOAL_RATIO, GOAL_P99_MS = 3.0, 50.0  # the serving goal against the naive baseline
+DEFAULT_SERVER = "onnxruntime, batching off"  # the CPU defaults: INFERENCE_BATCH_MAX_SIZE=1, one worker
 START_TIMEOUT_S = 120.0  # a server that is not ready by then has failed
 CONTAINERS_WORK = Path(os.environ.get("CONTAINERS_WORK", "/tmp/containers-ci"))  # where .ci/containers.sh builds
 CPU_IMAGE = "localhost/cifar10-serve:ci"
@@ -339,6 +341,23 @@ def cpu_image_mb() -> float | None:
 # ---------------------------------------------------------------- report
 
 
+def goal_line(rows: list[dict]) -> str:
+    """The serving goal, >= GOAL_RATIO x the naive baseline at p99 <= GOAL_P99_MS, for the default configuration
+    (batching off, one worker) and for the best one measured."""
+    naive, *_ = (row for row in rows if row["server"].startswith("naive"))
+    service = [row for row in rows if row is not naive]
+
+    def verdict(row: dict) -> str:
+        ratio = row["requests_per_s"] / naive["requests_per_s"]
+        met = ratio >= GOAL_RATIO and row["p99_ms"] <= GOAL_P99_MS
+        return f"{row['server']}: {ratio:.2f}x at p99 {row['p99_ms']:.1f} ms, **{'met' if met else 'not met'}**"
+
+    default = next(row for row in service if row["server"] == DEFAULT_SERVER)
+    best = max(service, key=lambda row: row["requests_per_s"])
+    return (f"Goal >= {GOAL_RATIO:g}x the naive baseline at p99 <= {GOAL_P99_MS:g} ms. Default configuration, "
+            f"{verdict(default)}" + ("" if best is default else f"; best configuration, {verdict(best)}") + ".")
+
+
 def markdown(report: dict) -> str:
     def fmt(value, digits=1):
         return "n/a" if value is None else f"{value:.{digits}f}"
@@ -361,6 +380,7 @@ def markdown(report: dict) -> str:
             f"| {fmt(row['server_cpu_ms_per_request'], 2)} | {fmt(row['mean_batch_size'])} | {row['failed']} "
             f"| {fmt(row['requests_per_s'] / naive, 2)} |"
         )
+    lines += ["", goal_line(report["load"])]
     lines += ["", "| engine (same weights) | batch-1 p50 ms | batch-256 images/s |", "| --- | ---: | ---: |"]
     for row in report["engines"]:
         lines.append(f"| {row['engine']} | {fmt(row['batch1_p50_ms'], 2)} | {fmt(row['batch256_images_per_s'], 0)} |")
@@ -400,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         service_env = {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"}
         configs = {
             "onnxruntime, batching on": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "32"}, None),
-            "onnxruntime, batching off": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
+            DEFAULT_SERVER: ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
             "onnxruntime, batching off, 2 worker processes": (
                 {**service_env, "INFERENCE_BATCH_MAX_SIZE": "1", "SERVER_WORKERS": "2"}, None),
             "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app"),
