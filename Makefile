@@ -49,7 +49,7 @@ help:  ## list the targets
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,dev,api-test]'
 	touch $@
 
 $(TF_INSTALLED): pyproject.toml constraints-tf.txt

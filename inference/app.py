@@ -19,6 +19,7 @@ from inference.errors import ApiError
 from inference.images import decode_image, limit_pixels
 from inference.metrics import CONTENT_TYPE, Metrics
 from inference.model import LoadedModel, rank
+from inference.openapi import document as openapi_document
 from inference.service import Service
 from inference.v2 import blueprint as v2_blueprint
 
@@ -67,7 +68,10 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         if e.code == 413:
             size = f"{length} bytes" if length is not None else "larger"
             return jsonify(error=f"request body is {size}, at most {config.max_upload_bytes} bytes accepted"), 413
-        return jsonify(error=f"{e.name}: {e.description}"), e.code
+        response = jsonify(error=f"{e.name}: {e.description}")
+        # the exception's own headers, e.g. the Allow list a 405 must carry (RFC 9110)
+        response.headers.extend((k, v) for k, v in e.get_headers() if k.lower() != "content-type")
+        return response, e.code
 
     @app.errorhandler(Exception)
     def internal_error(e: Exception):
@@ -111,6 +115,10 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
                 **{p: version(p) for p in ("onnxruntime", "numpy", "pillow", "flask")},
             },
         )
+
+    @app.get("/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(config, service.model))
 
     @app.get("/metrics")
     def metrics_text():

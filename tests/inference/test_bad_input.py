@@ -107,6 +107,7 @@ def test_unknown_route_and_method_answer_json(client):
     assert client.get("/nope").status_code == 404 and "error" in client.get("/nope").json
     response = client.get("/predict")
     assert response.status_code == 405 and "Method Not Allowed" in response.json["error"]
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}  # RFC 9110: a 405 says what is allowed
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])

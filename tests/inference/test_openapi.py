@@ -1,0 +1,39 @@
+"""The OpenAPI document at /openapi.json: it lists every route the app serves, and schemathesis, property-based,
+finds the app answering within it, with its default checks (no server errors; documented status codes, content
+types and headers; responses matching their schemas; invalid data refused; undeclared methods answered 405 with
+an Allow header) but one: positive_data_acceptance, which expects every schema-valid request to succeed. The
+bodies of /predict and of /v2 binary infer are bytes that must decode as an image, or hold a JSON header of the
+length a header declares, which JSON Schema cannot say: schema-valid bytes are mostly refused, rightly."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = 30  # per operation and phase: enough to reach every branch of the API's validation, in seconds
+
+
+def test_the_document_lists_every_route_and_method(make_app):
+    app = make_app()
+    document = app.test_client().get("/openapi.json").json
+    assert document["openapi"].startswith("3.1")
+    documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    served = {(re.sub(r"<(\w+)>", r"{\1}", rule.rule), method) for rule in app.url_map.iter_rules()
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert served - documented == {("/", "GET")}  # the upload page: HTML for people, not an API
+    assert documented <= served
+
+
+def test_top_k_is_bounded_by_the_served_model(client):
+    (top_k,) = client.get("/openapi.json").json["paths"]["/predict"]["post"]["parameters"]
+    assert top_k["schema"] == {"type": "integer", "minimum": 1, "maximum": 10}
+
+
+def test_the_app_answers_as_its_document_says(live_server):
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("schemathesis")), "run", f"{live_server}/openapi.json",
+         "--max-examples", str(EXAMPLES), "--seed", "0", "--no-color", "--exclude-checks", "positive_data_acceptance"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
