@@ -103,6 +103,7 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
+	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
 
 bench-tune: $(INSTALLED)  ## tuning benchmark on Fashion-MNIST: tuned vs default, pruning vs none (BUDGET minutes)
 	$(PY) -m benchmarks.tune --budget-minutes $(BUDGET) --out $(BENCH_OUT)

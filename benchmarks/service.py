@@ -21,11 +21,13 @@ Figures go to ``--out`` as ``service.json`` and ``service.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,12 +67,16 @@ class Counts:
 
 FULL = Counts(warmup_s=3, rounds=5, round_s=4, latency_runs=300, throughput_runs=10, footprint=True)
 SMOKE = Counts(warmup_s=1, rounds=1, round_s=1, latency_runs=5, throughput_runs=1, footprint=False)
-# wrk's script: POST the file named by $WRK_BODY, and print one JSON line of totals and percentiles at the end
+# wrk's script: POST the file named by $WRK_BODY as image/png, or with the "Name: value" lines of $WRK_HEADERS as
+# headers, and print one JSON line of totals and percentiles at the end
 WRK_SCRIPT = """
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
 wrk.method, wrk.body = "POST", f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "image/png"
+for name, value in (os.getenv("WRK_HEADERS") or ""):gmatch("([^:\\n]+): ([^\\n]*)") do
+  wrk.headers[name] = value
+end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('{"requests": %d, "seconds": %f, "failed": %d, "p50_ms": %f, "p99_ms": %f}\\n',
@@ -195,17 +201,24 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m inference.server`` with its default settings, serving the service or another app factory."""
+    """A server process on 127.0.0.1: by default ``python -m inference.server`` with its default settings, serving
+    the service or another app factory; with ``command``, any server (run from ``cwd``) that listens on ``port``
+    and answers 200 on ``ready_path`` once it is ready."""
 
-    def __init__(self, env: dict[str, str], app: str | None, log: Path):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], app: str | None, log: Path, *, command: list[str] | None = None,
+                 port: int | None = None, ready_path: str = "/readyz", cwd: Path = ROOT):
+        self.port = port or free_port()
         full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
-        cmd = [sys.executable, "-m", "inference.server", *(["--app", app] if app else [])]
-        self.log = log
+        cmd = command or [sys.executable, "-m", "inference.server", *(["--app", app] if app else [])]
+        self.log, self.ready_path = log, ready_path
         started = time.perf_counter()
         with log.open("wb") as out:
-            self.process = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=out)
-        self.start_to_ready_s = self._wait_ready(started)
+            self.process = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=out)
+        try:
+            self.start_to_ready_s = self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self, started: float) -> float:
         while time.perf_counter() - started < START_TIMEOUT_S:
@@ -213,7 +226,7 @@ class Server:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", "/readyz")
+                conn.request("GET", self.ready_path)
                 if conn.getresponse().status == 200:
                     return time.perf_counter() - started
             except OSError:
@@ -221,13 +234,28 @@ class Server:
             time.sleep(0.01)
         raise RuntimeError(f"server not ready after {START_TIMEOUT_S} s:\n{self.log.read_text()}")
 
+    def pids(self) -> list[int]:
+        """The server's process and all its descendants (worker processes, their helpers), alive now."""
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):  # any of its threads may have forked
+                try:
+                    todo += map(int, children.read_text().split())
+                except OSError:  # the process just ended
+                    pass
+        return found
+
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the server's main and worker processes: what the machine paid for the
-        requests."""
-        pid = self.process.pid
+        """CPU time (user + system) of the server's process and all its descendants: what the machine paid for
+        the requests."""
         total = 0
-        for process in (pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())):
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # ended since it was listed
+                continue
             total += int(fields[11]) + int(fields[12])
         return total / os.sysconf("SC_CLK_TCK")
 
@@ -242,8 +270,17 @@ class Server:
         return float(samples["inference_batch_size_sum"]), float(samples["inference_batch_size_count"])
 
     def stop(self) -> None:
+        """SIGTERM, SIGKILL after 30 s; descendants that outlive the server are killed by their ids."""
+        descendants = self.pids()[1:] if self.process.poll() is None else []
         self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        for pid in descendants:
+            with contextlib.suppress(OSError):  # gone already, as it should be
+                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -257,16 +294,46 @@ class Tally:
     p50_ms: list[float] = field(default_factory=list)  # one per round
     p99_ms: list[float] = field(default_factory=list)
 
+    def add(self, result: dict, cpu_s: float) -> None:
+        """One round: wrk's ``result`` and the server CPU seconds it took."""
+        self.cpu_s += cpu_s
+        self.requests += result["requests"] - result["failed"]
+        self.failed += result["failed"]
+        self.wall_s += result["seconds"]
+        self.p50_ms.append(result["p50_ms"])
+        self.p99_ms.append(result["p99_ms"])
 
-def wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int) -> dict:
-    """``concurrency`` connections POST ``body`` back to back for ``seconds`` (``script``: WRK_SCRIPT's file);
-    wrk's totals and percentiles."""
+    def summary(self) -> dict:
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "requests_per_s": self.requests / self.wall_s,
+            "p50_ms": float(np.median(self.p50_ms)),  # the median round's
+            "p99_ms": max(self.p99_ms),  # the worst round's: percentiles of separate runs do not average
+            "server_cpu_ms_per_request": 1000 * self.cpu_s / max(self.requests, 1),
+        }
+
+
+def wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int, path: str = "/predict",
+        headers: dict[str, str] | None = None) -> dict:
+    """``concurrency`` connections POST ``body`` to ``path`` back to back for ``seconds`` (``script``: WRK_SCRIPT's
+    file; ``headers``: sent instead of Content-Type image/png); wrk's totals and percentiles."""
     cmd = ["wrk", f"--threads={min(2, concurrency)}", f"--connections={concurrency}", f"--duration={seconds}s",
-           "--timeout=30s", f"--script={script}", f"http://127.0.0.1:{port}/predict"]
-    result = subprocess.run(cmd, env={**os.environ, "WRK_BODY": str(body)}, capture_output=True, text=True)
+           "--timeout=30s", f"--script={script}", f"http://127.0.0.1:{port}{path}"]
+    lines = "".join(f"{name}: {value}\n" for name, value in (headers or {}).items())
+    result = subprocess.run(cmd, env={**os.environ, "WRK_BODY": str(body), "WRK_HEADERS": lines},
+                            capture_output=True, text=True, timeout=seconds + 60)
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def load_round(server: Server, tally: Tally, script: Path, body: Path, concurrency: int, seconds: int,
+               path: str = "/predict", headers: dict[str, str] | None = None) -> None:
+    """One measured round of wrk load on ``server``, added to ``tally`` with the server CPU it took."""
+    cpu_before = server.cpu_seconds()
+    result = wrk(server.port, script, body, concurrency, seconds, path, headers)
+    tally.add(result, server.cpu_seconds() - cpu_before)
 
 
 def load_servers(servers: dict[str, Server], script: Path, body: Path, concurrency: int, counts: Counts) -> list[dict]:
@@ -277,27 +344,13 @@ def load_servers(servers: dict[str, Server], script: Path, body: Path, concurren
     batches_before = {name: server.batch_totals() for name, server in servers.items()}
     for _ in range(counts.rounds):
         for name, server in servers.items():
-            cpu_before = server.cpu_seconds()
-            result = wrk(server.port, script, body, concurrency, counts.round_s)
-            tally = tallies[name]
-            tally.cpu_s += server.cpu_seconds() - cpu_before
-            tally.requests += result["requests"] - result["failed"]
-            tally.failed += result["failed"]
-            tally.wall_s += result["seconds"]
-            tally.p50_ms.append(result["p50_ms"])
-            tally.p99_ms.append(result["p99_ms"])
+            load_round(server, tallies[name], script, body, concurrency, counts.round_s)
     rows = []
     for name, server in servers.items():
-        tally = tallies[name]
         before, after = batches_before[name], server.batch_totals()
         rows.append({
             "server": name,
-            "requests": tally.requests,
-            "failed": tally.failed,
-            "requests_per_s": tally.requests / tally.wall_s,
-            "p50_ms": float(np.median(tally.p50_ms)),  # the median round's
-            "p99_ms": max(tally.p99_ms),  # the worst round's: percentiles of separate runs do not average
-            "server_cpu_ms_per_request": 1000 * tally.cpu_s / max(tally.requests, 1),
+            **tallies[name].summary(),
             "mean_batch_size": (after[0] - before[0]) / (after[1] - before[1]) if before else None,
             "start_to_ready_s": server.start_to_ready_s,
         })
