@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from inference.config import ServiceConfig
 from inference.errors import ApiError
 from inference.images import decode_image, limit_pixels
-from inference.metrics import CONTENT_TYPE, Metrics
+from inference.metrics import Metrics
 from inference.model import LoadedModel, rank
 from inference.openapi import document as openapi_document
 from inference.service import Service
@@ -122,7 +122,8 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 
     @app.get("/metrics")
     def metrics_text():
-        return Response(metrics.render(), content_type=CONTENT_TYPE)
+        body, content_type = metrics.render(request.headers.get("Accept"))
+        return Response(body, content_type=content_type)
 
     @app.post("/predict")
     def predict():

@@ -12,9 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest,
-                               multiprocess)
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
+from prometheus_client.exposition import choose_encoder
 
 from inference.config import METRICS_DIR_ENV
 from inference.model import LoadedModel
@@ -24,7 +23,6 @@ disable_created_metrics()
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")  # a live-mode gauge's file, per process id
 
 
@@ -75,17 +73,19 @@ class Metrics:
         self.model_info.labels(*_model_labels(new)).set(1)
         self.ready.set(1)
 
-    def render(self) -> bytes:
-        """The Prometheus text of this process, or of every worker process when there are several."""
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """(body, content type) of this process's metrics, or of every worker process's when there are several,
+        in the format the scraper's Accept header asks for (Prometheus text by default, or OpenMetrics)."""
+        encode, content_type = choose_encoder(accept or "")
         if self.shared is None:
-            return generate_latest(self.registry)
+            return encode(self.registry), content_type
         for path in self.shared.glob("gauge_live*.db"):  # workers that died (and were replaced) leave files
             match = _LIVE_FILE.fullmatch(path.name)
             if match and not _alive(int(match[1])):
                 multiprocess.mark_process_dead(int(match[1]), str(self.shared))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, str(self.shared))
-        return generate_latest(registry)
+        return encode(registry), content_type
 
 
 def _model_labels(model: LoadedModel) -> tuple[str, str, str, str]:

@@ -127,8 +127,9 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                                                          {"$ref": "#/components/schemas/Info"}),
                                             "503": unavailable}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-                "description": "the Prometheus text format",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                "description": "the Prometheus text format, or OpenMetrics when the Accept header asks for it",
+                "content": {"text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json(
                 "the OpenAPI document", {"type": "object"})}}},
             **_v2_paths(config, model, unavailable),

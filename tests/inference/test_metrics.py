@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from tests.support.api import parse_metrics, post_files, sha256
 from tests.support.images import png
 from tests.support.onnx_models import write_model
@@ -14,7 +12,7 @@ def test_metrics_count_requests_latency_batches_and_model(client, model_path):
     post_files(client, [("a.png", png())])
     client.post("/predict", data=b"x", content_type="text/plain")
     response = client.get("/metrics")
-    assert response.content_type == CONTENT_TYPE_LATEST  # the text format of the prometheus_client it runs
+    assert response.mimetype == "text/plain" and "version=0.0.4" in response.content_type  # no Accept: Prometheus text
     m = parse_metrics(response.get_data(as_text=True))
     assert m['inference_requests_total{endpoint="/predict",status="200"}'] == 2
     assert m['inference_requests_total{endpoint="/predict",status="415"}'] == 1
@@ -38,3 +36,10 @@ def test_a_swap_counts_a_load_and_moves_the_model_info_to_the_new_id(make_app, m
     info = {key: value for key, value in m.items() if key.startswith("inference_model_info")}
     assert {value for key, value in info.items() if f'model_id="{old_id}"' in key} == {0}
     assert {value for key, value in info.items() if f'model_id="{sha256(model_path)}"' in key} == {1}
+
+
+def test_openmetrics_when_the_scraper_asks_for_it(client):
+    response = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.mimetype == "application/openmetrics-text"
+    text = response.get_data(as_text=True)
+    assert text.endswith("# EOF\n") and "inference_ready 1.0" in text
