@@ -14,6 +14,7 @@ import onnxruntime as ort
 from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from inference.bodies import read_body
 from inference.config import ServiceConfig
 from inference.errors import ApiError
 from inference.images import decode_image, limit_pixels
@@ -167,12 +168,9 @@ def _read_uploads(req: Request, max_files: int, max_bytes: int) -> list[tuple[st
             raise ApiError(413, f"{len(files)} files in one request, at most {max_files} accepted")
         return [(f.filename or f.name or f"file {i}", f.read()) for i, f in enumerate(files, 1)]
     if req.mimetype.startswith("image/"):
-        data = req.get_data(cache=False)
+        data = read_body(req, max_bytes)
         if not data:
             raise ApiError(400, f"the request body is empty; send the image's bytes as {req.mimetype}")
-        # a body without Content-Length (chunked) is cut at the limit without a word: look one byte further
-        if req.content_length is None and len(data) >= max_bytes and req.environ["wsgi.input"].read(1):
-            raise ApiError(413, f"request body is larger, at most {max_bytes} bytes accepted")
         return [("body", data)]
     sent = f"Content-Type {req.content_type!r}" if req.content_type else "no Content-Type"
     raise ApiError(415, f"{sent} is not accepted; send multipart/form-data or an image/* body")

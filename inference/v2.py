@@ -26,6 +26,7 @@ import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from contract import DISTRIBUTION, INPUT_NAME, OUTPUT_NAME, project_version
+from inference.bodies import read_body
 from inference.errors import ApiError
 from inference.model import LoadedModel
 from inference.service import Service
@@ -157,9 +158,7 @@ def _output(name: str, logits: np.ndarray, labels: tuple[str, ...], top_k: int |
 
 def _read_body(max_bytes: int) -> bytes:
     """The request body, inflated when gzip or deflate; 413 past ``max_bytes`` either way."""
-    body = request.get_data(cache=False)  # Content-Length over the limit: Flask answers 413 first
-    if request.content_length is None and len(body) >= max_bytes and request.environ["wsgi.input"].read(1):
-        raise ApiError(413, f"request body is larger, at most {max_bytes} bytes accepted")  # chunked, cut short
+    body = read_body(request, max_bytes)
     encoding = request.headers.get("Content-Encoding", "").strip().lower() or "identity"
     if encoding == "identity":
         return body
