@@ -1,4 +1,4 @@
-"""Fixtures of the deployment tests: the manifests of deploy/kubernetes/ as the cluster would receive them."""
+"""Fixtures of the Kubernetes manifest tests: the manifests of deploy/kubernetes/ as the cluster would receive them."""
 
 from __future__ import annotations
 
