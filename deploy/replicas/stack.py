@@ -8,9 +8,11 @@ the containers' own addresses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -91,6 +93,24 @@ def load(state_dir: Path) -> Stack:
     return Stack(**data)
 
 
+def free_base_port(replicas: int) -> int:
+    """A balancer port for ``up`` such that it and the ``replicas + 1`` ports after it are free on 127.0.0.1."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + replicas + 1 > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + replicas + 2):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"found no {replicas + 2} free consecutive ports on 127.0.0.1")
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -143,10 +163,22 @@ def wait_ready(replicas: tuple[Replica, ...], timeout_s: float = READY_TIMEOUT_S
             time.sleep(0.1)
 
 
+def wait_checked(running: Stack) -> None:
+    """Wait until HAProxy's own checks have passed on every replica (it starts them as UP but unchecked,
+    shown as "UP 1/2")."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while {row["status"] for row in haproxy.server_stats(running.stats_socket).values()} != {"UP"}:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"HAProxy's checks did not pass on every replica in {READY_TIMEOUT_S:g} s: "
+                               f"{haproxy.server_stats(running.stats_socket)}")
+        time.sleep(0.05)
+
+
 def up(model: Path, *, replicas: int = 2, port: int = 8000, state_dir: Path = Path("build/replicas"),
        image: str = podman.CPU_IMAGE, checks: Checks | None = None, log=print) -> Stack:
     """Start ``replicas`` containers serving a copy of ``model`` each, wait until every one is ready (so HAProxy
-    never starts with a replica that is not), then HAProxy. On any failure what was started is removed."""
+    never starts with a replica that is not), then HAProxy, and return once its checks passed on every replica.
+    On any failure what was started is removed."""
     checks = checks or Checks()
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
@@ -181,6 +213,7 @@ def up(model: Path, *, replicas: int = 2, port: int = 8000, state_dir: Path = Pa
         process = haproxy.start(config, stack.haproxy_log)
         stack = replace(stack, haproxy_pid=process.pid)
         stack.save()
+        wait_checked(stack)
         log(f"HAProxy on 127.0.0.1:{port} (stats and /metrics on 127.0.0.1:{stack.stats_port}), pid {process.pid}")
         return stack
     except BaseException:
