@@ -44,7 +44,8 @@ step() {  # step NAME COMMAND...: run it and print how long it took
 
 install_tools() {
   local need=()
-  for pkg in podman runc mmdebstrap python3 python3-venv; do
+  # haproxy and wrk: the balancer and the load of the replica tests (make test-images, after this script)
+  for pkg in podman runc mmdebstrap python3 python3-venv haproxy wrk; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -213,7 +214,7 @@ sizes() {
 }
 
 cd "$REPO"
-step "install podman, runc, mmdebstrap" install_tools
+step "install podman, runc, mmdebstrap, haproxy, wrk" install_tools
 configure_podman
 export CONTAINERS_CONF=$WORK/containers.conf CONTAINERS_STORAGE_CONF=$WORK/storage.conf
 step "base image (mmdebstrap stand-in for python:3.11-slim)" build_base

@@ -242,7 +242,7 @@ def markdown(report: dict) -> str:
         "| --- | --- | ---: | --- | --- |",
     ]
     for step in roll["steps"]:
-        reason = (step["refused"] or "").splitlines()[-1].strip()[:90] if step["refused"] else ""
+        reason = step["refused"].splitlines()[-1].strip(" -")[:100] if step["refused"] else ""  # the last cause
         lines.append(f"| {step['replica']} | {'corrupt' if step['refused'] else 'new'} | {step['seconds']:.1f} s | "
                      f"{'yes' if step['swapped'] else 'no'} | {reason} |")
     lines += [

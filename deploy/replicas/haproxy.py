@@ -102,7 +102,7 @@ def binary() -> str:
 def start(config: Path, log: Path) -> subprocess.Popen:
     """Check ``config``, then run HAProxy in the foreground with its log going to ``log``; return once its stats
     socket answers."""
-    checked = subprocess.run([binary(), "-c", "-q", "-f", str(config)], check=False, capture_output=True,
+    checked = subprocess.run([binary(), "-c", "-f", str(config)], check=False, capture_output=True,
                              text=True)
     if checked.returncode != 0:
         raise RuntimeError(f"haproxy refused {config}:\n{checked.stderr or checked.stdout}")
