@@ -23,6 +23,11 @@ The CPU image comes from `make image` (podman storage in CONTAINERS_WORK, defaul
 
 def _up(args: argparse.Namespace) -> int:
     checks = Checks(args.check_inter_ms, args.check_fall, args.check_rise, args.check_timeout_ms)
+    if not args.detach:
+        # Ctrl-C, or make's or a supervisor's SIGTERM, stops and cleans up, even where the shell started this
+        # process with SIGINT ignored (a background job)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     running = stack.up(args.model, replicas=args.replicas, port=args.port, state_dir=args.state_dir,
                        image=args.image, checks=checks)
     print(f"serving on {running.url} (POST /predict, /v2/...); HAProxy stats http://127.0.0.1:{running.stats_port}/ "
@@ -31,26 +36,17 @@ def _up(args: argparse.Namespace) -> int:
     if args.detach:
         print(f"stop with: python -m deploy.replicas down --state-dir {args.state_dir}")
         return 0
-    print("Ctrl-C stops HAProxy and removes the containers")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # make's or a supervisor's stop: clean up the same way
+    print("Ctrl-C stops HAProxy and removes the containers", flush=True)
     try:
         while True:
             time.sleep(1)
-            if not _alive(running.haproxy_pid):
+            if not haproxy.running(running.haproxy_pid, running.haproxy_config):
                 print(f"HAProxy exited; its log: {running.haproxy_log}", file=sys.stderr)
                 return 1
     except KeyboardInterrupt:
         return 0
     finally:
         stack.down(args.state_dir)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except OSError:
-        return False
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 BACKEND = "replicas"
 START_TIMEOUT_S = 10.0  # HAProxy binds and reads its socket in milliseconds; more means something is wrong
+STOP_TIMEOUT_S = 5.0  # SIGTERM stops it at once; SIGKILL after this
 # one request: the replica that answered, status, retries, termination state and when it was accepted (epoch s)
 LOG_FORMAT = "request server=%s status=%ST retries=%rc term=%ts accepted=%Ts.%ms"
 _REQUEST = re.compile(r"request server=(\S+) status=(-?\d+) retries=\+?(\d+) term=(\S+) accepted=(\d+)\.(\d+)")
@@ -122,16 +123,28 @@ def start(config: Path, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"haproxy's stats socket {socket_path} did not answer in {START_TIMEOUT_S} s")
 
 
-def stop(pid: int, config: Path) -> bool:
-    """SIGTERM to the HAProxy of ``pid`` that runs ``config`` (it stops at once, closing its connections);
-    False when that process is gone (the pid may since belong to another process, which is left alone)."""
+def running(pid: int, config: Path) -> bool:
+    """Whether ``pid`` is an HAProxy running ``config`` (not one that has exited, nor another process that
+    got the pid since)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")  # empty once exited
     except OSError:
         return False
-    if str(config).encode() not in cmdline or not cmdline[0].endswith(b"haproxy"):
+    return cmdline[0].endswith(b"haproxy") and str(config).encode() in cmdline
+
+
+def stop(pid: int, config: Path) -> bool:
+    """Stop the HAProxy of ``pid`` that runs ``config`` and wait until it has: SIGTERM (it closes its connections
+    at once), SIGKILL if it is still there after STOP_TIMEOUT_S. False when it was not running."""
+    if not running(pid, config):
         return False
     os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while running(pid, config):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.02)
     return True
 
 

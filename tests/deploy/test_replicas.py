@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -14,6 +17,7 @@ from deploy.replicas import haproxy, podman, stack
 from tests.support.api import sha256
 from tests.support.images import png
 from tests.support.net import predict
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.containers
 
@@ -71,11 +75,40 @@ def test_a_killed_replica_is_drained_within_the_detection_window(running, upload
 def test_down_removes_the_containers_and_haproxy(old_model, tmp_path):
     state_dir = tmp_path / "stack"
     up = stack.up(old_model, replicas=1, port=stack.free_base_port(1), state_dir=state_dir, log=lambda _: None)
-    assert Path(f"/proc/{up.haproxy_pid}").exists()
+    assert haproxy.running(up.haproxy_pid, up.haproxy_config)
     stack.down(state_dir, log=lambda _: None)
+    assert not haproxy.running(up.haproxy_pid, up.haproxy_config)
     left = podman.podman("ps", "-a", "-q", "--filter", f"label={stack.CONTAINER_LABEL}={state_dir.resolve()}")
     assert left.stdout.split() == []
     assert stack.get(f"{up.url}/readyz", timeout=2)[0] == 0  # nothing listens on the balancer's port
     with pytest.raises(FileNotFoundError, match="no replicas are running"):
         stack.load(state_dir)
     assert not os.path.exists(up.stats_socket)
+
+
+def test_ctrl_c_in_the_foreground_removes_the_containers_and_haproxy(old_model, tmp_path):
+    state_dir = tmp_path / "stack"
+    port = stack.free_base_port(2)
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "deploy.replicas", "--state-dir", str(state_dir), "up",
+                                    "--model", str(old_model), "--port", str(port)], cwd=REPO, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + stack.READY_TIMEOUT_S
+        while "Ctrl-C stops" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert predict(f"http://127.0.0.1:{port}", [("a.png", png())])[0] == 200
+        pid = stack.load(state_dir).haproxy_pid
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            stack.down(state_dir, log=lambda _: None)
+    assert "removed 2 containers" in log.read_text()
+    left = podman.podman("ps", "-a", "-q", "--filter", f"label={stack.CONTAINER_LABEL}={state_dir.resolve()}")
+    assert left.stdout.split() == []
+    assert not haproxy.running(pid, state_dir / "haproxy.cfg")
+    assert stack.get(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 0
