@@ -1,6 +1,6 @@
 """Rollout benchmark: a new model rolled through replicas behind HAProxy under load, and a replica killed under load.
 
-``python -m benchmarks.rollout --out bench-results`` (``--smoke``: shorter load).
+``python -m benchmarks.rollout --out bench-results`` (``make bench-rollout``; ``--smoke``: shorter load).
 Needs root, podman with the CPU image (``make image``), HAProxy and wrk (``make system-deps``). All traffic goes to
 127.0.0.1: wrk to the balancer, the checks to each replica's own published port.
 
@@ -59,16 +59,23 @@ class Load:
         script = workdir / "post.lua"
         script.write_text(WRK_SCRIPT)
         self.result: dict = {}
+        self.error: Exception | None = None
         self.started = time.time()
         self.seconds = seconds
-        self._thread = threading.Thread(
-            target=lambda: self.result.update(wrk(port, script, body, concurrency, seconds)), daemon=True)
+
+        def run():
+            try:
+                self.result.update(wrk(port, script, body, concurrency, seconds))
+            except Exception as e:  # reported by join()
+                self.error = e
+
+        self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
 
     def join(self) -> dict:
         self._thread.join(timeout=self.seconds + 90)  # wrk's own time limit (service.wrk) ends it before this
         if not self.result:
-            raise RuntimeError("wrk gave no result")
+            raise RuntimeError(f"wrk gave no result: {self.error}")
         return self.result
 
 

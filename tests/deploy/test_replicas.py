@@ -22,7 +22,7 @@ from tests.support.paths import REPO
 pytestmark = pytest.mark.containers
 
 # bounded load: wrk stops by itself after each duration
-COUNTS = Counts(concurrency=4, settle_s=1.5, rollout_load_s=15, kill_load_s=8)
+COUNTS = Counts(concurrency=4, settle_s=1.5, rollout_load_s=20, kill_load_s=8)
 
 
 def test_replicas_publish_on_loopback_only_and_the_balancer_spreads_requests(running, old_model):
