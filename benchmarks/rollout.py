@@ -20,6 +20,7 @@ Figures go to ``--out`` as ``rollout.json`` and ``rollout.md`` (and, on full run
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -235,7 +236,8 @@ def markdown(report: dict) -> str:
         f"{report['haproxy']} health-checking /readyz every {kill['check']['inter_ms']} ms (fall "
         f"{kill['check']['fall']}, rise {kill['check']['rise']}, timeout {kill['check']['timeout_ms']} ms); wrk "
         f"POSTs a {report['upload_bytes']}-byte PNG to /predict over {roll['concurrency']} connections; model: "
-        f"{report['model']}."),
+        f"{report['model']}. Load average {report['load_average']:.1f} when it started (other work shares the "
+        "CPUs: latencies are the machine's, the failure counts are the figures)."),
         "",
         "| goal | measured | met |",
         "| --- | --- | --- |",
@@ -243,7 +245,7 @@ def markdown(report: dict) -> str:
         "",
         (f"Rollout: {roll['requests']} requests in {roll['load_s']:.1f} s (p50 {roll['p50_ms']:.1f} ms, p99 "
         f"{roll['p99_ms']:.1f} ms), {roll['failed']} failed; the rollout took {roll['rollout_s']:.1f} s inside the "
-        f"load; requests by replica {roll['requests_by_replica']}."),
+        f"load; requests by replica: {', '.join(f'{k} {v}' for k, v in roll['requests_by_replica'].items())}."),
         "",
         "| replica | file | served after | swapped | refused because |",
         "| --- | --- | ---: | --- | --- |",
@@ -283,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             parser.error(f"needs {tool} (make system-deps; podman: make image)")
     counts = SMOKE if args.smoke else FULL
+    load_average = os.getloadavg()[0]  # over the last minute
     with tempfile.TemporaryDirectory(prefix="bench-rollout-") as tmp:
         workdir = Path(tmp)
         # two exports of the project's CNN with different random weights: the old model and the new one
@@ -306,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": args.smoke,
             "machine": machine(),
             "haproxy": haproxy_version(),
+            "load_average": load_average,
             "model": "the project's CNN for CIFAR-10, random weights (seeds 0 and 1), exported with parity",
             "upload_bytes": body.stat().st_size,
             "rollout": rollout,

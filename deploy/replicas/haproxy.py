@@ -109,7 +109,9 @@ def start(config: Path, log: Path) -> subprocess.Popen:
         raise RuntimeError(f"haproxy refused {config}:\n{checked.stderr or checked.stdout}")
     socket_path = Path(re.search(r"stats socket (\S+)", config.read_text())[1])
     with log.open("ab") as out:
-        process = subprocess.Popen([binary(), "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT)
+        # a session of its own: a terminal's Ctrl-C reaches only the caller, whose clean-up stops it, then the replicas
+        process = subprocess.Popen([binary(), "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

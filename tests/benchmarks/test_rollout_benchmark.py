@@ -11,6 +11,7 @@ from deploy.replicas.haproxy import Request, Transition
 NEW, OLD = "n" * 64, "o" * 64
 REPORT = {
     "smoke": True, "machine": "test machine", "haproxy": "2.6.12", "model": "tiny", "upload_bytes": 100,
+    "load_average": 1.5,
     "rollout": {
         "replicas": 2, "concurrency": 4, "load_s": 20.0, "rollout_s": 6.0, "rollout_under_load": True,
         "requests": 1000, "failed": 0, "p50_ms": 4.0, "p99_ms": 40.0, "corrupt_refused": True,
@@ -50,7 +51,7 @@ def test_requests_reaching_a_server_marked_down_are_counted():
 def test_every_goal_is_met_on_good_figures_and_the_table_says_so():
     assert [met for *_, met in verdicts(REPORT)] == [True] * 6
     table = markdown(REPORT)
-    assert "**no**" not in table
+    assert "**no**" not in table and "requests by replica: replica-1 500, replica-2 500." in table
     assert "| replica-2 | corrupt | 1.9 s | no | onnxruntime cannot load it: INVALID |" in table
 
 
