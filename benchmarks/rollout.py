@@ -137,14 +137,14 @@ def rollout_under_load(running: Stack, new_model: Path, corrupt_replica: str, bo
     steps, rollout_started = [], time.time()
     for replica in running.replicas:
         if replica.name == corrupt_replica:
-            steps.append(stack.roll_replica(replica, data[: len(data) // 2]))
-        steps.append(stack.roll_replica(replica, data))
+            steps.append({"file": "corrupt", **stack.roll_replica(replica, data[: len(data) // 2]).__dict__})
+        steps.append({"file": "new", **stack.roll_replica(replica, data).__dict__})
     rollout_ended = time.time()
     result = load.join()
     watch.stop()
     load_ended = time.time()
     requests, transitions = requests_between(running, load.started, load_ended)
-    corrupt = next(s for s in steps if s.replica == corrupt_replica)
+    corrupt = next(s for s in steps if s["file"] == "corrupt")
     final = {r.name: stack.info(r)["model_id"] for r in running.replicas}
     return {
         "replicas": len(running.replicas),
@@ -156,9 +156,9 @@ def rollout_under_load(running: Stack, new_model: Path, corrupt_replica: str, bo
         "failed": result["failed"],
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
-        "steps": [s.__dict__ for s in steps],
-        "corrupt_refused": not corrupt.swapped and corrupt.model_id == old_ids[corrupt_replica],
-        "corrupt_reason": corrupt.refused,
+        "steps": steps,
+        "corrupt_refused": not corrupt["swapped"] and corrupt["model_id"] == old_ids[corrupt_replica],
+        "corrupt_reason": corrupt["refused"],
         "old_model_id": next(iter(old_ids.values())),
         "new_model_id": new_id,
         "final_model_ids": final,
@@ -252,7 +252,7 @@ def markdown(report: dict) -> str:
     ]
     for step in roll["steps"]:
         reason = step["refused"].splitlines()[-1].strip(" -")[:100] if step["refused"] else ""  # the last cause
-        lines.append(f"| {step['replica']} | {'corrupt' if step['refused'] else 'new'} | {step['seconds']:.1f} s | "
+        lines.append(f"| {step['replica']} | {step['file']} | {step['seconds']:.1f} s | "
                      f"{'yes' if step['swapped'] else 'no'} | {reason} |")
     lines += [
         "",

@@ -258,7 +258,9 @@ def roll_replica(replica: Replica, data: bytes, timeout_s: float = SWAP_TIMEOUT_
         if current["model_id"] == new_id:
             return Step(replica.name, new_id, True, None, time.monotonic() - started)
         if refusals(replica) > refused_before:
-            return Step(replica.name, current["model_id"], False, current["last_refused"], time.monotonic() - started)
+            seconds = time.monotonic() - started
+            current = info(replica)  # read again: the refusal may have come after the first read
+            return Step(replica.name, current["model_id"], False, current["last_refused"], seconds)
         time.sleep(0.1)
     raise TimeoutError(f"{replica.name} neither swapped to nor refused the new model in {timeout_s:g} s")
 

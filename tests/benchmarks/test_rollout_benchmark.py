@@ -16,10 +16,10 @@ REPORT = {
         "replicas": 2, "concurrency": 4, "load_s": 20.0, "rollout_s": 6.0, "rollout_under_load": True,
         "requests": 1000, "failed": 0, "p50_ms": 4.0, "p99_ms": 40.0, "corrupt_refused": True,
         "steps": [
-            {"replica": "replica-1", "model_id": NEW, "swapped": True, "refused": None, "seconds": 2.0},
-            {"replica": "replica-2", "model_id": OLD, "swapped": False, "seconds": 1.9,
+            {"file": "new", "replica": "replica-1", "model_id": NEW, "swapped": True, "refused": None, "seconds": 2.0},
+            {"file": "corrupt", "replica": "replica-2", "model_id": OLD, "swapped": False, "seconds": 1.9,
              "refused": "/models/model.onnx breaks the model contract:\n  - onnxruntime cannot load it: INVALID"},
-            {"replica": "replica-2", "model_id": NEW, "swapped": True, "refused": None, "seconds": 1.8},
+            {"file": "new", "replica": "replica-2", "model_id": NEW, "swapped": True, "refused": None, "seconds": 1.8},
         ],
         "new_model_id": NEW, "final_model_ids": {"replica-1": NEW, "replica-2": NEW}, "all_on_new_model": True,
         "requests_by_replica": {"replica-1": 500, "replica-2": 500}, "readiness_samples": 50,

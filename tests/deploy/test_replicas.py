@@ -48,8 +48,9 @@ def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(runnin
     assert figures["rollout_under_load"], figures
     assert figures["requests"] > 0 and figures["failed"] == 0 and figures["balancer_failed"] == 0, figures
     assert all(count > 0 for count in figures["requests_by_replica"].values()), figures
-    steps = [(s["replica"], s["swapped"]) for s in figures["steps"]]
-    assert steps == [("replica-1", True), ("replica-2", False), ("replica-2", True)]
+    steps = [(s["replica"], s["file"], s["swapped"], bool(s["refused"])) for s in figures["steps"]]
+    assert steps == [("replica-1", "new", True, False), ("replica-2", "corrupt", False, True),
+                     ("replica-2", "new", True, False)]
     assert figures["corrupt_refused"] and "cannot load it" in figures["corrupt_reason"]
     # read back through each replica's own port, not the balancer
     assert figures["final_model_ids"] == {"replica-1": sha256(new_model), "replica-2": sha256(new_model)}
