@@ -12,6 +12,7 @@ set -euo pipefail
 ONLY_CPU_BUILD=false
 if [ "${1:-}" = --build-cpu ]; then ONLY_CPU_BUILD=true; shift; fi
 MODEL=$(realpath "${1:?usage: .ci/containers.sh [--build-cpu] MODEL.onnx}")
+[ -f "$MODEL" ] || { echo "containers: no model file $1 (make export, or MODEL=...)" >&2; exit 2; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${CONTAINERS_WORK:-/tmp/containers-ci}
 PORT=${PORT:-18080}

@@ -157,7 +157,8 @@ def rollout_under_load(running: Stack, new_model: Path, corrupt_replica: str, bo
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
         "steps": steps,
-        "corrupt_refused": not corrupt["swapped"] and corrupt["model_id"] == old_ids[corrupt_replica],
+        "corrupt_refused": (not corrupt["swapped"] and corrupt["model_id"] == old_ids[corrupt_replica]
+                            and bool(corrupt["refused"])),
         "corrupt_reason": corrupt["refused"],
         "old_model_id": next(iter(old_ids.values())),
         "new_model_id": new_id,
