@@ -25,7 +25,7 @@ def test_a_photo_decoded_for_training_and_uploaded_gives_the_same_pixels(make_ap
     paths = write_photos(tmp_path / "photos", {"train": len(kinds), "test": 1}, kinds=kinds)
     ds = load_dataset("folder", tmp_path / "photos", image_size=SIZE)
     assert ds.image_shape == (SIZE, SIZE, channels)
-    trained = dict(zip([p for p in paths if p.parts[-3] == "train"], ds.train_images))  # class by class, sorted
+    trained = dict(zip([p for p in paths if p.parts[-3] == "train"], ds.train_images, strict=True))  # class by class
 
     shape = ds.image_shape
     echo = write_model(tmp_path / "echo.onnx", build_pixel_echo(*shape))
