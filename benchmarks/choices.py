@@ -6,8 +6,8 @@
 - PyTorch evaluation: ``EVAL_BATCH`` 256 against 1024 images per call.
 - TensorFlow training step (``training.train_tf``, run with ``$TF_PYTHON``, default ``.venv-tf/bin/python``):
   float32 against mixed bfloat16, and with against without XLA.
-- onnxruntime (``inference``): the default network exported at opset 18 against 20 (batch-1 latency), and CPU
-  time per batch-1 call with 1 against 2 intra-op threads (``INFERENCE_INTRA_OP_THREADS``).
+- onnxruntime (``inference``): CPU time per batch-1 call of the default network with 1 against 2 intra-op
+  threads (``INFERENCE_INTRA_OP_THREADS``).
 Every step is timed on the project's own trainer adapter (``TorchTrainer``, ``KerasTrainer``) with the default
 network (width 32) at batch 128 on Fashion-MNIST-shaped data (28x28x1, synthetic pixels: speed does not depend
 on them). Figures go to ``--out`` as ``choices.json`` and ``choices.md``.
@@ -138,16 +138,7 @@ def onnxruntime_rows(calls: int) -> list[dict]:
         return 1000 * (clock() - t0) / calls
 
     rows = []
-    opset = torch_export.OPSET
-    for version in (18, opset):
-        torch_export.OPSET = version
-        try:
-            proto = torch_export.to_onnx(model).SerializeToString()
-        finally:
-            torch_export.OPSET = opset
-        session = ort.InferenceSession(proto, session_options(1), providers=["CPUExecutionProvider"])
-        rows.append({"choice": "onnxruntime batch-1 call", "setting": f"PyTorch export at opset {version}",
-                     "ms": per_call(session, time.perf_counter), "unit": "ms per call"})
+    proto = torch_export.to_onnx(model).SerializeToString()
     for threads in (1, 2):
         session = ort.InferenceSession(proto, session_options(threads), providers=["CPUExecutionProvider"])
         rows.append({"choice": "onnxruntime batch-1 call", "setting": f"{threads} intra-op thread(s)",

@@ -18,6 +18,8 @@ import keras  # noqa: E402  (after training.train_tf on purpose)
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 
+from training.model_tf import pooling_last  # noqa: E402
+
 OPSET = 18
 BATCH_DIM = "batch"  # the symbolic batch axis, named as the PyTorch export names it
 
@@ -69,7 +71,7 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
         return {OUTPUT_NAME: model(image, training=False)}
 
-    with tf.device("/CPU:0"):
+    with tf.device("/CPU:0"), pooling_last(model):
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=OPSET)
     return _apply_contract_names(proto)
 

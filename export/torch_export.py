@@ -12,13 +12,12 @@ import onnx
 import torch
 
 from contract import INPUT_NAME, OUTPUT_NAME
-from training.model_torch import Net
+from training.model_torch import Net, pooling_last
 from training.run import Run
 from training.train_torch import load_trained
 
-# 20: the first opset with a Gelu op. Under 20 the exporter spells GELU as Div, Erf, Add, Mul, Mul, which
-# onnxruntime leaves unfused, and a batch-1 call of the default network is slower (BENCHMARKS.md)
-OPSET = 20
+# the opset the TensorFlow exporter writes too (export.tf_export), so files of both frameworks are alike
+OPSET = 18
 
 
 class TorchRunner:
@@ -37,10 +36,10 @@ def to_onnx(model: Net) -> onnx.ModelProto:
     # the dynamo exporter narrates every stage on stdout and warns about torchvision ops this model does not
     # use; keep the export's own output readable
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), pooling_last(model):
         warnings.simplefilter("ignore", FutureWarning)
         program = torch.onnx.export(
-            model.eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_shapes={"image": {0: torch.export.Dim("batch")}}, opset_version=OPSET, dynamo=True,
         )
     return program.model_proto

@@ -11,6 +11,8 @@ one framework carry over to the other.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -58,18 +60,59 @@ class Mirror(keras.layers.Layer):
         return tf.reverse(x, axis=[2])
 
 
-@keras.saving.register_keras_serializable(package="cifar10_pipeline")
-def gelu(x: tf.Tensor) -> tf.Tensor:
-    """Exact GELU, x * Phi(x), like ``torch.nn.GELU()``, written with erf: Keras' own exact GELU uses erfc,
-    which tf2onnx cannot convert."""
-    return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))  # 1/sqrt(2)
+def _conv(channels: int, dtype: str) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, dtype=dtype,
+                               kernel_initializer=keras.initializers.VarianceScaling(**TORCH_INIT))
+
+
+def _batch_norm(dtype: str) -> keras.layers.BatchNormalization:
+    """BatchNorm with its scale fixed at 1, only the shift trains, as ``training.model_torch.batch_norm``."""
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=False, dtype=dtype)
 
 
 def _conv_bn(x: keras.KerasTensor, channels: int, dtype: str) -> keras.KerasTensor:
-    x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, dtype=dtype,
-                            kernel_initializer=keras.initializers.VarianceScaling(**TORCH_INIT))(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)(x)
-    return keras.layers.Activation(gelu, dtype=dtype)(x)
+    x = _batch_norm(dtype)(_conv(channels, dtype)(x))
+    return keras.layers.ReLU(dtype=dtype)(x)
+
+
+@keras.saving.register_keras_serializable(package="cifar10_pipeline")
+class ConvPool(keras.layers.Layer):
+    """3x3 conv, BatchNorm, ReLU and a 2x2 max-pool: pooled first, except in the graph the ONNX export traces
+    (``pooling_last``); the same function either way, ``training.model_torch.ConvPool`` says why."""
+
+    pool_last = False  # set only by pooling_last
+
+    def __init__(self, channels: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.conv = _conv(channels, self.dtype_policy)
+        self.bn = _batch_norm(self.dtype_policy)
+
+    def build(self, input_shape: tuple) -> None:
+        self.conv.build(input_shape)
+        self.bn.build((*input_shape[:-1], self.channels))
+
+    def call(self, x: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+        x = self.conv(x)
+        if self.pool_last:
+            return tf.nn.max_pool2d(tf.nn.relu(self.bn(x, training=training)), 2, 2, "VALID")
+        return tf.nn.relu(self.bn(tf.nn.max_pool2d(x, 2, 2, "VALID"), training=training))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "channels": self.channels}
+
+
+@contextlib.contextmanager
+def pooling_last(model: keras.Model) -> Iterator[keras.Model]:
+    """``model`` with every ConvPool pooling last: the graph the ONNX export traces (in inference mode)."""
+    blocks = [layer for layer in model.get_layer(BODY).layers if isinstance(layer, ConvPool)]
+    for block in blocks:
+        block.pool_last = True
+    try:
+        yield model
+    finally:
+        for block in blocks:
+            block.pool_last = False
 
 
 def _body(shape: tuple[int, int, int], num_classes: int, width: int, dropout: float, dtype: str) -> keras.Model:
@@ -77,8 +120,7 @@ def _body(shape: tuple[int, int, int], num_classes: int, width: int, dropout: fl
     inputs = keras.Input(shape=shape, dtype="float32")
     x = _conv_bn(inputs, width // 2, dtype)
     for channels in (width, 2 * width, 4 * width):
-        x = _conv_bn(x, channels, dtype)  # full resolution
-        x = keras.layers.MaxPooling2D(2, dtype=dtype)(x)
+        x = ConvPool(channels, dtype=dtype)(x)  # conv at full resolution, pooled
         x = _conv_bn(x, channels, dtype)  # half resolution
     x = keras.layers.GlobalMaxPooling2D(dtype=dtype)(x)
     x = keras.layers.Dropout(dropout, dtype=dtype)(x)

@@ -1,7 +1,9 @@
 """The network's arguments, framework-neutral: both frameworks build the same CNN from one ``ModelSpec``.
 
-Edges to shapes to objects: a stem conv, then three blocks of conv + BatchNorm + GELU with a 2x2 max-pool
+Edges to shapes to objects: a stem conv, then three blocks of conv + BatchNorm + ReLU with a 2x2 max-pool
 between their two convs (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a linear classifier.
+BatchNorm's scale is fixed at 1, so the pooled conv may pool before or after BatchNorm + ReLU: training pools
+first (cheaper), inference last (foldable).
 The input is the contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing
 (scale, mean/std, layout). With ``flip_tta`` the eval-mode model averages the logits of each image and its
 mirror (test-time augmentation), so the exported graph does it too and every client gets it for free.

@@ -137,7 +137,7 @@ class KerasTrainer:
         self.device, use_gpu = resolve_device(config.device)
         keras.utils.set_random_seed(config.seed)
         self.spec = ModelSpec.for_data(config, ds)
-        # XLA fuses BatchNorm + GELU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
+        # XLA fuses BatchNorm + ReLU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
         self.jit = use_gpu
         self.dtype = resolve_precision(config.precision, use_gpu)
         with tf.device(self.device):

@@ -120,8 +120,9 @@ def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
 
 def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
     # decay conv and linear weights only: decaying BatchNorm scales and biases only hurts
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim > 1]
+    rest = [p for p in trained if p.ndim <= 1]
     return torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
         lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
@@ -151,7 +152,7 @@ class TorchTrainer:
     def describe(self) -> dict[str, Any]:
         return {"framework_version": torch.__version__, "device": str(self.device),
                 "precision": str(self.step_dtype).removeprefix("torch."),
-                "num_parameters": sum(p.numel() for p in self.model.parameters())}
+                "num_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad)}
 
     def begin_epoch(self, seed: int) -> None:
         self.model.train()

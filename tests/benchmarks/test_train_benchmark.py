@@ -1,4 +1,4 @@
-"""The training benchmark's smoke mode: it runs the real trainer end to end and writes its figures."""
+"""The training benchmark's smoke mode: it runs the real trainer and exporter end to end and writes its figures."""
 
 from __future__ import annotations
 
@@ -10,23 +10,39 @@ import pytest
 
 
 @pytest.mark.slow
-def test_training_benchmark_smoke_writes_json_and_markdown(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--frameworks", "torch", "--smoke",
+def test_training_benchmark_smoke_trains_exports_and_writes_json_and_markdown(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "torch-5min", "--seeds", "0,1",
+                             "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "train-torch-5min.json").read_text())
+    assert report["smoke"] and report["config"] == "benchmarks/configs/fashion-mnist-torch-5min.json"
+    assert [r["seed"] for r in report["runs"]] == [0, 1]
+    for run in report["runs"]:
+        assert run["epochs"] == 1 and 0 <= run["onnx_accuracy"] <= 1 and run["wall_seconds"] > run["train_seconds"] > 0
+        assert (tmp_path / "runs" / f"torch-5min-seed{run['seed']}" / "model.onnx").is_file()
+    assert report["mean_accuracy"] == pytest.approx(sum(r["onnx_accuracy"] for r in report["runs"]) / 2)
+    assert report["met"] is False  # one tiny epoch on 2,000 images is far from 94%
+    markdown = (tmp_path / "train-torch-5min.md").read_text()
+    assert "| 1 | 1 |" in markdown and "not met" in markdown and "smoke" in markdown
+
+
+@pytest.mark.slow
+def test_training_benchmark_smoke_times_the_cifar10_gpu_config_in_both_frameworks(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "throughput", "--smoke",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "train.json").read_text())
-    (accuracy,) = report["accuracy"]
-    assert accuracy["framework"] == "torch" and accuracy["epochs"] == 1 and report["smoke"]
-    assert 0 <= accuracy["test_accuracy"] <= 1 and accuracy["train_seconds"] > 0
-    assert accuracy["config"] == "benchmarks/configs/fashion-mnist-cpu.json"
-    (throughput,) = report["throughput"]
-    assert throughput["images_per_second"] > 0
-    assert throughput["seconds_per_cifar10_epoch"] == pytest.approx(50_000 / throughput["images_per_second"], rel=0.01)
-    markdown = (tmp_path / "train.md").read_text()
-    assert "| torch" in markdown and "Smoke mode" in markdown
+    report = json.loads((tmp_path / "train-throughput.json").read_text())
+    assert report["config"] == "benchmarks/configs/cifar10-gpu.json"
+    assert [r["framework"] for r in report["rows"]] == ["torch", "tensorflow"]
+    for row in report["rows"]:
+        assert row["images_per_second"] > 0
+        assert row["seconds_per_cifar10_epoch"] == pytest.approx(50_000 / row["images_per_second"], rel=0.01)
 
 
-def test_training_benchmark_refuses_an_unknown_framework(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--frameworks", "jax", "--out", str(tmp_path)],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and "unknown frameworks ['jax']" in result.stderr
+def test_training_benchmark_refuses_an_unknown_case_and_bad_seeds(tmp_path):
+    unknown = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "jax-1min", "--out", str(tmp_path)],
+                             capture_output=True, text=True)
+    assert unknown.returncode == 2 and "invalid choice: 'jax-1min'" in unknown.stderr
+    seeds = subprocess.run([sys.executable, "-m", "benchmarks.train", "--seeds", "0,x", "--out", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert seeds.returncode == 2 and "expected comma-separated integers" in seeds.stderr

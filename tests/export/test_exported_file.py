@@ -58,3 +58,17 @@ def test_golden_logits_in_the_report_reproduce_with_onnxruntime(exported):
     session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"image": golden_input(golden["batch"], 32, 32, 3, seed=golden["seed"])})[0]
     np.testing.assert_allclose(got, np.array(golden["logits"]), atol=1e-4)
+
+
+def test_onnxruntime_folds_every_batchnorm_into_its_conv(exported, tmp_path):
+    # the exported graph pools after BatchNorm + ReLU (training.model_torch.ConvPool), so onnxruntime folds every
+    # BatchNorm into the conv before it and fuses the ReLU: no BatchNormalization is left to run when serving
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
+    exported_ops = [node.op_type for node in onnx.load(str(exported)).graph.node]
+    optimized_ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    convs = exported_ops.count("Conv")
+    assert convs in (7, 14)  # the network's 7, twice where flip TTA runs the body once more (TensorFlow's graph)
+    assert "BatchNormalization" not in optimized_ops and "Relu" not in optimized_ops
+    assert optimized_ops.count("FusedConv") + optimized_ops.count("Conv") == convs

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.config import TrainConfig
-from training.model_tf import BODY, PREPROCESS, build_model
+from training.model_tf import BODY, PREPROCESS, ConvPool, build_model, pooling_last
 from training.spec import ModelSpec
 from training.train_tf import (
     augment,
@@ -122,3 +122,24 @@ def test_precision_auto_is_mixed_bfloat16_on_the_gpu_only():
     assert resolve_precision("auto", use_gpu=False) == "float32"
     assert resolve_precision("bfloat16", use_gpu=False) == "mixed_bfloat16"
     assert resolve_precision("float32", use_gpu=True) == "float32"
+
+
+def test_conv_pool_computes_the_same_function_in_both_orders():
+    # Keras pools first, the graph the ONNX export traces pools last; with BatchNorm's scale fixed at 1 the two
+    # agree exactly
+    keras.utils.set_random_seed(0)
+    spec = ModelSpec((12, 12, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False)
+    model = build_model(spec)
+    body = model.get_layer(BODY)
+    block = next(layer for layer in body.layers if isinstance(layer, ConvPool))
+    for _ in range(3):
+        body(_batch(b=16, h=12, w=12), training=True)  # moves the running statistics off their defaults
+    block.bn.beta.assign(np.random.default_rng(0).normal(size=8).astype(np.float32))
+    images = np.random.default_rng(1).integers(0, 256, (4, 12, 12, 3), dtype=np.uint8)
+    pool_first = model(images, training=False).numpy()
+    with pooling_last(model):
+        assert block.pool_last
+        pool_last = model(images, training=False).numpy()
+    assert not block.pool_last
+    np.testing.assert_array_equal(pool_first, pool_last)
+    assert block.bn.gamma is None and block.bn.beta.trainable

@@ -15,11 +15,13 @@ import pytest
 from export.__main__ import main as export_main
 from export.parity import OrtRunner, check_parity
 from tests.support.images import write_photos
+from tests.support.paths import REPO
 from tests.support.runs import tiny_config
-from training.config import one_cycle_lr
+from training.config import TrainConfig, one_cycle_lr
 from training.run import Run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BENCHMARK_CONFIGS = REPO / "benchmarks" / "configs"
 # the metrics row both trainers write (training.run.epoch_row)
 ROW_KEYS = {"epoch", "lr", "train_loss", "train_acc", "eval_loss", "eval_acc", "eval_split", "train_seconds",
             "seconds", "images_per_second"}
@@ -168,3 +170,15 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, trainer, capsys, mo
                          + ["--runs-dir", str(tmp_path / "runs")], capsys)
     assert code == 2, err
     assert message in err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BENCHMARK_CONFIGS.glob("*.json")))
+def test_every_shipped_config_trains_a_step_on_the_cpu(tmp_path, trainer, name):
+    # the benchmark configs, the CIFAR-10 GPU one included, are what users pass as PARAMS: each must load and
+    # train (one step at its own batch size and width, on CIFAR-shaped synthetic data)
+    config = TrainConfig.from_json(BENCHMARK_CONFIGS / name)
+    config = TrainConfig.from_dict({"dataset": "synthetic", "epochs": 1, "max_train_samples": config.batch_size,
+                                    "max_test_samples": 64, "device": "cpu", "runs_dir": str(tmp_path)}, config)
+    result = trainer.train(config)
+    (row,) = result.run.metrics()
+    assert np.isfinite(row["train_loss"]) and result.run.info["status"] == "finished"
