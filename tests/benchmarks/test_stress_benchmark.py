@@ -48,8 +48,9 @@ def test_fuzz_sends_every_category_and_gets_no_5xx(smoke):
     assert fuzz["inputs"] == 300
     assert all(sum(statuses.values()) >= 20 for statuses in fuzz["by_category"].values())
     assert not [s for s in fuzz["by_status"] if s.isdigit() and int(s) >= 500] and fuzz["responses_5xx"] == 0
-    assert 400 <= min(int(s) for s in fuzz["by_status"] if s.isdigit())  # malformed input is refused as such...
-    assert sum(n for s, n in fuzz["by_status"].items() if s.startswith("4")) > 0.8 * fuzz["inputs"]  # ...mostly
+    # most malformed input is refused with a 4xx; the rest still decodes (a flipped bit in pixel data) or is
+    # dropped by the HTTP server before the app sees it
+    assert sum(n for s, n in fuzz["by_status"].items() if s.startswith("4")) > 0.8 * fuzz["inputs"]
     assert fuzz["worker_pid"]["before"] == fuzz["worker_pid"]["after"]
     assert fuzz["server_pids"]["before"] == fuzz["server_pids"]["after"] and fuzz["server_log_errors"] == 0
     assert fuzz["good_request"]["before"] and fuzz["good_request"]["after"]
