@@ -121,7 +121,7 @@ def run(smoke: bool) -> dict[str, Any]:
 def markdown(figures: dict[str, Any]) -> str:
     columns = sorted(figures["by_status"], key=lambda s: (not s.isdigit(), s))
     lines = [
-        "## Fuzz: malformed requests to /predict and /v2 infer",
+        "# Fuzz: malformed requests to /predict and /v2 infer",
         "",
         (f"{figures['inputs']:,} generated malformed requests (seed {figures['seed']}, "
         "`benchmarks/stress/fuzz_inputs.py`), one connection each, to one `python -m inference.server` process "

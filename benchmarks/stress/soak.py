@@ -101,7 +101,7 @@ def markdown(figures: dict[str, Any]) -> str:
     load = figures["load"]
     samples = figures["rss_samples"]
     lines = [
-        f"## Soak: {figures['duration_s']} s of /predict at concurrency {figures['concurrency']}",
+        f"# Soak: {figures['duration_s']} s of /predict at concurrency {figures['concurrency']}",
         "",
         f"wrk, {figures['concurrency']} keep-alive connections posting a small PNG, after a {figures['warmup_s']} s "
         "warm-up, to one `python -m inference.server` process (default settings: batching off, one worker).",

@@ -200,7 +200,7 @@ def markdown(figures: dict[str, Any]) -> str:
     rows = figures["replacements"]
     good = [row["seconds"] for row in rows if row["good"]]
     lines = [
-        f"## Swaps: {len(rows)} model replacements under load",
+        f"# Swaps: {len(rows)} model replacements under load",
         "",
         f"One `python -m inference.server` process, the model file polled every {figures['poll_s']:g} s "
         f"(`INFERENCE_RELOAD_POLL_S`), wrk posting a small PNG to /predict over {figures['concurrency']} connections "
