@@ -283,10 +283,11 @@ class Generator:
             request["outputs"] = rng.choice(({}, "logits", [{"name": "probs"}], [{"name": "logits"}] * 2,
                                              [{"name": "logits", "parameters": {"classification": rng.choice((0, 11, -1, "3", 1.5))}}],
                                              [{"name": "logits", "parameters": {"binary_data": "yes"}}], [None]))
-        elif kind == 8:
-            request["parameters"] = rng.choice(([], "x", {"binary_data_output": 1}, None))
-            if request["parameters"] is None:
-                request["id"] = rng.choice((5, [], {"a": 1}, None)) or 0
+        elif kind == 8:  # request parameters or id of the wrong type
+            if rng.random() < 0.5:
+                request["parameters"] = rng.choice(([], "x", {"binary_data_output": 1}, None))
+            else:
+                request["id"] = rng.choice((5, [], {"a": 1}, 1.5, False))
         elif kind == 9:  # the whole request is not an object
             request = rng.choice(([request], "inputs", 42, None, True))
         elif kind == 10:  # nested far deeper than any real tensor
@@ -322,12 +323,17 @@ class Generator:
     def binary_lie(self) -> Made:
         rng = self.rng
         count = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
-        size = rng.choice((count, count - 1, count + 1, 0, -1, "3072", 1.5, None))
+        while True:  # at least one of the three lies: the declared tensor size, the bytes sent, the header length
+            size = rng.choice((count, count - 1, count + 1, 0, -1, "3072", 1.5, None))
+            sent = rng.choice((count, count - 7, count + 7, 0))
+            header_off = rng.choice((0, -1, 5, "-1", "x", 10**12, "", "past the body"))
+            if (size, sent, header_off) != (count, count, 0):
+                break
         tensor = {"name": "image", "datatype": "UINT8", "shape": [1, *INPUT_SHAPE], "parameters": {"binary_data_size": size}}
         header = json.dumps({"inputs": [tensor]}).encode()
-        binary = rng.randbytes(rng.choice((count, count - 7, count + 7, 0)))
-        declared = rng.choice((str(len(header)), str(len(header) - 1), str(len(header) + 5), "-1", "x",
-                               str(10**12), "", str(len(header) + len(binary) + 1)))
+        binary = rng.randbytes(sent)
+        declared = (str(len(header) + header_off) if isinstance(header_off, int) and header_off < 10**12
+                    else str(len(header) + len(binary) + 1) if header_off == "past the body" else str(header_off))
         body = header + binary
         return (self.infer_path, _sized(body, "application/octet-stream", Inference_Header_Content_Length=declared),
                        body)
