@@ -21,6 +21,7 @@ WORKERS ?= 1
 TUNE_FLAGS ?=
 BUDGET  ?= 30
 BENCH_OUT ?= bench-results
+REPLICAS ?= 2
 STRESS_FLAGS ?=
 
 # flags the trainers share; an unset variable adds no flag, so --params and the defaults decide
@@ -42,7 +43,8 @@ RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path
     run = sys.argv[1] or json.loads(Path("runs/LAST.json").read_text())["run"]; \
     print(json.loads((Path(run) / "run.json").read_text())["framework"])' '$(RUN)' 2>/dev/null)
 
-.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict test test-images bench bench-tune stress clean
+.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
+        image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -87,24 +89,40 @@ export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a p
 serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
 	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(PY) -m inference.server
 
+image:  ## build the CPU serving image with podman (root; layers reused), MODEL baked in as its default model
+	bash .ci/containers.sh --build-cpu $(MODEL)
+
+serve-replicas: $(INSTALLED) image  ## REPLICAS containers serving MODEL behind HAProxy on PORT (Ctrl-C removes all)
+	$(PY) -m deploy.replicas up --replicas $(REPLICAS) --model $(MODEL) --port $(PORT)
+
+serve-replicas-down: $(INSTALLED)  ## remove the replicas and HAProxy a serve-replicas left (not stopped by Ctrl-C)
+	$(PY) -m deploy.replicas down
+
+rollout: $(INSTALLED)  ## give the running replicas MODEL, one after the other; stops at a replica that refuses it
+	$(PY) -m deploy.replicas rollout --model $(MODEL)
+
 predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no server; JSON lines on stdout
 	$(if $(IMAGES),,$(error IMAGES is empty: make predict IMAGES="photo.jpg photos/"))
 	$(PY) -m inference.predict --model $(MODEL) $(IMAGES)
 
 test: $(INSTALLED) $(TF_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
-	$(PY) -m pytest $(addprefix --ignore=,$(TF_TESTS))
+	$(PY) -m pytest -m "not containers" $(addprefix --ignore=,$(TF_TESTS))
 	TORCH_PYTHON=$(PY) $(TF_PY) -m pytest --framework tensorflow $(SHARED_TESTS) $(TF_TESTS)
 
-test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root)
+test-images: $(INSTALLED)  ## build, lint, run and check both serving images with podman (root); replica tests
 	mkdir -p build
 	$(PY) tests/support/onnx_models.py build/ci-model.onnx
 	bash .ci/containers.sh build/ci-model.onnx
+	$(PY) -m pytest -m containers tests/deploy
 
 bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
+
+bench-rollout: $(INSTALLED) image  ## rollout and replica-kill figures under load behind HAProxy (podman, root)
+	$(PY) -m benchmarks.rollout --replicas $(REPLICAS) --out $(BENCH_OUT)
 
 bench-tune: $(INSTALLED)  ## tuning benchmark on Fashion-MNIST: tuned vs default, pruning vs none (BUDGET minutes)
 	$(PY) -m benchmarks.tune --budget-minutes $(BUDGET) --out $(BENCH_OUT)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build, lint, run and check both serving images with podman; for a fresh Debian bookworm machine, as root.
-#   .ci/containers.sh MODEL.onnx
+#   .ci/containers.sh MODEL.onnx                # everything (CI)
+#   .ci/containers.sh --build-cpu MODEL.onnx    # only the CPU image, for make serve-replicas (layers reused)
 # Docker Hub is out of reach here, so a python:3.11-slim stand-in is built from Debian packages with
 # mmdebstrap and passed as BASE_IMAGE. The CPU image is run and checked over HTTP from the host; the GPU
 # image is built and checked for its packages only, as this machine has no GPU.
@@ -8,7 +9,10 @@
 # PORT (host port for the CPU container, default 18080), MIRROR and SECURITY_MIRROR (Debian mirrors).
 set -euo pipefail
 
-MODEL=$(realpath "${1:?usage: .ci/containers.sh MODEL.onnx}")
+ONLY_CPU_BUILD=false
+if [ "${1:-}" = --build-cpu ]; then ONLY_CPU_BUILD=true; shift; fi
+MODEL=$(realpath "${1:?usage: .ci/containers.sh [--build-cpu] MODEL.onnx}")
+[ -f "$MODEL" ] || { echo "containers: no model file $1 (make export, or MODEL=...)" >&2; exit 2; }
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${CONTAINERS_WORK:-/tmp/containers-ci}
 PORT=${PORT:-18080}
@@ -41,7 +45,8 @@ step() {  # step NAME COMMAND...: run it and print how long it took
 
 install_tools() {
   local need=()
-  for pkg in podman runc mmdebstrap python3 python3-venv; do
+  # haproxy and wrk: the balancer and the load of the replica tests (make test-images, after this script)
+  for pkg in podman runc mmdebstrap python3 python3-venv haproxy wrk; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -210,15 +215,19 @@ sizes() {
 }
 
 cd "$REPO"
-step "install podman, runc, mmdebstrap" install_tools
+step "install podman, runc, mmdebstrap, haproxy, wrk" install_tools
 configure_podman
 export CONTAINERS_CONF=$WORK/containers.conf CONTAINERS_STORAGE_CONF=$WORK/storage.conf
 step "base image (mmdebstrap stand-in for python:3.11-slim)" build_base
-step "hadolint" lint
+$ONLY_CPU_BUILD || step "hadolint" lint
 trap cleanup EXIT
 mkdir -p "$REPO/models/ci"
 cp "$MODEL" "$REPO/$STAGED_MODEL"
 step "build CPU image" build Dockerfile "$CPU_IMAGE"
+if $ONLY_CPU_BUILD; then
+  echo "containers: $CPU_IMAGE built"
+  exit 0
+fi
 step "build GPU image" build Dockerfile.gpu "$GPU_IMAGE"
 step "run and check the CPU image" check_cpu_image
 step "check the GPU image (no GPU: not run)" check_gpu_image

@@ -5,6 +5,7 @@
 #   chromium               the upload page's browser tests (Playwright drives this binary)
 #   postgresql             a real database for the multi-worker tuning test
 #   wrk                    the HTTP load generator of the serving benchmark (its smoke mode is a test)
+#   haproxy                the replicas' load balancer (its configuration is checked by haproxy -c in a test)
 # (the serving images' tools, podman and mmdebstrap, are installed by .ci/containers.sh itself)
 set -euo pipefail
 need=()
@@ -12,6 +13,7 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2

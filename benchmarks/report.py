@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-MAKE_TARGETS = {"tune": "make bench-tune"}  # the make target that runs each benchmark; the rest: make bench
+MAKE_TARGETS = {"tune": "make bench-tune", "rollout": "make bench-rollout"}  # the make target that runs each benchmark; the rest: make bench
 
 
 def machine() -> str:

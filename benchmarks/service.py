@@ -42,6 +42,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks.report import machine, write_report
+from deploy.replicas import podman
 from training.datasets.cifar10 import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +50,6 @@ CIFAR10_MEAN, CIFAR10_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)  # pixel u
 GOAL_RATIO, GOAL_P99_MS = 3.0, 50.0  # the serving goal against the naive baseline
 DEFAULT_SERVER = "onnxruntime, batching off"  # the CPU defaults: INFERENCE_BATCH_MAX_SIZE=1, one worker
 START_TIMEOUT_S = 120.0  # a server that is not ready by then has failed
-CONTAINERS_WORK = Path(os.environ.get("CONTAINERS_WORK", "/tmp/containers-ci"))  # where .ci/containers.sh builds
-CPU_IMAGE = "localhost/cifar10-serve:ci"
 
 
 @dataclass(frozen=True)
@@ -89,8 +88,8 @@ end
 # ---------------------------------------------------------------- the model, in both engines
 
 
-def make_models(workdir: Path) -> tuple[Path, Path]:
-    """The project's CNN with seeded random weights, saved as a trainer saves it and exported as the export
+def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
+    """The project's CNN with random weights of ``seed``, saved as a trainer saves it and exported as the export
     CLI exports it (dynamo exporter, parity, metadata with golden logits): (torch model file, ONNX file)."""
     import torch
 
@@ -101,7 +100,7 @@ def make_models(workdir: Path) -> tuple[Path, Path]:
     from training.model_torch import build_model, save_model
     from training.spec import ModelSpec
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = TrainConfig()  # the network the default config trains on CIFAR-10
     spec = ModelSpec(image_shape=(32, 32, 3), num_classes=len(CIFAR10_CLASSES), mean=CIFAR10_MEAN, std=CIFAR10_STD,
                      width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
@@ -397,17 +396,6 @@ def serve_venv_mb(workdir: Path) -> float:
     return dir_size_mb(venv)
 
 
-def cpu_image_mb() -> float | None:
-    """The CPU image's size if .ci/containers.sh built it on this machine, else None."""
-    storage = CONTAINERS_WORK / "storage.conf"
-    if not (shutil.which("podman") and storage.is_file()):
-        return None
-    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(CONTAINERS_WORK / "containers.conf")}
-    result = subprocess.run(["podman", "image", "inspect", "--format", "{{.Size}}", CPU_IMAGE], env=env,
-                            capture_output=True, text=True)
-    return int(result.stdout) / 1e6 if result.returncode == 0 else None
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -510,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         print("footprint", file=sys.stderr, flush=True)
         footprint = {
             "serve_venv_mb": serve_venv_mb(workdir) if counts.footprint else None,
-            "cpu_image_mb": cpu_image_mb(),
+            "cpu_image_mb": podman.image_size_mb(),  # when .ci/containers.sh built it here
             "start_to_ready_s": load_rows[0]["start_to_ready_s"],
         }
 

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"exporting {run.path} ({framework}, {config.dataset})", file=sys.stderr)
         framework_runner, model, version = importlib.import_module(EXPORTERS[framework]).convert(run)
-        ds = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+        ds = load_dataset(config.dataset, config.data_dir, seed=config.seed, image_size=config.image_size)
         n = args.parity_images or len(ds.test_images)
         if len(ds.test_images) < MIN_PARITY_IMAGES:
             print(f"warning: the test set has only {len(ds.test_images)} images", file=sys.stderr)

@@ -20,18 +20,18 @@ from typing import IO, Any
 import numpy as np
 
 from contract import ContractError
+from contract.images import SUFFIXES
 from inference.config import ServiceConfig
 from inference.errors import ApiError
 from inference.images import decode_image, limit_pixels
 from inference.model import LoadedModel, load_model, rank, resolve_providers
 
-# what a folder is searched for (recursively); a file named on the command line is tried whatever its suffix
-SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 CSV_FIELDS = ("file", "label", "probability", "top_k")
 
 
 def image_files(paths: list[Path]) -> Iterator[Path]:
-    """Each path that is a file, and every image file below each path that is a folder, in sorted order."""
+    """Each path that is a file (tried whatever its suffix), and every file with one of the decoder's ``SUFFIXES``
+    below each path that is a folder (recursively), in sorted order."""
     for path in paths:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)

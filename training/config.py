@@ -36,6 +36,10 @@ class TrainConfig:
     max_train_samples: int = _f(0, "use only the first N training images (0: all)")
     max_test_samples: int = _f(0, "evaluate on only the first N test images (0: all)")
     val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the test set (tuning)")
+    # the network halves the resolution three times, so it needs at least 8 pixels (checked in __post_init__)
+    image_size: int = _f(0, "side of the square model input in pixels, every image brought to it by the service's own "
+                            "decoder (0: 32 for folder, the native size of the built-in sets: 32 for cifar10 and "
+                            "synthetic, 28 for fashion-mnist)")
     # optimisation: SGD with Nesterov momentum and a one-cycle learning rate (linear warm-up, linear decay)
     epochs: int = _f(16, "training epochs")
     batch_size: int = _f(256, "images per training step")
@@ -79,6 +83,8 @@ class TrainConfig:
         non_negative = {"weight_decay": self.weight_decay, "crop_padding": self.crop_padding, "rotation": self.rotation,
                         "max_train_samples": self.max_train_samples, "max_test_samples": self.max_test_samples}
         problems += [f"{k}={v!r} must be >= 0" for k, v in non_negative.items() if v < 0]
+        if self.image_size != 0 and self.image_size < 8:
+            problems.append(f"image_size={self.image_size!r} must be 0 (the data set's native size) or >= 8")
         if problems:
             raise ConfigError("invalid config: " + "; ".join(problems))
 

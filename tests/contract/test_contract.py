@@ -1,5 +1,6 @@
-"""The numpy-only ``contract`` package: check_signature, encode_metadata, golden_input, what importing it costs,
-and the arrows between the packages (training and inference never meet; contract depends on none of them).
+"""The ``contract`` package: check_signature, encode_metadata, golden_input, what importing it costs, and the
+arrows between the packages (training and inference never meet; contract depends on none of them, its core on
+numpy alone and its image decoder, ``contract.images``, on Pillow too; the decoder's behaviour: test_images.py).
 
 Models are described here as plain TensorSpec values, the way ``export`` and ``inference`` describe theirs after
 reading a file with their own engine, so no ONNX tooling is needed.
@@ -215,12 +216,14 @@ def test_golden_input_is_deterministic_differs_per_seed_and_ignores_the_global_r
 HEAVY = ("onnxruntime", "onnx", "torch", "tensorflow", "flask", "training", "export", "inference")
 
 
-def test_importing_contract_loads_no_engine_framework_or_web_stack():
-    probe = ("import json, sys, contract; "
-             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))")
+@pytest.mark.parametrize("module, loaded", [("contract", []), ("contract.images", ["PIL"])])
+def test_importing_contract_loads_no_engine_framework_or_web_stack(module, loaded):
+    # the core stays numpy-only: Pillow is loaded by the image decoder alone
+    probe = (f"import json, sys, {module}; "
+             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({[*HEAVY, 'PIL']!r}))))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    assert json.loads(result.stdout) == loaded
 
 
 # ------------------------------------------------------------------------------------ arrows between packages
@@ -260,6 +263,7 @@ def test_the_import_scanner_sees_every_kind_of_import():
     ("training", {"inference"}),
     ("inference", {"training", "export"}),
     ("contract", {"training", "export", "inference"}),
+    ("deploy", {"training", "export", "inference", "contract"}),  # it runs the image; it imports none of it
 ])
 def test_packages_import_only_along_the_arrows(package, forbidden):
     files = sorted((REPO / package).rglob("*.py"))
@@ -271,3 +275,17 @@ def test_packages_import_only_along_the_arrows(package, forbidden):
             if imported in forbidden:
                 crossings.append(f"{path.relative_to(REPO)}:{line} imports {imported}")
     assert crossings == []
+
+
+# what each contract module may import besides the standard library and contract itself
+CONTRACT_THIRD_PARTY = {"contract": {"numpy"}, "contract.images": {"numpy", "PIL"}}
+
+
+def test_contract_modules_import_numpy_and_only_the_decoder_pillow():
+    files = sorted((REPO / "contract").rglob("*.py"))
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in files}
+    assert set(modules) == set(CONTRACT_THIRD_PARTY), "a new contract module: say what it may import"
+    for module, path in modules.items():
+        source_module = module + ".__init__" if path.name == "__init__.py" else module
+        imported = set(imported_packages(path.read_text(encoding="utf-8"), source_module))
+        assert imported - set(sys.stdlib_module_names) - {"contract"} <= CONTRACT_THIRD_PARTY[module]

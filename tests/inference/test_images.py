@@ -1,5 +1,6 @@
-"""Decoding uploads: every format and mode to the right colour at the model's own size, EXIF orientation,
-animated GIFs, and large JPEGs downscaled while decoding (``inference.images.decode_image``)."""
+"""Decoding uploads through the service: every format and mode to the right colour at the model's own size, and
+animated GIFs. The decoder itself (EXIF orientation, downscaling while decoding) is tested in
+tests/contract/test_images.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.images import decode_image
 from tests.support.api import post_files
 from tests.support.images import COLOUR, encode, png, solid
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
@@ -69,34 +69,6 @@ def test_gray_model_gets_gray_pixels_at_its_own_size(make_app, tmp_path):
     np.testing.assert_allclose(
         all_probabilities(prediction), expected_probabilities(COLOUR, seed=3, shape=(28, 28, 1)), atol=1e-4
     )
-
-
-@pytest.mark.parametrize(
-    "orientation, left_column, right_column",
-    [(1, None, None), (3, None, None), (6, 0, 255), (8, 255, 0)],
-)
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
-def test_exif_orientation_is_applied(fmt, orientation, left_column, right_column):
-    # stored: red on top, blue below; orientation 3 turns it upside down, 6 and 8 stand it on its side
-    pixels = np.zeros((40, 80, 3), np.uint8)
-    pixels[:20] = (255, 0, 0)
-    pixels[20:] = (0, 0, 255)
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    data = encode(Image.fromarray(pixels), fmt, exif=exif, **({"quality": 95} if fmt != "PNG" else {}))
-    red = decode_image(data, "x", (8, 8, 3), 10**6)[:, :, 0].astype(int)
-    if orientation == 1:
-        assert red[0].min() > 200 and red[-1].max() < 50  # red stays on top
-    elif orientation == 3:
-        assert red[0].max() < 50 and red[-1].min() > 200  # red at the bottom
-    else:
-        assert abs(red[:, 0] - left_column).max() < 50 and abs(red[:, -1] - right_column).max() < 50
-
-
-def test_large_jpeg_is_downscaled_while_decoding():
-    big = encode(solid(size=(4000, 3000)), "JPEG", quality=90)
-    out = decode_image(big, "big.jpg", (32, 32, 3), 24_000_000)
-    assert out.shape == (32, 32, 3) and abs(out.reshape(-1, 3).mean(axis=0) - COLOUR).max() < 3
 
 
 def test_animated_gif_uses_its_first_frame(client):

@@ -1,7 +1,8 @@
 """Tiny contract-compliant ONNX models built with onnx.helper, for tests that need a model in milliseconds.
 
 The graph: mean pixel value per channel (scaled to [0, 1]) -> linear layer -> logits. Different colours
-therefore land in different classes, and ``reference_logits`` computes the same thing in numpy.
+therefore land in different classes, and ``reference_logits`` computes the same thing in numpy. The pixel echo
+(``build_pixel_echo``) answers the input pixels themselves, so a test reads back what the service decoded.
 """
 
 from __future__ import annotations
@@ -76,10 +77,65 @@ def build_model(
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", len(labels)])],
         initializers,
     )
+    return _with_contract_metadata(graph, lambda x: reference_logits(x, seed, len(labels)), labels=labels,
+                                   shape=(height, width, channels), framework=framework, golden=golden,
+                                   train_config={"seed": seed})
+
+
+# the pixel echo's logit scale: softmax probabilities p_i = exp(ECHO_SCALE * pixel_i) / Z stay well inside float32
+# for pixels 0..255 and hundreds of classes, and pixel_i = ln(p_i / p_anchor) / ECHO_SCALE comes back exactly
+ECHO_SCALE = 1 / 64
+
+
+def build_pixel_echo(height: int, width: int, channels: int) -> onnx.ModelProto:
+    """A model whose logits are the input pixels: class 0 (``anchor``) has logit 0, class 1 + i the i-th pixel of
+    the ``[H, W, C]`` input (row-major) times ``ECHO_SCALE``. ``echoed_pixels`` reads them back from /predict."""
+    labels = ["anchor", *(f"pixel {i}" for i in range(height * width * channels))]
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["as_float", "flat_shape"], ["flat"]),  # [batch, H * W * C]
+        helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
+        helper.make_node("Pad", ["scaled", "anchor_pad"], [OUTPUT_NAME]),  # a column of zeros in front
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([0, -1], dtype=np.int64), "flat_shape"),  # 0: keep the batch dimension
+        numpy_helper.from_array(np.array(ECHO_SCALE, dtype=np.float32), "scale"),
+        numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "anchor_pad"),  # axis 1: one before
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pixel_echo",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", height, width, channels])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", len(labels)])],
+        initializers,
+    )
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(len(x), -1).astype(np.float32) * np.float32(ECHO_SCALE)
+        return np.concatenate([np.zeros((len(x), 1), np.float32), flat], axis=1)
+
+    return _with_contract_metadata(graph, reference, labels=labels, shape=(height, width, channels))
+
+
+def echoed_pixels(prediction: dict, shape: tuple[int, int, int]) -> np.ndarray:
+    """The uint8 ``[H, W, C]`` input a pixel echo model saw, from one /predict prediction listing every class
+    (``top_k`` = number of pixels + 1)."""
+    p = {entry["label"]: entry["probability"] for entry in prediction["top_k"]}
+    values = np.log([p[f"pixel {i}"] / p["anchor"] for i in range(int(np.prod(shape)))]) / ECHO_SCALE
+    assert np.abs(values - np.rint(values)).max() < 0.05, "the probabilities do not come from whole pixel values"
+    return np.rint(values).astype(np.uint8).reshape(shape)
+
+
+def _with_contract_metadata(graph: onnx.GraphProto, reference, *, labels: list[str], shape: tuple[int, int, int],
+                            framework: str = "torch", golden: dict[str, Any] | None = None,
+                            train_config: dict[str, Any] | None = None) -> onnx.ModelProto:
+    """``graph`` as a checked model with the contract's metadata; the golden entry holds ``reference`` (numpy
+    logits of a uint8 batch) on the golden input, unless ``golden`` overrides it (``{}``: none at all)."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    height, width, channels = shape
     if golden is None:
         x = golden_input(GOLDEN_BATCH, height, width, channels, seed=0)
-        golden = {"seed": 0, "batch": GOLDEN_BATCH, "logits": reference_logits(x, seed, len(labels)).tolist(), "atol": 1e-4}
+        golden = {"seed": 0, "batch": GOLDEN_BATCH, "logits": reference(x).tolist(), "atol": 1e-4}
     parity = {"max_abs_diff": 0.0, "golden": golden} if golden else {"max_abs_diff": 0.0}
     metadata = encode_metadata(
         {
@@ -91,7 +147,7 @@ def build_model(
             "input_width": width,
             "input_channels": channels,
             "test_accuracy": 0.1,
-            "train_config": {"seed": seed},
+            "train_config": train_config or {},
             "parity": parity,
             "created": "2026-01-01T00:00:00+00:00",
             "project_version": "0.1.0",
@@ -102,10 +158,10 @@ def build_model(
     return model
 
 
-def write_model(path: Path, **kwargs: Any) -> Path:
-    """Build a model (see ``build_model``) and write it to ``path``, atomically (a rename)."""
+def write_model(path: Path, model: onnx.ModelProto | None = None, **kwargs: Any) -> Path:
+    """Write ``model`` (default: ``build_model(**kwargs)``) to ``path``, atomically (a rename)."""
     tmp = path.with_name(path.name + ".tmp")
-    onnx.save(build_model(**kwargs), tmp)
+    onnx.save(model if model is not None else build_model(**kwargs), tmp)
     tmp.replace(path)
     return path
 

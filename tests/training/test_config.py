@@ -31,6 +31,9 @@ def test_overrides_apply_and_ints_widen_to_floats():
     ({"dataset": "imagenet"}, "dataset='imagenet' is not one of"),
     ({"device": "tpu"}, "device='tpu' is not one of"),
     ({"precision": "float16"}, "precision='float16' is not one of ['auto', 'float32', 'bfloat16']"),
+    ({"image_size": 7}, "image_size=7 must be 0 (the data set's native size) or >= 8"),
+    ({"image_size": -32}, "image_size=-32 must be 0"),
+    ({"image_size": 32.0}, "'image_size' must be int"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_bad_overrides_fail_loudly_with_the_offending_value(values, message):

@@ -9,9 +9,12 @@ import sys
 import time
 
 import numpy as np
+import onnx
 import pytest
 
+from export.__main__ import main as export_main
 from export.parity import OrtRunner, check_parity
+from tests.support.images import write_photos
 from tests.support.runs import tiny_config
 from training.config import one_cycle_lr
 from training.run import Run
@@ -99,6 +102,25 @@ def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, trainer):
     assert [r["epoch"] for r in Run.open(runs / "killed").metrics()] == [1, 2, 3]
 
 
+def test_a_folder_of_photos_of_mixed_sizes_trains_and_exports(tmp_path, trainer, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the decoded arrays' cache
+    photos = tmp_path / "photos"
+    write_photos(photos, {"train": 16, "test": 6}, classes=("ant", "bee", "cow"))  # 40x40 .. 300x300, every mode
+    args = ["--dataset", "folder", "--data-dir", str(photos), "--image-size", "16", "--epochs", "1", "--width", "8",
+            "--batch-size", "16", "--runs-dir", str(tmp_path / "runs")]
+    code, _, err = _main(trainer, args, capsys)
+    assert code == 0, err
+    assert "66 images of" in err and "decoded to 16x16x3" in err  # (16 + 6) x 3 classes
+    run = Run.open(None, tmp_path / "runs")
+    assert run.info["classes"] == ["ant", "bee", "cow"] and run.config.image_size == 16
+    out = tmp_path / "model.onnx"
+    assert export_main(["--run", str(run.path), "--out", str(out)]) == 0
+    assert "from the cache" in capsys.readouterr().err  # the export reads the training run's decoded arrays
+    model = onnx.load(out)
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]] == [16, 16, 3]
+    assert {p.key: p.value for p in model.metadata_props}["dataset"] == "folder"
+
+
 def _main(trainer, argv, capsys):
     """The CLI in-process (a framework starts once per session, not once per case): (exit code, stdout, stderr)."""
     try:
@@ -130,6 +152,7 @@ def test_help_lists_every_config_flag(trainer, capsys):
     (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
     (["--flip", "maybe"], "expected true or false"),
     (["--lr", "-1"], "lr=-1.0 must be > 0"),
+    (["--image-size", "4"], "image_size=4 must be 0 (the data set's native size) or >= 8"),
     (["--params", "/nonexistent/params.json"], "does not exist"),
     (["--dataset", "folder", "--data-dir", "{tmp}/empty"], "is not a folder"),
     (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "put it at"),

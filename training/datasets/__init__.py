@@ -2,18 +2,21 @@
 
 Every loader returns a ``Dataset`` (``base.py``): uint8 images ``[N, H, W, C]`` (C = 3 RGB or 1 gray), int64
 labels ``[N]``, the class names, and the per-channel mean/std of the train split in pixel units (0..255).
-``load_dataset`` picks the loader by name; ``prepare_for_training`` adds the validation split and sample limits
-a config asks for.
+``load_dataset`` picks the loader by name and brings the images to the config's ``image_size``;
+``prepare_for_training`` adds the validation split and sample limits a config asks for.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
+from contract.images import resize_pixels
 from training.datasets.base import Dataset, DataError, make_dataset
 from training.datasets.cifar10 import load_cifar10
 from training.datasets.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
@@ -29,23 +32,40 @@ DATASETS = ("cifar10", "fashion-mnist", "folder", "synthetic")
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, *, seed: int = 0, download: bool = True
+    name: str, data_dir: str | Path | None = None, *, seed: int = 0, download: bool = True, image_size: int = 0
 ) -> Dataset:
     """Load one of ``DATASETS``.
 
     data_dir: cifar10 -> ``$CIFAR10_DIR`` or ``data/cifar10`` when None; fashion-mnist -> ``FASHION_MNIST_DIR`` when
     None; folder -> required; synthetic -> ignored. seed only affects ``synthetic``. download only affects
-    ``cifar10``: with False, a missing archive is an error instead of a download.
+    ``cifar10``: with False, a missing archive is an error instead of a download. image_size (pixels, square):
+    folder images are decoded to it (0: 32); the built-in sets keep their native size at 0 (cifar10 and synthetic
+    32, fashion-mnist 28) and are resized to it otherwise.
     """
     if name == "cifar10":
-        return load_cifar10(data_dir, download)
-    if name == "fashion-mnist":
-        return load_fashion_mnist(Path(data_dir or FASHION_MNIST_DIR))
-    if name == "folder":
-        return load_folder(data_dir)
-    if name == "synthetic":
-        return make_synthetic(seed)
-    raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        ds = load_cifar10(data_dir, download)
+    elif name == "fashion-mnist":
+        ds = load_fashion_mnist(Path(data_dir or FASHION_MNIST_DIR))
+    elif name == "folder":
+        return load_folder(data_dir, image_size)
+    elif name == "synthetic":
+        ds = make_synthetic(seed)
+    else:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return _resize_dataset(ds, image_size) if image_size and ds.image_shape[:2] != (image_size, image_size) else ds
+
+
+def _resize_dataset(ds: Dataset, size: int) -> Dataset:
+    """``ds`` with every image resized to ``size`` x ``size`` as the service resizes an upload of it
+    (``contract.images.resize_pixels``), so a model trained on it is served the same pixels."""
+    shape = (size, size, ds.image_shape[2])
+    n_train = len(ds.train_images)
+    resized = np.empty((n_train + len(ds.test_images), *shape), dtype=np.uint8)
+    bar = tqdm(itertools.chain(ds.train_images, ds.test_images), total=len(resized), unit="image", leave=False,
+               desc=f"resizing {ds.name} to {size}x{size}", disable=None)
+    for i, image in enumerate(bar):
+        resized[i] = resize_pixels(image, shape)
+    return make_dataset(ds.name, resized[:n_train], ds.train_labels, resized[n_train:], ds.test_labels, ds.classes)
 
 
 def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
@@ -86,7 +106,7 @@ def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
 def prepare_for_training(config: TrainConfig) -> Dataset:
     """What a trainer trains and evaluates on: the data set, a held-out validation split in place of the test
     set when ``config.val_fraction`` > 0 (tuning never sees the test set), then the smoke-run sample limits."""
-    ds = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+    ds = load_dataset(config.dataset, config.data_dir, seed=config.seed, image_size=config.image_size)
     if config.val_fraction > 0:
         ds = split_validation(ds, config.val_fraction, config.seed)
     train_n, test_n = config.max_train_samples or None, config.max_test_samples or None

@@ -1,15 +1,32 @@
-"""Your own images: ``ROOT/{train,test}/<class>/*.png|jpg|jpeg``, class names from the folder names."""
+"""Your own images: ``ROOT/{train,test}/<class>/*`` in any format the service accepts (PNG, JPEG, GIF, BMP, WebP),
+of any size and mode; class names from the folder names.
+
+Every image goes through ``contract.images.decode_image``, the service's own decoder, at ``image_size`` x
+``image_size`` (EXIF orientation applied, transparency composited on white, 16-bit and palette images reduced to
+8 bits, squashed rather than cropped), so a model trained here sees exactly the pixels the service gives it for
+the same file. Channels: gray (C = 1) when every image is gray (``contract.images.GRAY_MODES``), else RGB, gray
+images then having three equal channels, as the service decodes them for an RGB model. The decoded arrays are
+cached (``cache.py``) under a key of the folder's content and the decoder, so the next run skips decoding.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from tqdm import tqdm
 
+from contract.images import DECODER, GRAY_MODES, SUFFIXES, ImageError, decode_image, open_image
+from training.datasets import cache
 from training.datasets.base import Dataset, DataError, make_dataset
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DEFAULT_IMAGE_SIZE = 32  # pixels, when the config leaves image_size at 0
+# Pillow's own default decompression-bomb limit (Image.MAX_IMAGE_PIXELS, about 89 megapixels): a user's own
+# photos are trusted more than uploads (the service refuses over 24), yet a corrupt header that claims billions
+# of pixels still fails naming the file instead of exhausting memory
+MAX_PIXELS = 89_478_485
+_PATTERN = "*." + "|".join(suffix[1:] for suffix in SUFFIXES)  # *.png|jpg|...
 
 
 def _class_names(split_dir: Path) -> list[str]:
@@ -17,41 +34,73 @@ def _class_names(split_dir: Path) -> list[str]:
 
 
 def _image_files(class_dir: Path) -> list[Path]:
-    files = sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    files = sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
     if not files:
-        raise DataError(f"{class_dir} holds no .png/.jpg/.jpeg images; every class needs images in train/ and test/")
+        raise DataError(f"{class_dir} holds no {_PATTERN} images; every class needs images in train/ and test/")
     return files
 
 
-def _read_images(files: list[Path]) -> np.ndarray:
-    """Decode same-sized images into uint8 [N, H, W, C]: C = 1 if every image is grayscale (mode L), else RGB."""
-    arrays: list[np.ndarray] = []
-    first_size = None
-    for path in files:
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path} cannot be read: {e.strerror or e}") from e
+
+
+def _is_gray(path: Path) -> bool:
+    """From the header alone: whether the decoder treats ``path`` as gray."""
+    try:
+        return open_image(_read(path), str(path), MAX_PIXELS).mode in GRAY_MODES
+    except ImageError as e:
+        raise DataError(f"{e.message}; fix or remove it") from e
+
+
+def _decode_all(root: Path, files: list[Path], size: int) -> np.ndarray:
+    """uint8 [N, size, size, C] of ``files``, C = 1 if every one is gray, else 3; a progress bar on a terminal."""
+    channels = 1 if all(_is_gray(path) for path in files) else 3  # stops at the first colour image
+    try:
+        images = np.empty((len(files), size, size, channels), dtype=np.uint8)
+    except MemoryError:
+        gib = len(files) * size * size * channels / 2**30
+        raise DataError(f"{len(files)} images of {root} at {size}x{size}x{channels} need {gib:.1f} GiB, more than "
+                        "this machine can allocate; choose a smaller image_size") from None
+    for i, path in enumerate(tqdm(files, desc=f"decoding {root}", unit="image", leave=False, disable=None)):
         try:
-            with Image.open(path) as img:
-                if first_size is None:
-                    first_size = img.size
-                elif img.size != first_size:
-                    raise DataError(
-                        f"{path} is {img.size[0]}x{img.size[1]} pixels (WxH) but {files[0]} is "
-                        f"{first_size[0]}x{first_size[1]}; resize every image to one size first"
-                    )
-                # gray stays [H, W] until we know whether every image is gray; anything else (P, RGBA, CMYK) -> RGB
-                arrays.append(np.asarray(img if img.mode == "L" else img.convert("RGB")))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
-            raise DataError(f"{path} cannot be read as an image ({e}); fix or remove it") from e
-    if all(a.ndim == 2 for a in arrays):
-        return np.stack(arrays)[..., None]
-    # mixed gray and colour: replicate gray into 3 channels, as PIL's L -> RGB conversion does
-    return np.stack([np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a for a in arrays])
+            images[i] = decode_image(_read(path), str(path), (size, size, channels), MAX_PIXELS)
+        except ImageError as e:
+            raise DataError(f"{e.message}; fix or remove it") from e
+    return images
 
 
-def load_folder(data_dir: str | Path | None) -> Dataset:
+def _cached_decode(root: Path, files: list[Path], size: int) -> np.ndarray:
+    """``_decode_all``, from the cache when the folder and the decoder are unchanged since it was filled."""
+    try:
+        # the decoder's identity and the size are all that shape the pixels besides the files themselves; the
+        # channel count follows from the files, so it needs no part of its own
+        key = cache.file_key(root, files, "folder", DECODER, size)
+    except OSError as e:
+        raise DataError(f"cannot read the files under {root}: {e}") from e
+    path = cache.cache_dir("folder") / f"{key}.npy"
+    images = cache.load(path)
+    if images is not None and images.shape[:3] == (len(files), size, size) and images.shape[3] in (1, 3):
+        print(f"{len(files)} images of {root} at {size}x{size}x{images.shape[3]} from the cache {path}",
+              file=sys.stderr)
+        return images
+    images = _decode_all(root, files, size)
+    cache.save(path, images)
+    print(f"{len(files)} images of {root} decoded to {size}x{size}x{images.shape[3]}, cached in {path}",
+          file=sys.stderr)
+    return images
+
+
+def load_folder(data_dir: str | Path | None, image_size: int = 0) -> Dataset:
+    """The data set under ``data_dir``, every image decoded to ``image_size`` (0: ``DEFAULT_IMAGE_SIZE``)
+    pixels square."""
+    layout_help = f"ROOT/{{train,test}}/<class>/{_PATTERN}"
     if not data_dir:
-        raise DataError("the 'folder' dataset needs data_dir: ROOT with ROOT/{train,test}/<class>/*.png|jpg|jpeg")
+        raise DataError(f"the 'folder' dataset needs data_dir: ROOT with {layout_help}")
     root = Path(data_dir)
-    layout = f"{root}/train/<class>/*.png|jpg|jpeg and {root}/test/<class>/*.png|jpg|jpeg"
+    layout = f"{root}/train/<class>/{_PATTERN} and {root}/test/<class>/{_PATTERN}"
     splits = {}
     for split in ("train", "test"):
         split_dir = root / split
@@ -69,6 +118,7 @@ def load_folder(data_dir: str | Path | None) -> Dataset:
 
     files = {split: [_image_files(root / split / name) for name in classes] for split in ("train", "test")}
     labels = {split: np.repeat(np.arange(len(classes)), [len(f) for f in files[split]]) for split in files}
-    images = _read_images([path for split in ("train", "test") for per_class in files[split] for path in per_class])
+    paths = [path for split in ("train", "test") for per_class in files[split] for path in per_class]
+    images = _cached_decode(root, paths, image_size or DEFAULT_IMAGE_SIZE)
     n_train = len(labels["train"])
     return make_dataset("folder", images[:n_train], labels["train"], images[n_train:], labels["test"], tuple(classes))

@@ -1,6 +1,8 @@
 """Fixtures of the data layer tests. Everything runs offline on tiny files each test module builds.
 
-``assert_stats`` checks a Dataset's per-channel mean/std against its train images, for every loader.
+``assert_stats`` checks a Dataset's per-channel mean/std against its train images, for every loader. Every test
+gets its own empty cache folder (``cache_home``, the XDG_CACHE_HOME the folder loader's cache lives under), so
+none reads another's cached arrays or the user's.
 """
 
 from __future__ import annotations
@@ -9,6 +11,13 @@ import numpy as np
 import pytest
 
 from training.datasets import Dataset
+
+
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
 
 
 @pytest.fixture

@@ -7,7 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from contract.images import decode_image
+from tests.support.images import encode
 from training.datasets import DataError, load_dataset
 from training.datasets.fashion_mnist import FASHION_MNIST_CLASSES
 
@@ -58,6 +61,18 @@ def test_fashion_mnist_reads_idx_files_exactly(fashion, assert_stats, gzipped):
     np.testing.assert_array_equal(ds.test_images[..., 0], fashion.arrays["test", "images"])
     np.testing.assert_array_equal(ds.test_labels, fashion.arrays["test", "labels"])
     assert ds.train_labels.dtype == np.int64
+    assert_stats(ds)
+
+
+@pytest.mark.parametrize("image_size", [0, 28, 32])
+def test_fashion_mnist_keeps_28_pixels_unless_image_size_asks_otherwise(fashion, assert_stats, image_size):
+    ds = load_dataset("fashion-mnist", fashion.root, image_size=image_size)
+    side = image_size or 28
+    assert ds.image_shape == (side, side, 1)
+    # resized as the service resizes the upload of a PNG holding the native image
+    expected = [decode_image(encode(Image.fromarray(a), "PNG"), "x.png", (side, side, 1), 10**6)
+                for a in fashion.arrays["test", "images"]]
+    np.testing.assert_array_equal(ds.test_images, np.stack(expected))
     assert_stats(ds)
 
 

@@ -1,7 +1,10 @@
 """The synthetic set: deterministic per seed, balanced, one contrasting shape on a random background per image."""
 
 import numpy as np
+from PIL import Image
 
+from contract.images import decode_image
+from tests.support.images import encode
 from training.datasets import load_dataset
 from training.datasets.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
@@ -21,6 +24,15 @@ def test_synthetic_default_set():
     assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int64
     assert np.bincount(ds.train_labels).tolist() == [800] * 10 and np.bincount(ds.test_labels).tolist() == [200] * 10
     assert all(120 < m < 135 for m in ds.mean) and all(60 < s < 90 for s in ds.std)  # random colours: mid-grey
+
+
+def test_synthetic_at_another_image_size_is_resized_as_the_service_resizes_it():
+    native, resized = (load_dataset("synthetic", seed=1, image_size=size) for size in (32, 20))
+    assert native.image_shape == (32, 32, 3) and resized.image_shape == (20, 20, 3)
+    assert resized.train_labels.tolist() == native.train_labels.tolist()
+    for i in (0, 4321):
+        upload = encode(Image.fromarray(native.train_images[i]), "PNG")
+        np.testing.assert_array_equal(resized.train_images[i], decode_image(upload, "x.png", (20, 20, 3), 10**6))
 
 
 def test_synthetic_images_each_show_one_contrasting_shape():
