@@ -22,6 +22,7 @@ TUNE_FLAGS ?=
 BUDGET  ?= 30
 BENCH_OUT ?= bench-results
 REPLICAS ?= 2
+STRESS_FLAGS ?=
 
 # flags the trainers share; an unset variable adds no flag, so --params and the defaults decide
 TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
@@ -43,7 +44,7 @@ RUN_FRAMEWORK = $(shell $(PYTHON) -c 'import json, sys; from pathlib import Path
     print(json.loads((Path(run) / "run.json").read_text())["framework"])' '$(RUN)' 2>/dev/null)
 
 .PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
-        image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout clean
+        image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -125,6 +126,9 @@ bench-rollout: $(INSTALLED) image  ## rollout and replica-kill figures under loa
 
 bench-tune: $(INSTALLED)  ## tuning benchmark on Fashion-MNIST: tuned vs default, pruning vs none (BUDGET minutes)
 	$(PY) -m benchmarks.tune --budget-minutes $(BUDGET) --out $(BENCH_OUT)
+
+stress: $(INSTALLED) $(TF_INSTALLED)  ## reliability figures (fuzz, soak, swaps, kill -9): BENCH_OUT, RELIABILITY.md; STRESS_FLAGS="--only fuzz"
+	$(PY) -m benchmarks.stress --out $(BENCH_OUT) $(STRESS_FLAGS)
 
 clean:  ## remove runs, models, benchmark output and caches (not data/ or the venvs)
 	rm -rf runs models studies build $(BENCH_OUT) .pytest_cache

@@ -313,18 +313,35 @@ class Tally:
         }
 
 
-def wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int, path: str = "/predict",
-        headers: dict[str, str] | None = None) -> dict:
-    """``concurrency`` connections POST ``body`` to ``path`` back to back for ``seconds`` (``script``: WRK_SCRIPT's
-    file; ``headers``: sent instead of Content-Type image/png); wrk's totals and percentiles."""
+def start_wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int, path: str = "/predict",
+              headers: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start wrk: ``concurrency`` connections POST ``body`` to ``path`` back to back for ``seconds`` (``script``:
+    WRK_SCRIPT's file; ``headers``: sent instead of Content-Type image/png). SIGINT ends it early; either way
+    ``wrk_result`` reads its totals."""
     cmd = ["wrk", f"--threads={min(2, concurrency)}", f"--connections={concurrency}", f"--duration={seconds}s",
            "--timeout=30s", f"--script={script}", f"http://127.0.0.1:{port}{path}"]
     lines = "".join(f"{name}: {value}\n" for name, value in (headers or {}).items())
-    result = subprocess.run(cmd, env={**os.environ, "WRK_BODY": str(body), "WRK_HEADERS": lines},
-                            capture_output=True, text=True, timeout=seconds + 60)
-    if result.returncode != 0:
-        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(cmd, env={**os.environ, "WRK_BODY": str(body), "WRK_HEADERS": lines},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wrk_result(process: subprocess.Popen, timeout: float) -> dict:
+    """wrk's totals and percentiles once ``process`` (from ``start_wrk``) ends, within ``timeout`` seconds."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {stderr or stdout}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int, path: str = "/predict",
+        headers: dict[str, str] | None = None) -> dict:
+    """``start_wrk`` and its result: ``seconds`` of load."""
+    return wrk_result(start_wrk(port, script, body, concurrency, seconds, path, headers), seconds + 60)
 
 
 def load_round(server: Server, tally: Tally, script: Path, body: Path, concurrency: int, seconds: int,
