@@ -271,7 +271,9 @@ def _json_data(data: Any, shape: list[int], count: int) -> np.ndarray:
     if values is None or values.shape not in (nested, (count,)):
         got = "ragged lists" if values is None else f"shape {list(values.shape)}"
         raise ApiError(400, f"input {INPUT_NAME!r} data has {got}; send {count} values, flat or nested as {shape}")
-    if values.dtype.kind not in "iu" or (values.size and (values.min() < 0 or values.max() > 255)):
+    # numpy reads a JSON true among integers as 1, so booleans are looked for one by one
+    if (values.dtype.kind not in "iu" or (values.size and (values.min() < 0 or values.max() > 255))
+            or any(isinstance(v, bool) for v in np.asarray(data, dtype=object).flat)):
         raise ApiError(400, f"input {INPUT_NAME!r} data must hold integers from 0 to 255 ({INPUT_DATATYPE})")
     return values.astype(np.uint8).reshape(shape)
 

@@ -280,6 +280,7 @@ BAD_JSON_REQUESTS = {
     "float-values": (with_input(data=[0.5] * 3072), 400, "integers from 0 to 255"),
     "string-values": (with_input(data=["1"] * 3072), 400, "integers from 0 to 255"),
     "bool-values": (with_input(data=[True] * 3072), 400, "integers from 0 to 255"),
+    "one-bool-among-integers": (with_input(data=[7] * 3071 + [True]), 400, "integers from 0 to 255"),
     "no-data": ({"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 32, 32, 3]}]}, 400,
                 "has neither 'data' nor parameters.binary_data_size"),
     "wrong-output-name": (good(outputs=[{"name": "probabilities"}]), 400, "unknown output 'probabilities'"),
