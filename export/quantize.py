@@ -68,15 +68,18 @@ def quantized_path(path: Path, kind: str = "int8") -> Path:
 
 
 def stem_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes up to and including the first Conv, in the graph's (topological) order: the
-    preprocessing (and flip TTA's mirror) that turns pixels into the first convolution's input, and that
-    convolution."""
+    """Names of the stem's nodes: those computed from the graph input without passing a Conv (preprocessing,
+    flip TTA's mirror and concatenation), and the Convs that read them (one, or one per TTA branch when the
+    exporter runs the body twice)."""
+    graph = model.graph
+    before_conv = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}  # "": no input
     names = []
-    for node in model.graph.node:
-        names.append(node.name)
-        if node.op_type == "Conv":
-            return names
-    return []
+    for node in graph.node:  # topological order
+        if all(name in before_conv for name in node.input):
+            names.append(node.name)
+            if node.op_type != "Conv":
+                before_conv.update(node.output)
+    return names
 
 
 def quantize_int8(model: onnx.ModelProto, calibration_images: np.ndarray) -> onnx.ModelProto:
