@@ -12,6 +12,7 @@ EPOCHS  ?=
 PARAMS  ?=
 RUN     ?=
 MODEL   ?= models/model.onnx
+QUANTIZE ?=
 PORT    ?= 8000
 IMAGES  ?=
 TRIALS  ?= 20
@@ -83,8 +84,9 @@ tune-torch: $(INSTALLED)  ## tune with Optuna and PyTorch (DATASET, EPOCHS, TRIA
 tune-tf: $(TF_INSTALLED)  ## tune with Optuna and TensorFlow (same variables)
 	$(TF_PY) -m training.tuning --framework tensorflow $(TUNE_ARGS)
 
-export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check, in its framework's env
-	$(if $(filter tensorflow,$(RUN_FRAMEWORK)),$(TF_PY),$(PY)) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL)
+export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check; QUANTIZE=int8 adds an INT8 twin
+	$(if $(filter tensorflow,$(RUN_FRAMEWORK)),$(TF_PY),$(PY)) -m export $(if $(RUN),--run $(RUN)) --out $(MODEL) \
+	    $(if $(QUANTIZE),--quantize $(QUANTIZE))
 
 serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
 	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(PY) -m inference.server

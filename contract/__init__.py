@@ -9,7 +9,9 @@ Contract:
   all preprocessing (scaling, mean/std normalisation, layout change) happens inside the graph.
 - one output ``logits``: float32, ``[batch, num_classes]``.
 - ``metadata_props`` holding the keys in ``METADATA_KEYS`` (JSON values where noted), among them the parity
-  report whose ``golden`` entry holds the exporter's logits on ``golden_input``.
+  report whose ``golden`` entry holds the exporter's logits on ``golden_input``, and no other key but those of
+  ``OPTIONAL_METADATA_KEYS``: a quantized (INT8) file carries ``quantization``, whose ``golden`` entry replaces
+  the parity report's in the self-test (``golden_reference``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ DISTRIBUTION = "cifar10-pipeline"  # the installed package whose version files a
 GOLDEN_ATOL = 1e-2
 GOLDEN_BATCH = 2
 GOLDEN_SEED = 0
+# A quantized file's golden logits are onnxruntime's own on the CPU provider at export time (INT8 rounding moves
+# logits by far more than GOLDEN_ATOL from the framework's), and its tolerance is this many steps of the logits'
+# quantization scale (the last DequantizeLinear's), at least GOLDEN_ATOL: another CPU's INT8 kernels or another
+# provider (QDQ run in float) may round a requantisation the other way, which moves a logit by about one step;
+# a wrong or corrupted model is still off by about 1.
+GOLDEN_QUANTIZED_STEPS = 2
 
 # metadata key -> how its string value is decoded. JSON keys hold structured values.
 METADATA_KEYS: dict[str, str] = {
@@ -51,6 +59,10 @@ METADATA_KEYS: dict[str, str] = {
     "parity": "json",  # the export parity report (see export.parity)
     "created": "str",  # ISO 8601, UTC
     "project_version": "str",
+}
+# keys a file may carry on top of METADATA_KEYS; any other key is refused
+OPTIONAL_METADATA_KEYS: dict[str, str] = {
+    "quantization": "json",  # INT8 files only: how it was quantized and its accuracy gate (export.quantize)
 }
 
 
@@ -113,20 +125,23 @@ def _decode(kind: str, raw: str) -> Any:
 def encode_metadata(values: dict[str, Any]) -> dict[str, str]:
     """Turn metadata values into the strings ONNX stores, refusing missing or unknown keys."""
     missing = sorted(set(METADATA_KEYS) - set(values))
-    unknown = sorted(set(values) - set(METADATA_KEYS))
+    unknown = sorted(set(values) - set(METADATA_KEYS) - set(OPTIONAL_METADATA_KEYS))
     problems = ([f"missing keys {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else [])
     if problems:
         raise ContractError("metadata", problems)
-    return {k: json.dumps(v) if METADATA_KEYS[k] == "json" else str(v) for k, v in values.items()}
+    kinds = {**METADATA_KEYS, **OPTIONAL_METADATA_KEYS}
+    return {k: json.dumps(v) if kinds[k] == "json" else str(v) for k, v in values.items()}
 
 
 def decode_metadata(raw: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """The contract's keys of ``raw`` decoded, and a problem line for each key missing or undecodable."""
+    """The contract's keys of ``raw`` decoded (optional ones when present), and a problem line for each required
+    key missing or any key undecodable."""
     meta: dict[str, Any] = {}
     problems: list[str] = []
-    for key, kind in METADATA_KEYS.items():
+    for key, kind in {**METADATA_KEYS, **OPTIONAL_METADATA_KEYS}.items():
         if key not in raw:
-            problems.append(f"metadata key {key!r} is missing")
+            if key in METADATA_KEYS:
+                problems.append(f"metadata key {key!r} is missing")
             continue
         try:
             meta[key] = _decode(kind, raw[key])
@@ -163,6 +178,8 @@ def check_signature(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
         labels = None
     if labels and len(out_shape) == 2 and isinstance(out_shape[1], int) and out_shape[1] != len(labels):
         problems.append(f"{len(labels)} labels but the output has {out_shape[1]} classes")
+    if "quantization" in meta and not isinstance(meta["quantization"], dict):
+        problems.append(f"metadata 'quantization' must be a JSON object, got {meta['quantization']!r:.80}")
     for key, axis in {"input_height": 1, "input_width": 2, "input_channels": 3}.items():
         if key in meta and len(in_shape) == 4 and isinstance(in_shape[axis], int) and in_shape[axis] != meta[key]:
             problems.append(f"metadata {key}={meta[key]} but the input shape is {list(in_shape)}")
@@ -171,6 +188,19 @@ def check_signature(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
         raise ContractError(source, problems)
     return ModelInfo(labels=tuple(labels), height=meta["input_height"], width=meta["input_width"],
                      channels=meta["input_channels"], metadata=meta)
+
+
+def is_quantized(metadata: Mapping[str, Any]) -> bool:
+    """Whether decoded metadata describe a quantized file."""
+    return "quantization" in metadata
+
+
+def golden_reference(metadata: Mapping[str, Any]) -> Any:
+    """The golden entry a file's self-test compares with (``{"seed", "batch", "logits", "atol"}``, any part may be
+    missing or malformed: the caller checks): the quantization report's for a quantized file, else the parity
+    report's; ``{}`` when the report has none."""
+    report = metadata.get("quantization" if is_quantized(metadata) else "parity")
+    return report.get("golden", {}) if isinstance(report, dict) else {}
 
 
 def golden_input(batch: int, height: int, width: int, channels: int, seed: int = GOLDEN_SEED) -> np.ndarray:

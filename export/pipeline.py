@@ -1,7 +1,8 @@
-"""From a converted graph to a file ready to write: parity first, then the contract's metadata, then the check.
+"""From a converted graph to a file ready to write: parity first, then the contract's metadata, then the check;
+and from that file to its INT8 twin: quantization, the accuracy gate, the same metadata plus ``quantization``.
 
-The export CLI runs it on a finished run's model; the serving benchmark runs it on a model it builds, so both
-files are made the same way.
+The export CLI runs it on a finished run's model; the serving and quantization benchmarks run it too, so every
+file is made the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import onnx
 
 from export.parity import OrtRunner, Runner, Tolerance, check_parity
+from export.quantize import MAX_ACCURACY_DROP, check_quantized, quantize_int8
 from export.writer import check_model, stamp_metadata
 
 
@@ -33,3 +35,22 @@ def prove_and_stamp(runner: Runner, model: onnx.ModelProto, *, framework: str, f
     })
     check_model(model)
     return report
+
+
+def quantize_and_stamp(model: onnx.ModelProto, *, calibration_images: np.ndarray, images: np.ndarray,
+                       image_labels: np.ndarray, max_accuracy_drop: float = MAX_ACCURACY_DROP,
+                       log: Callable[[str], None] = print) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The INT8 model of ``model`` (a stamped, checked float model), gated on the test ``images`` (uint8
+    [N, H, W, C]) with labels ``image_labels``, stamped with the float model's metadata (``test_accuracy`` its
+    own) plus the ``quantization`` report, and checked against the contract.
+
+    Returns (quantized model, report); raises QuantizationError (nothing stamped) or ContractError.
+    """
+    log(f"quantizing to INT8, calibrated on {len(calibration_images)} training images")
+    quantized = quantize_int8(model, calibration_images)
+    report = check_quantized(model, quantized, images, image_labels, calibration_size=len(calibration_images),
+                             max_accuracy_drop=max_accuracy_drop, log=log)
+    metadata = check_model(model).metadata
+    stamp_metadata(quantized, {**metadata, "test_accuracy": report["int8_test_accuracy"], "quantization": report})
+    check_model(quantized)
+    return quantized, report

@@ -60,9 +60,10 @@ def write_atomic(data: bytes, path: Path) -> None:
         raise
 
 
-def write_model(model: onnx.ModelProto, path: Path, parity: dict[str, Any]) -> Path:
-    """Write the model and, beside it, its parity report as ``<name>.parity.json``; returns the report path."""
-    report_path = path.with_name(path.stem + ".parity.json")
+def write_model(model: onnx.ModelProto, path: Path, report: dict[str, Any], kind: str = "parity") -> Path:
+    """Write the model and, beside it, its ``kind`` report (parity, quantization) as ``<name>.<kind>.json``;
+    returns the report path."""
+    report_path = path.with_name(f"{path.stem}.{kind}.json")
     write_atomic(model.SerializeToString(), path)
-    write_atomic((json.dumps(parity, indent=2) + "\n").encode(), report_path)
+    write_atomic((json.dumps(report, indent=2) + "\n").encode(), report_path)
     return report_path

@@ -14,6 +14,7 @@ import onnxruntime as ort
 from flask import Flask, Request, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from contract import is_quantized
 from inference.bodies import read_body
 from inference.config import ServiceConfig
 from inference.errors import ApiError
@@ -104,7 +105,8 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
             loaded_at=datetime.fromtimestamp(model.loaded_at, timezone.utc).isoformat(),
             labels=list(model.info.labels),
             input={"height": model.info.height, "width": model.info.width, "channels": model.info.channels},
-            metadata=model.info.metadata,  # parity report included
+            metadata=model.info.metadata,  # parity report included, and the quantization report of an INT8 file
+            quantized=is_quantized(model.info.metadata),
             self_test=model.self_test,
             providers={"active": list(model.providers), "available": ort.get_available_providers()},
             last_refused=service.load_error,

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from contract import (GOLDEN_ATOL, GOLDEN_BATCH, GOLDEN_SEED, INPUT_NAME, OUTPUT_NAME, ContractError, ModelInfo,
-                      TensorSpec, check_signature, golden_input)
+                      TensorSpec, check_signature, golden_input, golden_reference, is_quantized)
 
 # provider preference when none is configured: the GPU when this onnxruntime build and the machine have one
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -122,15 +122,17 @@ def load_model(path: Path, providers: list[str], intra_op_threads: int) -> Loade
 
 
 def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str) -> dict[str, Any]:
-    """Run the contract's golden input and compare with ``parity["golden"]`` when the report carries it.
+    """Run the contract's golden input and compare with the file's golden logits when it carries them:
+    ``parity["golden"]`` (the framework's), or ``quantization["golden"]`` for a quantized file (its own, from
+    onnxruntime at export; see ``contract.golden_reference``).
 
     Always checked: logits of shape ``[batch, num_classes]``, all finite. With ``golden.logits``: every logit
     within ``golden.atol`` of the exporter's. Raises ContractError listing what failed.
     """
-    parity = info.metadata.get("parity")
-    golden = parity.get("golden", {}) if isinstance(parity, dict) else {}
+    reference = "quantization" if is_quantized(info.metadata) else "parity"
+    golden = golden_reference(info.metadata)
     if not isinstance(golden, dict):
-        raise ContractError(source, [f"parity['golden'] must be a JSON object, got {golden!r:.80}"])
+        raise ContractError(source, [f"{reference}['golden'] must be a JSON object, got {golden!r:.80}"])
     expected = golden.get("logits")
     try:
         seed = int(golden.get("seed", GOLDEN_SEED))
@@ -138,10 +140,11 @@ def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str
         atol = float(golden.get("atol", GOLDEN_ATOL))
         expected = None if expected is None else np.asarray(expected, dtype=np.float32)
     except (TypeError, ValueError) as e:
-        raise ContractError(source, [f"parity['golden'] is malformed: {e}"]) from e
+        raise ContractError(source, [f"{reference}['golden'] is malformed: {e}"]) from e
 
     logits = session.run([OUTPUT_NAME], {INPUT_NAME: golden_input(batch, *info.input_shape, seed=seed)})[0]
-    report: dict[str, Any] = {"seed": seed, "batch": batch, "compared_to_parity": expected is not None}
+    report: dict[str, Any] = {"seed": seed, "batch": batch, "compared_to_parity": expected is not None,
+                              "reference": reference}
     problems = []
     if logits.shape != (batch, info.num_classes):
         problems.append(f"golden logits have shape {logits.shape}, expected {(batch, info.num_classes)}")
@@ -149,12 +152,12 @@ def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str
         problems.append(f"golden logits are not all finite: {logits.tolist()!r:.200}")
     elif expected is not None:
         if expected.shape != logits.shape:
-            problems.append(f"parity golden logits have shape {expected.shape}, the model gives {logits.shape}")
+            problems.append(f"{reference} golden logits have shape {expected.shape}, the model gives {logits.shape}")
         else:
             diff = float(np.abs(logits - expected).max())
             report.update(max_abs_diff=diff, atol=atol)
             if not diff <= atol:
-                problems.append(f"golden logits differ from the parity report by {diff:.3g} > atol {atol:g}")
+                problems.append(f"golden logits differ from the {reference} report by {diff:.3g} > atol {atol:g}")
     if problems:
         raise ContractError(f"{source} (golden self-test)", problems)
     return report

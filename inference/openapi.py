@@ -150,6 +150,8 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                          "input": {"type": "object", "properties": {k: {"type": "integer"}
                                                                     for k in ("height", "width", "channels")}},
                          "metadata": {"type": "object"}, "self_test": {"type": "object"},
+                         "quantized": {"type": "boolean",
+                                       "description": "an INT8 file: metadata.quantization says how it was made"},
                          "providers": {"type": "object"}, "last_refused": {"type": ["string", "null"]},
                          "config": {"type": "object"}, "pid": {"type": "integer"}, "versions": {"type": "object"},
                          "imported_frameworks": {"type": "array", "items": {"type": "string"}}}},

@@ -16,8 +16,9 @@ import sys
 import numpy as np
 import pytest
 
-from contract import (GOLDEN_SEED, INPUT_NAME, METADATA_KEYS, OUTPUT_NAME, ContractError, ModelInfo, TensorSpec,
-                      check_signature, decode_metadata, encode_metadata, golden_input)
+from contract import (GOLDEN_SEED, INPUT_NAME, METADATA_KEYS, OPTIONAL_METADATA_KEYS, OUTPUT_NAME, ContractError,
+                      ModelInfo, TensorSpec, check_signature, decode_metadata, encode_metadata, golden_input,
+                      golden_reference, is_quantized)
 from tests.support.paths import REPO
 
 LABELS = ["cat", "dog", "eel"]
@@ -172,6 +173,44 @@ def test_encode_metadata_refuses_missing_and_unknown_keys(change, problems):
     with pytest.raises(ContractError) as err:
         encode_metadata(values)
     assert err.value.problems == problems and err.value.source == "metadata"
+
+
+# ------------------------------------------------------------------------------------ quantized files' metadata
+
+QUANTIZATION = {"method": {"format": "QDQ"}, "calibration_images": 512, "float_test_accuracy": 0.9,
+                "int8_test_accuracy": 0.899, "top1_agreement": 0.99, "max_abs_diff": 0.2,
+                "golden": {"seed": 0, "batch": 2, "logits": [[0.25]], "atol": 0.05}}
+
+
+def test_quantization_is_the_one_optional_key_and_round_trips():
+    assert set(OPTIONAL_METADATA_KEYS) == {"quantization"} and not set(OPTIONAL_METADATA_KEYS) & set(METADATA_KEYS)
+    encoded = encode_metadata(metadata_values(quantization=QUANTIZATION))
+    assert json.loads(encoded["quantization"]) == QUANTIZATION
+    assert decode_metadata(encoded) == (metadata_values(quantization=QUANTIZATION), [])
+    info = check_signature([image()], [logits()], encoded)
+    assert info.metadata["quantization"] == QUANTIZATION and is_quantized(info.metadata)
+    assert not is_quantized(check_signature([image()], [logits()], encode_metadata(metadata_values())).metadata)
+
+
+def test_a_quantized_file_still_needs_every_required_key_and_no_unknown_one():
+    values = metadata_values(quantization=QUANTIZATION, quantisation={})
+    del values["parity"]
+    with pytest.raises(ContractError) as err:
+        encode_metadata(values)
+    assert err.value.problems == ["missing keys ['parity']", "unknown keys ['quantisation']"]
+
+
+def test_a_quantization_entry_that_is_not_an_object_is_refused():
+    metadata = encode_metadata(metadata_values())
+    metadata["quantization"] = "[1, 2]"
+    assert problems_of(metadata=metadata) == ["metadata 'quantization' must be a JSON object, got [1, 2]"]
+
+
+def test_the_golden_reference_is_the_quantization_reports_for_a_quantized_file():
+    assert golden_reference(metadata_values()) == metadata_values()["parity"]["golden"]
+    assert golden_reference(metadata_values(quantization=QUANTIZATION)) == QUANTIZATION["golden"]
+    assert golden_reference(metadata_values(quantization={"method": {}})) == {}  # none: the caller decides
+    assert golden_reference(metadata_values(parity=[])) == {}
 
 
 # ---------------------------------------------------------------------------------------------- golden_input

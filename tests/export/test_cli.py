@@ -26,6 +26,8 @@ def test_export_cli_writes_nothing_when_parity_fails(trained, exporter, tmp_path
     (["--runs-dir", "/nonexistent"], "no run recorded"),
     (["--parity-images", "10"], "use at least 1000"),
     (["--min-agreement", "2"], "must be in [0, 1]"),
+    (["--quantize", "int4"], "invalid choice: 'int4'"),
+    (["--quantize", "int8", "--calibration-images", "0"], "use at least 1"),
 ])
 def test_export_cli_bad_arguments(args, message):
     result = subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True)
@@ -35,3 +37,4 @@ def test_export_cli_bad_arguments(args, message):
 def test_export_help():
     result = subprocess.run([sys.executable, "-m", "export", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--max-abs-diff" in result.stdout and "--parity-images" in result.stdout
+    assert "--quantize {int8}" in result.stdout and "--max-accuracy-drop POINTS" in result.stdout

@@ -44,7 +44,7 @@ def test_a_model_failing_its_golden_self_test_is_never_ready(make_app, tmp_path)
 def test_a_model_without_golden_logits_still_gets_the_shape_and_finite_check(make_app, tmp_path):
     path = write_model(tmp_path / "plain.onnx", golden={})
     info = make_app(model_path=path).test_client().get("/info").json
-    assert info["self_test"] == {"seed": 0, "batch": 2, "compared_to_parity": False}
+    assert info["self_test"] == {"seed": 0, "batch": 2, "compared_to_parity": False, "reference": "parity"}
 
 
 def test_hot_swap_to_a_good_model(make_app, model_path, tmp_path):

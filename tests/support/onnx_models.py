@@ -166,6 +166,28 @@ def write_model(path: Path, model: onnx.ModelProto | None = None, **kwargs: Any)
     return path
 
 
+def write_quantized_model(path: Path, *, seed: int = 0, **kwargs: Any) -> Path:
+    """The model of ``seed`` (see ``build_model``) quantized by the export's INT8 recipe and stamped the same
+    way, written to ``path``: calibrated and gated on images of random colours, labelled by the float model."""
+    from export.pipeline import quantize_and_stamp  # onnxruntime's quantizer: only for the tests that need it
+
+    model = build_model(seed=seed, **kwargs)
+    height, width, channels = (kwargs.get(k, d) for k, d in (("height", 32), ("width", 32), ("channels", 3)))
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (512, 1, 1, channels))
+    noise = rng.integers(-8, 9, (512, height, width, channels))
+    images = np.clip(colours + noise, 0, 255).astype(np.uint8)
+    labels = reference_logits(images, seed, len(kwargs.get("labels", CIFAR10_LABELS))).argmax(1)
+    # a loose gate: random colours land near class boundaries, where INT8 rounding flips a few of them (the
+    # gate itself is tested on trained models in tests/export)
+    quantized, _ = quantize_and_stamp(model, calibration_images=images[:256], images=images, image_labels=labels,
+                                      max_accuracy_drop=5.0, log=lambda _: None)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(quantized, tmp)
+    tmp.replace(path)
+    return path
+
+
 if __name__ == "__main__":  # PYTHONPATH=. python tests/onnx_models.py OUT.onnx [SEED]: a model to try things with
     import sys
 
