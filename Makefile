@@ -119,6 +119,8 @@ test-images: $(INSTALLED)  ## build, lint, run and check both serving images wit
 
 bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
+	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
+	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
