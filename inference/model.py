@@ -16,6 +16,8 @@ from contract import (GOLDEN_ATOL, GOLDEN_BATCH, GOLDEN_SEED, INPUT_NAME, OUTPUT
 
 # provider preference when none is configured: the GPU when this onnxruntime build and the machine have one
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# the largest golden batch the self-test runs: the exporters write GOLDEN_BATCH images
+MAX_GOLDEN_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,15 @@ def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str
         expected = None if expected is None else np.asarray(expected, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise ContractError(source, [f"parity['golden'] is malformed: {e}"]) from e
+    # a batch of 0 would compare nothing and pass; golden_input's hash takes seeds of 32 bits; a huge batch would
+    # allocate [batch, H, W, C] before anything is checked
+    out_of_range = [problem for bad, problem in (
+        (not 0 <= seed < 2**32, f"seed={seed} must be from 0 to {2**32 - 1}"),
+        (not 1 <= batch <= MAX_GOLDEN_BATCH, f"batch={batch} must be from 1 to {MAX_GOLDEN_BATCH}"),
+        (not 0 <= atol < np.inf, f"atol={atol} must be a finite number >= 0"),
+    ) if bad]
+    if out_of_range:
+        raise ContractError(source, [f"parity['golden'] is malformed: {p}" for p in out_of_range])
 
     logits = session.run([OUTPUT_NAME], {INPUT_NAME: golden_input(batch, *info.input_shape, seed=seed)})[0]
     report: dict[str, Any] = {"seed": seed, "batch": batch, "compared_to_parity": expected is not None}

@@ -46,9 +46,10 @@ def test_every_answer_during_swaps_with_batching_comes_from_the_model_it_names(m
             write_model(model_path, seed=seed)
             model_id = sha256(model_path)
             expected[model_id] = expected_probabilities(COLOUR, seed)
-            wait_for(lambda: client.get("/readyz").json.get("model_id") == model_id, f"swap {swap} to seed {seed}")
+            wait_for(lambda model_id=model_id: client.get("/readyz").json.get("model_id") == model_id,
+                     f"swap {swap} to seed {seed}")
             count = len(answers)
-            wait_for(lambda: len(answers) > count + CLIENTS, "requests on the new model")
+            wait_for(lambda count=count: len(answers) > count + CLIENTS, "requests on the new model")
     finally:
         stop.set()
         for t in threads:
