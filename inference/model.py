@@ -75,12 +75,18 @@ def rank(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> list[dict[s
     return ranked
 
 
-def resolve_providers(requested: tuple[str, ...]) -> list[str]:
-    """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
+def check_providers(requested: tuple[str, ...]) -> None:
+    """A ValueError naming each of ``requested`` that this onnxruntime build lacks (CUDA in a CPU-only build)."""
     available = ort.get_available_providers()
     missing = [p for p in requested if p not in available]
     if missing:
         raise ValueError(f"providers {missing} are not in this onnxruntime build (it has {available})")
+
+
+def resolve_providers(requested: tuple[str, ...]) -> list[str]:
+    """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
+    check_providers(requested)
+    available = ort.get_available_providers()
     chosen = list(requested) or [p for p in PREFERRED_PROVIDERS if p in available]
     if "CUDAExecutionProvider" in chosen and hasattr(ort, "preload_dlls"):
         # onnxruntime-gpu[cuda,cudnn] gets CUDA and cuDNN from NVIDIA's wheels, whose libraries are not on

@@ -99,6 +99,18 @@ def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, trainer):
     assert [r["epoch"] for r in Run.open(runs / "killed").metrics()] == [1, 2, 3]
 
 
+def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, trainer):
+    # CUDA_VISIBLE_DEVICES="" hides every GPU from both frameworks: this machine has none, whatever it has
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    args = ["--dataset", "synthetic", "--max-train-samples", "256", "--device", "cuda", "--runs-dir", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-m", trainer.__name__, *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: device='cuda' but ") and "use device=auto or cpu" in last, last
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
 def _main(trainer, argv, capsys):
     """The CLI in-process (a framework starts once per session, not once per case): (exit code, stdout, stderr)."""
     try:
