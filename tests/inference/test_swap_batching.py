@@ -16,7 +16,8 @@ from tests.support.reference import all_probabilities, expected_probabilities
 
 CLIENTS = 8
 SWAPS = 8
-SEEDS = (1, 2)  # two models of the same input shape, different weights: mixing them up gives no error, only wrong logits
+# two models of the same input shape, different weights: mixing them up gives no error, only wrong logits
+SEEDS = (1, 2)
 
 
 def test_every_answer_during_swaps_with_batching_comes_from_the_model_it_names(make_app, model_path):

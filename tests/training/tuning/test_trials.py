@@ -1,4 +1,5 @@
-"""Trials: a dead worker's trials failed and run again, the objective's pruning steps and records, pruners, surplus trials."""
+"""Trials: a dead worker's trials failed and run again, the objective's pruning steps and records, pruners,
+surplus trials."""
 
 from __future__ import annotations
 
