@@ -2,10 +2,11 @@
 
 Two ``python -m training.tuning --storage postgresql://...`` processes (one worker each, as on two machines) share
 one study on a throwaway PostgreSQL server (``benchmarks.postgres``). Once the victim (chosen by a seeded draw)
-is in the middle of a trial (its first epoch reported, not its last) and the study has a finished trial, after
-a further seeded random delay, it gets SIGKILL. The survivor alone must then finish the study: every requested trial complete or pruned, none of
-those finished before the kill lost or changed, the killed trial marked FAIL and run again with its parameters
-(training.tuning.workers: the dead pid, or a missed heartbeat on other machines, and Optuna's retry callback).
+is in the middle of a trial (its first epoch reported) and the study has a finished trial, after a further seeded
+random delay, it gets SIGKILL. The survivor alone must then finish the study: every requested trial complete or
+pruned, none of those finished before the kill lost or changed, the killed trial marked FAIL and run again with its
+parameters (training.tuning.workers: the dead pid, or a missed heartbeat on other machines, and Optuna's retry
+callback).
 """
 
 from __future__ import annotations
