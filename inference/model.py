@@ -16,6 +16,8 @@ from contract import (GOLDEN_ATOL, GOLDEN_BATCH, GOLDEN_SEED, INPUT_NAME, OUTPUT
 
 # provider preference when none is configured: the GPU when this onnxruntime build and the machine have one
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# the largest golden batch the self-test runs: the exporters write GOLDEN_BATCH images
+MAX_GOLDEN_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,18 @@ def rank(logits: np.ndarray, labels: tuple[str, ...], top_k: int) -> list[dict[s
     return ranked
 
 
-def resolve_providers(requested: tuple[str, ...]) -> list[str]:
-    """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
+def check_providers(requested: tuple[str, ...]) -> None:
+    """A ValueError naming each of ``requested`` that this onnxruntime build lacks (CUDA in a CPU-only build)."""
     available = ort.get_available_providers()
     missing = [p for p in requested if p not in available]
     if missing:
         raise ValueError(f"providers {missing} are not in this onnxruntime build (it has {available})")
+
+
+def resolve_providers(requested: tuple[str, ...]) -> list[str]:
+    """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
+    check_providers(requested)
+    available = ort.get_available_providers()
     chosen = list(requested) or [p for p in PREFERRED_PROVIDERS if p in available]
     if "CUDAExecutionProvider" in chosen and hasattr(ort, "preload_dlls"):
         # onnxruntime-gpu[cuda,cudnn] gets CUDA and cuDNN from NVIDIA's wheels, whose libraries are not on
@@ -141,6 +149,15 @@ def golden_self_test(session: ort.InferenceSession, info: ModelInfo, source: str
         expected = None if expected is None else np.asarray(expected, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise ContractError(source, [f"{reference}['golden'] is malformed: {e}"]) from e
+    # a batch of 0 would compare nothing and pass; golden_input's hash takes seeds of 32 bits; a huge batch would
+    # allocate [batch, H, W, C] before anything is checked
+    out_of_range = [problem for bad, problem in (
+        (not 0 <= seed < 2**32, f"seed={seed} must be from 0 to {2**32 - 1}"),
+        (not 1 <= batch <= MAX_GOLDEN_BATCH, f"batch={batch} must be from 1 to {MAX_GOLDEN_BATCH}"),
+        (not 0 <= atol < np.inf, f"atol={atol} must be a finite number >= 0"),
+    ) if bad]
+    if out_of_range:
+        raise ContractError(source, [f"{reference}['golden'] is malformed: {p}" for p in out_of_range])
 
     logits = session.run([OUTPUT_NAME], {INPUT_NAME: golden_input(batch, *info.input_shape, seed=seed)})[0]
     report: dict[str, Any] = {"seed": seed, "batch": batch, "compared_to_parity": expected is not None,

@@ -29,6 +29,7 @@ from granian import Granian
 from granian.constants import Interfaces
 
 from inference.config import METRICS_DIR_ENV, ServiceConfig
+from inference.model import check_providers
 
 DEFAULT_APP = "inference.app:create_app"
 GRACEFUL_S = 10  # seconds in-flight requests get on shutdown (SIGTERM)
@@ -96,6 +97,8 @@ def shared_metrics() -> Iterator[Path]:
 def main(argv: list[str] | None = None) -> int:
     try:
         config = ServiceConfig.from_env()  # the worker reads it again; a bad setting fails here, once, clearly
+        # a provider this build lacks (CUDA in the CPU image) would make every worker fail to start, a crash loop
+        check_providers(config.providers)
         parser = build_parser(config)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

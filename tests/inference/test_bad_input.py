@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.support.api import post_files
-from tests.support.images import encode, png, png_claiming, solid
+from tests.support.images import claiming, encode, png, png_claiming, solid
 
 
 def truncated(fmt: str) -> bytes:
@@ -29,6 +29,12 @@ BAD_FILES = {
     "bomb-over-the-limit": (png_claiming(6000, 5000), 413, "30000000 pixels, at most 24000000"),
     "bomb-far-over-the-limit": (png_claiming(40000, 40000), 413, "decompression bomb"),
     "absurd-dimensions": (png_claiming(1, 2**31 - 1), 413, "decompression bomb"),
+    # the same guards for every format: just over the limit (the service's check), far over it (Pillow's)
+    **{f"{fmt.lower()}-bomb-over-the-limit": (claiming(fmt, 6000, 5000), 413, "30000000 pixels, at most 24000000")
+       for fmt in ("JPEG", "GIF", "WEBP")},
+    "jpeg-bomb-far-over-the-limit": (claiming("JPEG", 65000, 65000), 413, "decompression bomb"),
+    "gif-bomb-far-over-the-limit": (claiming("GIF", 65535, 65535), 413, "decompression bomb"),
+    "webp-bomb-far-over-the-limit": (claiming("WEBP", 16383, 16383), 413, "decompression bomb"),
     "zero-width": (png_claiming(0, 10), 415, "header is cut short"),
 }
 

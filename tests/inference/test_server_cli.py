@@ -18,6 +18,9 @@ from inference.config import ServiceConfig
     ({}, ["--threads", "0"], "--threads must be >= 1, got 0"),
     ({}, ["--workers", "0"], "--workers must be >= 1, got 0"),
     ({"SERVER_WORKERS": "a few"}, [], "SERVER_WORKERS='a few' is not an integer"),
+    # the CPU image's onnxruntime has no CUDA provider: asking for the GPU there is an error, not a CPU fallback
+    ({"INFERENCE_PROVIDERS": "CUDAExecutionProvider"}, [],
+     "providers ['CUDAExecutionProvider'] are not in this onnxruntime build"),
 ])
 def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, args, message):
     from inference import server

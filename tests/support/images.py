@@ -1,4 +1,4 @@
-"""Test images as bytes: solid colours in any format and mode, and PNG headers that claim any size."""
+"""Test images as bytes: solid colours in any format and mode, and headers that claim any size."""
 
 from __future__ import annotations
 
@@ -98,3 +98,24 @@ def write_photos(root, counts: dict[str, int], classes=("cat", "dog"), kinds=PHO
                 path.write_bytes(encode(photo(rng, size, mode, palette[c % len(palette)]), fmt, exif=exif))
                 paths.append(path)
     return paths
+
+
+# where each format's header keeps its size, in a small file Pillow wrote: (marker, offset after it, struct format)
+_SIZE_FIELDS = {
+    "JPEG": [(b"\xff\xc0", 5, ">HH", "hw")],  # baseline SOF0: length, precision, then height and width
+    # the logical screen (width, height at byte 6) and the first frame's image descriptor (after left, top)
+    "GIF": [(b"GIF8", 6, "<HH", "wh"), (b"\x2c\x00\x00\x00\x00", 5, "<HH", "wh")],
+    # a lossy frame: chunk header, frame tag, start code 9d 01 2a, then 14-bit width and height
+    "WEBP": [(b"\x9d\x01\x2a", 3, "<HH", "wh")],
+}
+
+
+def claiming(fmt: str, width: int, height: int) -> bytes:
+    """A small ``fmt`` image (JPEG, GIF or WEBP) whose header claims ``width`` x ``height``: a decompression bomb
+    as the decoder sees it before the first pixel. WebP's sizes have 14 bits (at most 16383)."""
+    data = bytearray(encode(solid(), fmt, **({"lossless": False} if fmt == "WEBP" else {})))
+    for marker, offset, layout, order in _SIZE_FIELDS[fmt]:
+        at = data.index(marker) + offset
+        size = {"w": width, "h": height}
+        data[at:at + 4] = struct.pack(layout, *(size[c] for c in order))
+    return bytes(data)

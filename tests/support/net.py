@@ -49,11 +49,14 @@ def predict(base: str, files: list[tuple[str, bytes]]) -> tuple[int, dict]:
     return http("POST", f"{base}/predict", body, content_type)
 
 
-def post_chunked(base: str, body: bytes) -> tuple[int, dict]:
-    """POST ``body`` as image/png in 64 KB chunks with no Content-Length (Transfer-Encoding: chunked)."""
+def post_chunked(base: str, body: bytes, content_type: str = "image/png") -> tuple[int, dict]:
+    """POST ``body`` to /predict in 64 KB chunks with no Content-Length (Transfer-Encoding: chunked)."""
     conn = http_client.HTTPConnection(base.removeprefix("http://"), timeout=30)
     chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
-    conn.request("POST", "/predict", body=chunks, headers={"Content-Type": "image/png"}, encode_chunked=True)
+    try:
+        conn.request("POST", "/predict", body=chunks, headers={"Content-Type": content_type}, encode_chunked=True)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered (a 413) and closed before the whole body was sent: its answer is still there
     response = conn.getresponse()
     return response.status, json.loads(response.read())
 

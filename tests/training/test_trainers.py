@@ -123,6 +123,19 @@ def test_a_folder_of_photos_of_mixed_sizes_trains_and_exports(tmp_path, trainer,
     assert {p.key: p.value for p in model.metadata_props}["dataset"] == "folder"
 
 
+def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, trainer):
+    # CUDA_VISIBLE_DEVICES="" hides every GPU from both frameworks: this machine has none, whatever it has
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    args = ["--dataset", "synthetic", "--max-train-samples", "256", "--device", "cuda", "--runs-dir", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-m", trainer.__name__, *args], capture_output=True, text=True, env=env,
+                            check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: device='cuda' but ") and "use device=auto or cpu" in last, last
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
 def _main(trainer, argv, capsys):
     """The CLI in-process (a framework starts once per session, not once per case): (exit code, stdout, stderr)."""
     try:

@@ -10,6 +10,7 @@ Storage (re-running the same command resumes the study and loses none of its fin
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import time
 import warnings
@@ -25,13 +26,14 @@ from training.tuning.errors import TuneError
 OBJECTIVE_KEYS = ("dataset", "max_train_samples", "max_test_samples", "val_fraction", "seed")
 HEARTBEAT_S = 10  # database storages: a running trial writes a heartbeat this often (seconds) ...
 GRACE_S = 60  # ... and one silent for this long belongs to a dead worker: it is marked FAIL
+MAX_RETRIES = 2  # times a dead worker's trial is queued again: a trial that kills its worker each time stops there
 SCHEMA_ATTEMPTS = 3  # tries to open a database storage while other workers create its tables (1 s, 2 s apart)
 
 
 @contextlib.contextmanager
 def experimental_ok() -> Iterator[None]:
-    """Silence Optuna's ExperimentalWarning for the features chosen on purpose here (heartbeat, multivariate
-    TPE, constant liar, matplotlib plots)."""
+    """Silence Optuna's ExperimentalWarning for the features chosen on purpose here (heartbeat and its retry,
+    multivariate TPE, constant liar, matplotlib plots)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
@@ -51,6 +53,23 @@ def storage_url(config: TuneConfig) -> str:
         raise TuneError(f"--workers {config.workers} with SQLite storage {url!r}: SQLite locks under parallel "
                         f"writers; use a FILE.journal or PostgreSQL (or --workers 1)")
     return url
+
+
+class _Retry(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a dead worker's trial (same parameters, WAITING, ``failed_trial`` and ``retry_history``
+    in its system attributes), without the dead worker's host and pid: a retry naming a dead pid would be failed
+    again by any worker of that host in the moment between being picked up and its new worker naming itself."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("host", "pid")}
+        super().__call__(study, trial)
+
+
+# called with (study, the dead trial) once the trial is marked FAIL: by RDBStorage for a missed heartbeat, by
+# training.tuning.workers for a local worker whose process is gone
+with experimental_ok():
+    retry_dead_trial = _Retry(max_retry=MAX_RETRIES)
 
 
 def redact(url: str) -> str:
@@ -78,7 +97,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         try:
             with experimental_ok():
                 return optuna.storages.RDBStorage(url, engine_kwargs=connect, heartbeat_interval=HEARTBEAT_S,
-                                                  grace_period=GRACE_S)
+                                                  grace_period=GRACE_S,
+                                                  heartbeat_stale_trial_callback=retry_dead_trial)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
             # workers starting together on a fresh database race to create Optuna's tables; the losers see
             # duplicate keys or tables and find the tables complete on the next try

@@ -8,7 +8,9 @@ Its run goes to ``studies/<study>/runs/<host>-<pid>/trial-NNNN``.
 Trials are counted, not run blindly: ``--trials N`` is the target number of finished (complete or pruned) trials
 of the whole study, so every worker runs only what is missing and returns once the study has reached it. A trial
 left RUNNING by a killed worker is marked FAIL: at once when that worker ran on this machine (its process is
-gone), after a missed heartbeat (``GRACE_S``) on database storages otherwise; failed trials do not count.
+gone), after a missed heartbeat (``GRACE_S``) on database storages otherwise; failed trials do not count, and each
+is queued again with its parameters (Optuna's RetryHeartbeatStaleTrialCallback, up to ``MAX_RETRIES`` times), so
+a worker's death costs that trial's time but never the point of the search space it was trying.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from training.config import TrainConfig
 from training.tuning.config import TRAINERS, TuneConfig
 from training.tuning.errors import USER_ERRORS, TuneError
 from training.tuning.space import HYPERPARAMETERS
-from training.tuning.study import experimental_ok, open_storage, open_study, storage_url
+from training.tuning.study import experimental_ok, open_storage, open_study, retry_dead_trial, storage_url
 
 POLL_S = 1.0  # how often a worker waiting for other workers' last trials looks again (seconds)
 HOST = socket.gethostname()
@@ -74,21 +76,27 @@ def _alive(pid: int) -> bool:
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the running trials whose worker is gone; returns their numbers.
+    """Mark FAIL the running trials whose worker is gone and queue each again (``retry_dead_trial``); returns the
+    numbers of those this call failed by pid.
 
     Trials of this machine: their process no longer exists (a pid reused by another process hides a dead trial
     until its heartbeat runs out). Database storages also fail any trial whose heartbeat is older than GRACE_S,
-    which covers workers on other machines. Journal storage has no heartbeat: it is for one machine.
+    which covers workers on other machines (the storage calls ``retry_dead_trial``, see ``open_storage``).
+    Journal storage has no heartbeat: it is for one machine.
     """
     with experimental_ok():
         optuna.storages.fail_stale_trials(study)
-    dead = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    dead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if t.user_attrs.get("host") == HOST and "pid" in t.user_attrs and not _alive(t.user_attrs["pid"])]
-    for number in dead:
-        # another worker marked it first
-        with contextlib.suppress(ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            study.tell(number, state=TrialState.FAIL)
-    return dead
+    failed = []
+    for trial in dead:
+        try:
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker marked it first, and queued its retry
+        retry_dead_trial(study, trial)
+        failed.append(trial.number)
+    return failed
 
 
 class _Surplus(Exception):

@@ -1,9 +1,11 @@
-"""Trials: a dead worker's trials failed, the objective's pruning steps and records, pruners, surplus trials."""
+"""Trials: a dead worker's trials failed and run again, the objective's pruning steps and records, pruners,
+surplus trials."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import time
 from types import SimpleNamespace
 
 import optuna
@@ -12,23 +14,69 @@ from optuna.trial import TrialState
 
 from tests.training.tuning.conftest import journal_study, space_file
 from training.config import TrainConfig
+from training.tuning import study as study_module
 from training.tuning.config import TuneConfig
 from training.tuning.space import HYPERPARAMETERS, SearchSpace
-from training.tuning.study import make_pruner, open_storage
+from training.tuning.study import MAX_RETRIES, make_pruner, open_storage
 from training.tuning.workers import HOST, _Surplus, fail_dead_trials, make_objective
 
 
 def test_dead_local_workers_trials_are_failed_and_live_or_remote_ones_kept(tmp_path):
     study = journal_study(tmp_path)
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    owners = [(HOST, gone.pid), (HOST, os.getpid()), ("another-machine", gone.pid)]
+    gone = _dead_pid()
+    owners = [(HOST, gone), (HOST, os.getpid()), ("another-machine", gone)]
     trials = [study.ask() for _ in owners]
     for trial, (host, pid) in zip(trials, owners):
         trial.set_user_attr("host", host)
         trial.set_user_attr("pid", pid)
     assert fail_dead_trials(study) == [trials[0].number]
-    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.WAITING]  # + its retry
+    assert fail_dead_trials(study) == []  # failed and retried once
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+def test_a_dead_workers_trial_is_run_again_with_its_parameters_up_to_the_retry_limit(tmp_path):
+    study = journal_study(tmp_path)
+    lr = optuna.distributions.FloatDistribution(0.01, 1.0, log=True)
+    first = study.ask({"lr": lr})
+    for trial_number in range(MAX_RETRIES + 1):  # the first run, then each retry, dies
+        trial = first if trial_number == 0 else study.ask()  # ask() takes the WAITING retry first
+        assert trial.params == {"lr": first.params["lr"]}
+        trial.set_user_attr("host", HOST)
+        trial.set_user_attr("pid", _dead_pid())
+        trial.set_user_attr("run_dir", f"runs/trial-{trial.number}")
+        assert fail_dead_trials(study) == [trial.number]
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * (MAX_RETRIES + 1)  # no retry after the last death
+    for retry in trials[1:]:
+        assert retry.system_attrs["failed_trial"] == first.number
+        assert retry.system_attrs["retry_history"] == list(range(retry.number))
+    # a fresh trial is sampled once the retries are spent
+    assert study.ask().number == MAX_RETRIES + 1
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_whose_heartbeat_stopped_is_failed_and_run_again_on_a_database(tmp_path, monkeypatch):
+    # a heartbeat every second, dead after 1 s without one: the same path as HEARTBEAT_S and GRACE_S, faster
+    monkeypatch.setattr(study_module, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(study_module, "GRACE_S", 1)
+    storage = open_storage(f"sqlite:///{tmp_path / 'heartbeat.db'}")
+    study = optuna.create_study(study_name="heartbeat", storage=storage, direction="maximize")
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 1.0, log=True)})
+    trial.set_user_attr("host", "another-machine")  # no pid this machine can check: only the heartbeat tells
+    storage.record_heartbeat(trial._trial_id)
+    time.sleep(2.5)
+    assert fail_dead_trials(study) == []  # none failed by pid ...
+    failed, retry = study.get_trials()
+    assert failed.state == TrialState.FAIL  # ... but by the heartbeat, and queued again
+    assert retry.state == TrialState.WAITING and retry.params == trial.params
+    assert retry.system_attrs["failed_trial"] == trial.number and "host" not in retry.user_attrs
 
 
 def _fake_train(accuracies):

@@ -3,15 +3,11 @@ real PostgreSQL server."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import select
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from benchmarks.postgres import throwaway_postgres
 from tests.support.paths import REPO
 from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, cli, finished_trials, space_file
 from training.config import TrainConfig
@@ -104,43 +101,11 @@ def test_two_local_workers_share_one_journal_file_study(tmp_path):
     assert TrainConfig.from_json(tmp_path / "best_params.json").epochs == 2
 
 
-def _postgres_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    if not found:
-        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): install Debian's "
-                    "'postgresql' package (apt-get install postgresql; .ci/system-deps.sh does it)")
-    return Path(found[-1]).parent
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (a free port) with one database; its URL, then it is gone."""
-    bin_dir = _postgres_bin()
-    # initdb and postgres refuse to run as root: run them as the postgres system user, in a directory it owns
-    # (not under pytest's tmp, which only root may enter)
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="tune-pg-"))
-    if as_user:
-        shutil.chown(root, "postgres", "postgres")
-    data = root / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def pg(tool: str, *args: str) -> None:
-        result = subprocess.run([*as_user, str(bin_dir / tool), *args], capture_output=True, text=True, cwd=root)
-        assert result.returncode == 0, f"{tool} failed: {result.stdout}{result.stderr}"
-
-    pg("initdb", "-D", str(data), "-U", "tune", "--auth=trust", "--no-sync")
-    # fsync off: a throwaway test cluster; -k: the socket in a directory the postgres user owns
-    pg("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "start",
-       "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off")
-    try:
-        pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "tune", "optuna")
-        yield f"postgresql://tune@127.0.0.1:{port}/optuna"
-    finally:
-        pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+    """A throwaway PostgreSQL server on 127.0.0.1 with one database; its URL, then it is gone."""
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.mark.slow
