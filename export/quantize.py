@@ -70,8 +70,10 @@ def quantized_path(path: Path, kind: str = "int8") -> Path:
 def stem_nodes(model: onnx.ModelProto) -> list[str]:
     """Names of the stem's nodes: those computed from the graph input without passing a Conv (preprocessing,
     flip TTA's mirror and concatenation), and the Convs that read them (one, or one per TTA branch when the
-    exporter runs the body twice)."""
+    exporter runs the body twice). A graph without convolutions has no stem: all of it is quantized."""
     graph = model.graph
+    if not any(node.op_type == "Conv" for node in graph.node):
+        return []
     before_conv = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}  # "": no input
     names = []
     for node in graph.node:  # topological order
