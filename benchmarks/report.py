@@ -31,16 +31,17 @@ def machine() -> str:
             f"native bfloat16: {bf16}, Python {platform.python_version()}")
 
 
-def write_report(out: Path, name: str, report: dict[str, Any], markdown: str, *, record: bool) -> None:
+def write_report(out: Path, name: str, report: dict[str, Any], markdown: str, *, record: bool,
+                 module: str | None = None) -> None:
     """Write the figures as JSON and the markdown table, print the table, and with ``record`` put it into
-    BENCHMARKS.md as the section ``name``."""
+    BENCHMARKS.md as the section ``name``, under the command ``python -m benchmarks.<module>`` (default: name)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown)
     print(markdown)
     print(f"written: {out / f'{name}.json'}, {out / f'{name}.md'}")
     if record:
-        command = " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]])
+        command = " ".join(["python -m", f"benchmarks.{module or name}", *sys.argv[1:]])
         record_section(BENCHMARKS_MD, name, markdown, command, MAKE_TARGETS.get(name, "make bench"))
         print(f"recorded in {BENCHMARKS_MD}")
 

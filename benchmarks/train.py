@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             case = goal_case(GOALS[name], seeds, runs_dir, args.smoke)
             text = goal_markdown(case, head)
         write_report(args.out, f"train-{name}", {"machine": machine(), "smoke": args.smoke, **case}, text,
-                     record=not args.smoke)
+                     record=not args.smoke, module="train")
     return 0
 
 
