@@ -23,6 +23,7 @@ def test_choices_benchmark_smoke_times_every_choice_both_ways(tmp_path):
     settings = {(row["choice"], row["setting"]) for row in rows}
     assert ("PyTorch training step", "precision bfloat16, channels_last") in settings
     assert ("TensorFlow training step", "precision float32, XLA") in settings
-    assert len(rows) == 12 and all(row["ms"] > 0 for row in rows)  # 5 PyTorch, 3 TensorFlow, 4 onnxruntime
+    assert ("onnxruntime batch-1 call", "2 intra-op thread(s)") in settings
+    assert len(rows) == 10 and all(row["ms"] > 0 for row in rows)  # 5 PyTorch, 3 TensorFlow, 2 onnxruntime
     assert "| PyTorch evaluation | 256 images per call |" in (tmp_path / "choices.md").read_text()
     assert BENCHMARKS_MD.read_text() == before

@@ -3,18 +3,14 @@ reports the requests of both, and each worker's model."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 
 from tests.support.api import parse_metrics
 from tests.support.images import png
-from tests.support.net import free_port, predict, wait_ready
+from tests.support.net import predict, served
 from tests.support.onnx_models import write_model
-from tests.support.paths import REPO
 
 REQUESTS = 40
 
@@ -26,22 +22,12 @@ def scrape(base: str) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_two_workers_report_one_coherent_set_of_metrics(tmp_path):
-    port, metrics_dir = free_port(), tmp_path / "metrics"
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-           "INFERENCE_MODEL_PATH": str(write_model(tmp_path / "model.onnx", seed=0)), "INFERENCE_RELOAD_POLL_S": "0"}
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "inference.server", "--workers", "2", "--threads", "2"],
-                                   cwd=REPO, env=env, stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process, log)
+    settings = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "INFERENCE_RELOAD_POLL_S": "0",
+                "INFERENCE_MODEL_PATH": str(write_model(tmp_path / "model.onnx", seed=0))}
+    with served(settings, tmp_path / "server.log", "--workers", "2", "--threads", "2") as base:
         for _ in range(REQUESTS):  # each on a new connection: the kernel spreads them over the workers
             assert predict(base, [("a.png", png())])[0] == 200
         scrapes = [scrape(base) for _ in range(6)]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     for m in scrapes:
         assert m['inference_requests_total{endpoint="/predict",status="200"}'] == REQUESTS
         assert m["inference_batch_size_count"] == REQUESTS

@@ -4,16 +4,11 @@ Content-Length (Transfer-Encoding: chunked), multipart forms and raw images, jus
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tests.support.images import png
-from tests.support.net import free_port, multipart, post_chunked, wait_ready
+from tests.support.net import multipart, post_chunked, served
 from tests.support.onnx_models import write_model
-from tests.support.paths import REPO
 from tests.support.reference import expected_label
 
 MAX_UPLOAD_BYTES = 200_000
@@ -23,21 +18,10 @@ TOO_LARGE = f"request body is larger, at most {MAX_UPLOAD_BYTES} bytes accepted"
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port := free_port()), "INFERENCE_RELOAD_POLL_S": "0",
-           "INFERENCE_MODEL_PATH": str(write_model(tmp / "model.onnx", seed=0)),
-           "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "inference.server"], cwd=REPO, env=env, stdout=out,
-                                   stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process, log)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
+    settings = {"INFERENCE_RELOAD_POLL_S": "0", "INFERENCE_MODEL_PATH": str(write_model(tmp / "model.onnx", seed=0)),
+                "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
+    with served(settings, tmp / "server.log") as url:
+        yield url
 
 def chunked_multipart(base: str, data: bytes) -> tuple[int, dict]:
     body, content_type = multipart([("a.png", data)])

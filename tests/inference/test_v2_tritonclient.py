@@ -5,10 +5,8 @@ swap it sees as a new version. Logits are compared with a direct onnxruntime cal
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.support.api import sha256
-from tests.support.net import free_port, http, wait_ready
+from tests.support.net import http, served
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
 from tests.support.paths import REPO
 from tests.support.polling import wait_for
@@ -39,23 +37,10 @@ def triton_python(tmp_path_factory) -> Path:
     return venv / "bin/python"
 
 
-@contextmanager
 def server(model: Path, log: Path):
     """``python -m inference.server`` on a free loopback port, watching ``model``; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "INFERENCE_MODEL_PATH": str(model),
-           "INFERENCE_MODEL_NAME": MODEL_NAME, "INFERENCE_MAX_FILES": str(MAX_FILES), "INFERENCE_RELOAD_POLL_S": "0.05"}
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "inference.server", "--threads", "2"],
-                                   cwd=REPO, env=env, stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process, log)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
+    return served({"INFERENCE_MODEL_PATH": str(model), "INFERENCE_MODEL_NAME": MODEL_NAME,
+                   "INFERENCE_MAX_FILES": str(MAX_FILES), "INFERENCE_RELOAD_POLL_S": "0.05"}, log, "--threads", "2")
 
 def run_client(python: Path, base: str, images: Path, *extra: str) -> dict:
     result = subprocess.run(

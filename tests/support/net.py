@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client as http_client
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.paths import REPO
 
 START_TIMEOUT_S = 60.0  # upper bound for a server to become ready; it takes about a second
 
@@ -73,3 +79,21 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, log: Path | N
             pass
         time.sleep(0.1)
     pytest.fail(f"{base} not ready after {START_TIMEOUT_S} s:\n{log.read_text() if log else ''}")
+
+
+@contextlib.contextmanager
+def served(settings: dict[str, str], log: Path, *args: str) -> Iterator[str]:
+    """``python -m inference.server ARGS`` on 127.0.0.1 and a free port, with the environment ``settings`` added
+    and its output in ``log``; yields its base URL once /readyz answers 200, stops it on exit."""
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **settings}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "inference.server", *args], cwd=REPO, env=env, stdout=out,
+                                   stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process, log)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
