@@ -12,14 +12,13 @@ one framework carry over to the other.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import keras
 import tensorflow as tf
 
 from contract import INPUT_NAME
-from training.spec import ModelSpec
+from training.spec import ModelSpec, pooling_last_blocks
 
 PREPROCESS = "preprocess"
 BODY = "body"
@@ -102,17 +101,9 @@ class ConvPool(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
-@contextlib.contextmanager
-def pooling_last(model: keras.Model) -> Iterator[keras.Model]:
+def pooling_last(model: keras.Model) -> contextlib.AbstractContextManager[None]:
     """``model`` with every ConvPool pooling last: the graph the ONNX export traces (in inference mode)."""
-    blocks = [layer for layer in model.get_layer(BODY).layers if isinstance(layer, ConvPool)]
-    for block in blocks:
-        block.pool_last = True
-    try:
-        yield model
-    finally:
-        for block in blocks:
-            block.pool_last = False
+    return pooling_last_blocks(layer for layer in model.get_layer(BODY).layers if isinstance(layer, ConvPool))
 
 
 def _body(shape: tuple[int, int, int], num_classes: int, width: int, dropout: float, dtype: str) -> keras.Model:

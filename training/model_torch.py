@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.spec import ModelSpec
+from training.spec import ModelSpec, pooling_last_blocks
 
 
 class Preprocess(nn.Module):
@@ -62,18 +61,10 @@ class ConvPool(nn.Module):
         return F.relu(self.bn(F.max_pool2d(x, 2)), inplace=True)
 
 
-@contextlib.contextmanager
-def pooling_last(model: nn.Module) -> Iterator[nn.Module]:
+def pooling_last(model: nn.Module) -> contextlib.AbstractContextManager[None]:
     """``model`` in eval mode with every ConvPool pooling last: the graph the ONNX export traces."""
-    blocks = [m for m in model.modules() if isinstance(m, ConvPool)]
     model.eval()
-    for block in blocks:
-        block.pool_last = True
-    try:
-        yield model
-    finally:
-        for block in blocks:
-            block.pool_last = False
+    return pooling_last_blocks(m for m in model.modules() if isinstance(m, ConvPool))
 
 
 class Block(nn.Sequential):

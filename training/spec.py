@@ -11,7 +11,9 @@ mirror (test-time augmentation), so the exported graph does it too and every cli
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,3 +45,17 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def pooling_last_blocks(blocks: Iterable[Any]) -> Iterator[None]:
+    """Every one of ``blocks`` (either framework's ConvPool) pools last while the context lasts: the graph the ONNX
+    export traces."""
+    blocks = list(blocks)
+    for block in blocks:
+        block.pool_last = True
+    try:
+        yield
+    finally:
+        for block in blocks:
+            block.pool_last = False
