@@ -128,6 +128,7 @@ def check_quantized(float_model: onnx.ModelProto, quantized: onnx.ModelProto, te
     float_accuracy = float((ref.argmax(1) == test_labels).mean())
     int8_accuracy = float((got.argmax(1) == test_labels).mean())
     drop = 100 * (float_accuracy - int8_accuracy)
+    diff = np.abs(ref.astype(np.float64) - got)
     step = logits_step(quantized)
     h, w, c = test_images.shape[1:]
     golden = golden_input(GOLDEN_BATCH, h, w, c, GOLDEN_SEED)
@@ -140,8 +141,8 @@ def check_quantized(float_model: onnx.ModelProto, quantized: onnx.ModelProto, te
         "accuracy_drop_points": drop,
         "max_accuracy_drop_points": max_accuracy_drop,
         "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
-        "max_abs_diff": float(np.abs(ref.astype(np.float64) - got).max()),
-        "mean_abs_diff": float(np.abs(ref.astype(np.float64) - got).mean()),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
         "onnx": int8_runner.name,
         "golden": {"seed": GOLDEN_SEED, "batch": GOLDEN_BATCH,
                    "atol": max(GOLDEN_ATOL, GOLDEN_QUANTIZED_STEPS * step) if step else GOLDEN_ATOL,
