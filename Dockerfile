@@ -11,17 +11,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# binary wheels only (no compiler in the image, none needed); exact versions from the constraints file
-COPY constraints.txt /tmp/
-RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/constraints.txt \
-        onnxruntime flask pillow numpy granian prometheus-client \
-    && rm /tmp/constraints.txt \
+# the project installed with its serve extra (so it knows its own version, and cifar10-serve is on the PATH):
+# binary wheels only for what it needs (no compiler in the image, none needed), exact versions from the
+# constraints file
+COPY constraints.txt pyproject.toml README.md /tmp/project/
+COPY src/ /tmp/project/src/
+RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/project/constraints.txt "/tmp/project[serve]" \
+    && rm -r /tmp/project \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin serving
 
 WORKDIR /app
-COPY contract/ contract/
-COPY inference/ inference/
-RUN python -m compileall -q contract inference
 
 # the model: a file of the build context picked by MODEL, or a volume mounted over /models at run time
 ARG MODEL=models/model.onnx
@@ -34,4 +33,4 @@ EXPOSE 8000
 # ready = model loaded and golden self-test passed; urlopen raises on 503, so python exits non-zero
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PORT'], timeout=2)"]
-CMD ["python", "-m", "inference.server"]
+CMD ["cifar10-serve"]

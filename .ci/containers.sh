@@ -127,9 +127,11 @@ check_cpu_image() {
   # the HTTP checks run from the host with the standard library only: a real PNG written with zlib,
   # posted as multipart; the answer must carry a label of the model and the model file's sha256
   python3 - "http://127.0.0.1:$PORT" "$(sha256sum "$MODEL" | cut -d' ' -f1)" "$started" <<'PY'
-import json, struct, sys, time, urllib.error, urllib.request, zlib
+import json, struct, sys, time, tomllib, urllib.error, urllib.request, zlib
 
 base, model_id, started = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with open("pyproject.toml", "rb") as f:
+    project_version = tomllib.load(f)["project"]["version"]
 while True:
     try:
         with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
@@ -171,6 +173,10 @@ if not 0 < prediction["probability"] <= 1:
     problems.append(f"probability {prediction['probability']} is not in (0, 1]")
 if info["imported_frameworks"]:
     problems.append(f"the server imported {info['imported_frameworks']}")
+with urllib.request.urlopen(f"{base}/v2", timeout=10) as r:
+    served_version = json.loads(r.read())["version"]
+if served_version != project_version:
+    problems.append(f"/v2 says version {served_version!r}, the project is {project_version!r}")
 try:
     urllib.request.urlopen(urllib.request.Request(f"{base}/predict", data=b"text", method="POST",
                                                   headers={"Content-Type": "text/plain"}), timeout=10)

@@ -1,10 +1,10 @@
 """Why the defaults are what they are: each speed choice the code makes, timed both ways on this machine.
 
 ``python -m benchmarks.choices --out bench-results`` (``--smoke``: a few steps, to show that it runs).
-- PyTorch training step (``training.train_torch``): float32 against bfloat16 autocast (``precision``), and
+- PyTorch training step (``training.torch_trainer``): float32 against bfloat16 autocast (``precision``), and
   channels_last against the default memory layout.
 - PyTorch evaluation: ``EVAL_BATCH`` 256 against 1024 images per call.
-- TensorFlow training step (``training.train_tf``, run with ``$TF_PYTHON``, default ``.venv-tf/bin/python``):
+- TensorFlow training step (``training.keras_trainer``, run with ``$TF_PYTHON``, default ``.venv-tf/bin/python``):
   float32 against mixed bfloat16, and with against without XLA.
 - onnxruntime (``inference``): CPU time per batch-1 call of the default network with 1 against 2 intra-op
   threads (``INFERENCE_INTRA_OP_THREADS``).
@@ -36,7 +36,7 @@ TRAIN_IMAGES = 4096
 
 
 def _dataset():
-    from training.datasets.base import make_dataset
+    from cifar10_pipeline.training.datasets.base import make_dataset
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (TRAIN_IMAGES + 1024, *SHAPE), dtype=np.uint8)
@@ -46,7 +46,7 @@ def _dataset():
 
 
 def _config(**values: Any):
-    from training.config import TrainConfig
+    from cifar10_pipeline.training.config import TrainConfig
 
     return TrainConfig.from_dict({"dataset": "synthetic", "batch_size": BATCH, **values})
 
@@ -74,8 +74,8 @@ def step_rows(framework: str, make, settings: dict[str, dict], steps: int) -> li
 def torch_rows(steps: int) -> list[dict]:
     import torch
 
-    from training import train_torch
-    from training.train_torch import TorchTrainer
+    from cifar10_pipeline.training import torch_trainer
+    from cifar10_pipeline.training.torch_trainer import TorchTrainer
 
     def contiguous(config, ds) -> TorchTrainer:
         trainer = TorchTrainer(config, ds)
@@ -84,13 +84,13 @@ def torch_rows(steps: int) -> list[dict]:
 
     rows = step_rows("PyTorch", TorchTrainer, {f"precision {p}, channels_last": {"precision": p}
                                                for p in ("float32", "bfloat16")}, steps)
-    with mock.patch.object(train_torch, "to_layout", lambda x: x.contiguous()):
+    with mock.patch.object(torch_trainer, "to_layout", lambda x: x.contiguous()):
         rows += step_rows("PyTorch", contiguous, {"precision float32, contiguous (NCHW)": {"precision": "float32"}},
                           steps)
     ds = _dataset()
     trainer = TorchTrainer(_config(), ds)
     for batch in (256, 1024):
-        with mock.patch.object(train_torch, "EVAL_BATCH", batch):
+        with mock.patch.object(torch_trainer, "EVAL_BATCH", batch):
             trainer.predict(ds.test_images)
             t0 = time.perf_counter()
             trainer.predict(ds.test_images)
@@ -101,7 +101,7 @@ def torch_rows(steps: int) -> list[dict]:
 
 
 def tensorflow_rows(steps: int) -> list[dict]:
-    from training.train_tf import KerasTrainer, make_train_step
+    from cifar10_pipeline.training.keras_trainer import KerasTrainer, make_train_step
 
     def xla(config, ds) -> KerasTrainer:
         trainer = KerasTrainer(config, ds)  # XLA-compiled on GPUs only: compile its step here on the CPU too
@@ -117,10 +117,10 @@ def onnxruntime_rows(calls: int) -> list[dict]:
     import onnxruntime as ort
     import torch
 
-    from export import torch_export
-    from inference.model import session_options
-    from training.model_torch import build_model
-    from training.spec import ModelSpec
+    from cifar10_pipeline.export import torch_converter
+    from cifar10_pipeline.inference.model import session_options
+    from cifar10_pipeline.model.torch_net import build_model
+    from cifar10_pipeline.model.spec import ModelSpec
 
     config = _config()
     torch.manual_seed(0)
@@ -138,7 +138,7 @@ def onnxruntime_rows(calls: int) -> list[dict]:
         return 1000 * (clock() - t0) / calls
 
     rows = []
-    proto = torch_export.to_onnx(model).SerializeToString()
+    proto = torch_converter.to_onnx(model).SerializeToString()
     for threads in (1, 2):
         session = ort.InferenceSession(proto, session_options(threads), providers=["CPUExecutionProvider"])
         rows.append({"choice": "onnxruntime batch-1 call", "setting": f"{threads} intra-op thread(s)",

@@ -5,7 +5,7 @@ serving the same ONNX file with onnxruntime, and the ceiling, onnxruntime alone 
 ``--servers service``: this service and the ceiling only, no peer venvs). All on this machine's CPUs, the same
 cores for every server, for wrk and for the ceiling:
 
-- this service (``python -m inference.server``, its defaults: one worker, batching off) on three endpoints:
+- this service (``python -m cifar10_pipeline.inference.server``, its defaults: one worker, batching off) on three endpoints:
   ``/predict`` with an image upload, ``/v2/models/classifier/infer`` with the image as a UINT8 tensor in the
   binary tensor data extension and in JSON.
 - BentoML 1.4 (``benchmarks/peers/bento_service.py``: an ``@bentoml.service`` holding an onnxruntime session, one
@@ -52,9 +52,9 @@ from PIL import Image
 
 from benchmarks.report import machine, write_report
 from benchmarks.service import ROOT, WRK_SCRIPT, Server, Tally, free_port, load_round, make_models, wrk
-from contract import INPUT_NAME, OUTPUT_NAME
-from inference.model import load_model
-from inference.v2 import HEADER_LENGTH
+from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
+from cifar10_pipeline.inference.model import load_model
+from cifar10_pipeline.inference.v2 import HEADER_LENGTH
 
 PEERS_DIR = ROOT / "benchmarks" / "peers"  # the peers' server code and MLServer's settings
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar10-pipeline" / "peers"
@@ -249,7 +249,7 @@ def start_servers(families: list[str], workdir: Path, onnx_path: Path, bodies: B
 
     try:
         if "service" in families:
-            config = "python -m inference.server, its defaults: 1 worker process, batching off, threads = CPUs"
+            config = "python -m cifar10_pipeline.inference.server, its defaults: 1 worker process, batching off, threads = CPUs"
             start("service", "service", config,
                   {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"})
             infer = "/v2/models/classifier/infer"

@@ -1,7 +1,7 @@
 """INT8 against float: onnxruntime throughput of an exported model and its INT8 twin, side by side.
 
 ``python -m benchmarks.quantize --run RUN_DIR --out bench-results`` (``--smoke``: a few rounds, to show that it
-runs). Exports the finished run with ``python -m export --quantize int8`` (in the run's framework's environment:
+runs). Exports the finished run with ``python -m cifar10_pipeline.export --quantize int8`` (in the run's framework's environment:
 PyTorch from this interpreter, TensorFlow from ``$TF_PYTHON``, default ``.venv-tf/bin/python``) into a temporary
 folder, then times onnxruntime on both files at batch 1 and 64 with the service's session options (one intra-op
 thread, no spinning), in interleaved rounds. Throughput is counted per second of the process's CPU time, which
@@ -35,9 +35,9 @@ INTERPRETERS = {"torch": sys.executable,
 
 
 def export_both(run: Path, out: Path) -> tuple[Path, Path]:
-    """``python -m export --quantize int8`` of ``run`` in its framework's environment: (float file, INT8 file)."""
+    """``python -m cifar10_pipeline.export --quantize int8`` of ``run`` in its framework's environment: (float file, INT8 file)."""
     framework = json.loads((run / "run.json").read_text())["framework"]
-    cmd = [INTERPRETERS[framework], "-m", "export", "--run", str(run), "--out", str(out / "model.onnx"),
+    cmd = [INTERPRETERS[framework], "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(out / "model.onnx"),
            "--quantize", "int8"]
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
@@ -47,7 +47,7 @@ def export_both(run: Path, out: Path) -> tuple[Path, Path]:
 def sessions(paths: dict[str, Path], profile_dir: Path | None = None) -> dict:
     import onnxruntime as ort
 
-    from inference.model import session_options
+    from cifar10_pipeline.inference.model import session_options
 
     made = {}
     for name, path in paths.items():
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds, seconds, calls = (2, 0.5, 5) if args.smoke else (20, 8.0, 200)
     with tempfile.TemporaryDirectory(prefix="bench-quantize-") as tmp:
         paths = dict(zip(("float", "int8"), export_both(args.run, Path(tmp))))
-        from contract import golden_input
-        from inference.model import check_contract
+        from cifar10_pipeline.contract import golden_input
+        from cifar10_pipeline.inference.model import check_contract
 
         info = check_contract(paths["int8"])
         quantization = info.metadata["quantization"]

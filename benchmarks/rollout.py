@@ -35,8 +35,8 @@ from PIL import Image
 
 from benchmarks.report import machine, write_report
 from benchmarks.service import WRK_SCRIPT, make_models, wrk
-from deploy.replicas import haproxy, podman, stack
-from deploy.replicas.stack import Stack
+from cifar10_pipeline.deploy.replicas import haproxy, podman, stack
+from cifar10_pipeline.deploy.replicas.stack import Stack
 
 WATCH_PERIOD_S = 0.2  # how often readiness is sampled during the load
 

@@ -5,7 +5,7 @@ All on this machine's CPU, one after another in the same run:
 
 - load: small PNG uploads over ``--concurrency`` keep-alive connections from wrk (a C load generator, so the
   client takes little of the CPU the servers share with it) against the service's own server
-  (``python -m inference.server``: granian, one worker, its default threads) serving (a) the service with
+  (``python -m cifar10_pipeline.inference.server``: granian, one worker, its default threads) serving (a) the service with
   batching on, (b) the service with batching off (the CPU default), and (c) a naive baseline, Flask + torch
   eager with one image per forward pass, on the same server, so that the comparison is of the apps alone;
   requests/s, p50 and p99.
@@ -13,8 +13,8 @@ All on this machine's CPU, one after another in the same run:
 - footprint: size of a fresh venv holding only the ``serve`` extra, the CPU image's size when
   ``.ci/containers.sh`` has built it, and seconds from starting the server to ``/readyz`` answering 200.
 
-The model is the project's CNN (``training.model_torch``) as the default config builds it for CIFAR-10, with
-random weights (speed does not depend on them), exported the way ``python -m export`` exports a run.
+The model is the project's CNN (``model.torch_net``) as the default config builds it for CIFAR-10, with
+random weights (speed does not depend on them), exported the way ``python -m cifar10_pipeline.export`` exports a run.
 Figures go to ``--out`` as ``service.json`` and ``service.md``.
 """
 
@@ -42,8 +42,8 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks.report import machine, write_report
-from deploy.replicas import podman
-from training.datasets.cifar10 import CIFAR10_CLASSES
+from cifar10_pipeline.deploy.replicas import podman
+from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
 CIFAR10_MEAN, CIFAR10_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)  # pixel units
@@ -93,12 +93,12 @@ def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
     CLI exports it (dynamo exporter, parity, metadata with golden logits): (torch model file, ONNX file)."""
     import torch
 
-    from export.pipeline import prove_and_stamp
-    from export.torch_export import TorchRunner, to_onnx
-    from export.writer import write_model
-    from training.config import TrainConfig
-    from training.model_torch import build_model, save_model
-    from training.spec import ModelSpec
+    from cifar10_pipeline.export.pipeline import prove_and_stamp
+    from cifar10_pipeline.export.torch_converter import TorchRunner, to_onnx
+    from cifar10_pipeline.export.writer import write_model
+    from cifar10_pipeline.training.config import TrainConfig
+    from cifar10_pipeline.model.torch_net import build_model, save_model
+    from cifar10_pipeline.model.spec import ModelSpec
 
     torch.manual_seed(seed)
     config = TrainConfig()  # the network the default config trains on CIFAR-10
@@ -121,9 +121,9 @@ def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def load_torch(checkpoint: Path):
-    from training.model_torch import load_model
+    from cifar10_pipeline.model.torch_net import load_model
 
-    return load_model(checkpoint)[0]
+    return load_model(checkpoint)
 
 
 def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:
@@ -200,7 +200,7 @@ def free_port() -> int:
 
 
 class Server:
-    """A server process on 127.0.0.1: by default ``python -m inference.server`` with its default settings, serving
+    """A server process on 127.0.0.1: by default ``python -m cifar10_pipeline.inference.server`` with its default settings, serving
     the service or another app factory; with ``command``, any server (run from ``cwd``) that listens on ``port``
     and answers 200 on ``ready_path`` once it is ready."""
 
@@ -208,7 +208,7 @@ class Server:
                  port: int | None = None, ready_path: str = "/readyz", cwd: Path = ROOT):
         self.port = port or free_port()
         full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
-        cmd = command or [sys.executable, "-m", "inference.server", *(["--app", app] if app else [])]
+        cmd = command or [sys.executable, "-m", "cifar10_pipeline.inference.server", *(["--app", app] if app else [])]
         self.log, self.ready_path = log, ready_path
         started = time.perf_counter()
         with log.open("wb") as out:

@@ -5,7 +5,7 @@
 ``train-tf``) runs, each framework in its own environment (PyTorch from this interpreter, TensorFlow from
 ``$TF_PYTHON``, default ``.venv-tf/bin/python``). A run's time is the trainer's wall time from process start to
 exit (data loading and per-epoch evaluation included); its accuracy is that of the exported ONNX file on the 10,000
-test images (``python -m export``, whose parity step runs onnxruntime over all of them). A goal is met when the
+test images (``python -m cifar10_pipeline.export``, whose parity step runs onnxruntime over all of them). A goal is met when the
 mean accuracy and the mean time over the seeds meet it. Then the CIFAR-10 GPU config's network and batch are timed
 on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as ``train-<case>.json`` and
 ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.report import machine, write_report
+from cifar10_pipeline.model import frameworks
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CIFAR10_GPU_CONFIG = "cifar10-gpu.json"
 CIFAR10_TRAIN_IMAGES = 50_000
-PYTHONS = {"torch": sys.executable, "tensorflow": os.environ.get("TF_PYTHON", str(ROOT / ".venv-tf/bin/python"))}
-TRAINERS = {"torch": "training.train_torch", "tensorflow": "training.train_tf"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +62,12 @@ def run_command(cmd: list[str]) -> float:
 
 def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str], parity_images: int) -> dict:
     """Train, timed, then export the run; the run's figures and the ONNX file's test accuracy."""
-    python = PYTHONS[framework]
-    wall = run_command([python, "-m", TRAINERS[framework], "--runs-dir", str(runs_dir), "--run-name", name, *args])
+    python = frameworks.get(framework).python()
+    wall = run_command([python, "-m", "cifar10_pipeline.training", "--framework", framework, "--runs-dir", str(runs_dir),
+                        "--run-name", name, *args])
     run = runs_dir / name
     onnx_file = run / "model.onnx"
-    run_command([python, "-m", "export", "--run", str(run), "--out", str(onnx_file),
+    run_command([python, "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(onnx_file),
                  *(["--parity-images", str(parity_images)] if parity_images else [])])
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     parity = json.loads(onnx_file.with_name("model.parity.json").read_text())
@@ -101,12 +100,12 @@ def throughput_case(runs_dir: Path, smoke: bool) -> dict:
     config = json.loads((CONFIGS / CIFAR10_GPU_CONFIG).read_text())
     n = 2 * config["batch_size"] if smoke else 8 * config["batch_size"]
     rows = []
-    for framework in TRAINERS:
+    for framework in frameworks.NAMES:
         args = ["--dataset", "synthetic", "--params", str(CONFIGS / CIFAR10_GPU_CONFIG), "--epochs", "2",
                 "--max-train-samples", str(n), "--max-test-samples", "512"]
         name = f"{framework}-cifar-shape"
-        run_command([PYTHONS[framework], "-m", TRAINERS[framework], "--runs-dir", str(runs_dir), "--run-name", name,
-                     *args])
+        run_command([frameworks.get(framework).python(), "-m", "cifar10_pipeline.training", "--framework", framework,
+                     "--runs-dir", str(runs_dir), "--run-name", name, *args])
         metrics = (runs_dir / name / "metrics.jsonl").read_text().splitlines()
         ips = json.loads(metrics[-1])["images_per_second"]
         rows.append({"framework": framework, "images": n, "images_per_second": ips,

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import machine, write_report
-from training.config import ConfigError, TrainConfig
-from training.datasets import DataError
-from training.run import RunError
-from training.tuning import (HYPERPARAMETERS, Report, SearchSpace, TuneConfig, TuneError,
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training.datasets import DataError
+from cifar10_pipeline.training.run import RunError
+from cifar10_pipeline.training.tuning import (HYPERPARAMETERS, Report, SearchSpace, TuneConfig, TuneError,
                              evaluate_on_test, tune)
 
 # fixed for every run: 10000 of the 60000 training images, 4 epochs at width 32 take about a minute on 2 CPU cores

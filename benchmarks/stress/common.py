@@ -20,9 +20,9 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.service import Server, make_models
-from inference.config import ServiceConfig
-from inference.images import decode_image
-from inference.model import rank
+from cifar10_pipeline.inference.config import ServiceConfig
+from cifar10_pipeline.inference.images import decode_image
+from cifar10_pipeline.inference.model import rank
 
 HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
 
@@ -48,7 +48,7 @@ def model_id(data: bytes) -> str:
 
 
 def start_server(name: str, model_path: Path, **env: str) -> Server:
-    """``python -m inference.server`` on 127.0.0.1 serving ``model_path`` with its default settings, and the
+    """``python -m cifar10_pipeline.inference.server`` on 127.0.0.1 serving ``model_path`` with its default settings, and the
     ``INFERENCE_*`` variables in ``env`` (hot swapping off unless ``env`` sets the poll)."""
     settings = {"INFERENCE_MODEL_PATH": str(model_path), "INFERENCE_RELOAD_POLL_S": "0", **env}
     return Server(settings, None, workdir() / f"{name}-server.log")

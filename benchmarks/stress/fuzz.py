@@ -1,5 +1,5 @@
 """Fuzz: >= 10,000 generated malformed requests (``fuzz_inputs``) to /predict and /v2/models/<name>/infer of one
-real server process (``python -m inference.server``, its default settings, on 127.0.0.1), one after another,
+real server process (``python -m cifar10_pipeline.inference.server``, its default settings, on 127.0.0.1), one after another,
 each on its own connection (``Connection: close``). When the headers promise more body than is sent (a
 Content-Length lie, a chunked body), the client half-closes the connection after sending, so the server sees
 the body end early instead of waiting for the rest.
@@ -27,7 +27,7 @@ from benchmarks.stress.common import (
     workdir,
 )
 from benchmarks.stress.fuzz_inputs import Request, categories, requests
-from inference.config import ServiceConfig
+from cifar10_pipeline.inference.config import ServiceConfig
 
 NAME = "fuzz"
 SEED = 13
@@ -124,7 +124,7 @@ def markdown(figures: dict[str, Any]) -> str:
         "# Fuzz: malformed requests to /predict and /v2 infer",
         "",
         (f"{figures['inputs']:,} generated malformed requests (seed {figures['seed']}, "
-        "`benchmarks/stress/fuzz_inputs.py`), one connection each, to one `python -m inference.server` process "
+        "`benchmarks/stress/fuzz_inputs.py`), one connection each, to one `python -m cifar10_pipeline.inference.server` process "
         f"(default settings) on 127.0.0.1, in {figures['seconds']:.0f} s. Answers by category and status:"),
         "",
         "| category | inputs | " + " | ".join(columns) + " |",

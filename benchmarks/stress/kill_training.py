@@ -2,12 +2,12 @@
 
 Per framework: one uninterrupted run of a short synthetic config, then runs of the same config killed with
 SIGKILL at a seeded random moment after their first checkpoint (an epoch after the first, a fraction of it), each
-resumed with ``python -m training.train_* --resume RUN_DIR``. A resumed run must end with the same metrics (every
+resumed with ``cifar10-train --framework F --resume RUN_DIR``. A resumed run must end with the same metrics (every
 epoch's row, timings aside) and the same final accuracy as the uninterrupted one, and redo at most one epoch: the
 epochs it had completed (logged in metrics.jsonl) when killed, minus the epoch of the checkpoint the resume starts
 from.
 
-PyTorch runs with this interpreter, TensorFlow with ``$TF_PYTHON`` (default ``.venv-tf/bin/python``).
+Each framework runs in its own environment (``model.frameworks``: ``.venv``, ``.venv-tf``).
 """
 
 from __future__ import annotations
@@ -18,27 +18,27 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from cifar10_pipeline.model import frameworks
+
 NAME = "kill_training"
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 11
-# framework: (trainer module, interpreter, checkpoint file)
-FRAMEWORKS = {
-    "torch": ("training.train_torch", sys.executable, "checkpoint.pt"),
-    "tensorflow": ("training.train_tf", os.environ.get("TF_PYTHON", str(ROOT / ".venv-tf/bin/python")),
-                   "checkpoint.npz"),
-}
 # (kills per framework, epochs, training images)
 SIZES = {True: (1, 3, 600), False: (3, 4, 1500)}
 TIMINGS = ("seconds", "train_seconds", "images_per_second")  # the only metrics that may differ between runs
 POLL_S = 0.05
 RUN_TIMEOUT_S = 900
 RESUMED = re.compile(r"resuming \S+ after epoch (\d+)/(\d+)")
+
+
+def trainer_command(framework: str, args: list[str]) -> list[str]:
+    """``cifar10-train`` of ``framework`` in its own environment."""
+    return [frameworks.get(framework).python(), "-m", "cifar10_pipeline.training", "--framework", framework, *args]
 
 
 def train_args(runs: Path, name: str, epochs: int, train_images: int) -> list[str]:
@@ -71,13 +71,12 @@ def kill_and_resume(framework: str, runs: Path, name: str, epochs: int, train_im
     """Start a run, SIGKILL it ``fraction`` of the way into epoch ``epoch + 1`` (timed from the moment ``epoch``
     epochs are logged, scaled by that epoch's ``epoch_s`` in the uninterrupted run: the first epoch, with its
     compilation, is slower than the rest), resume it, and compare with ``reference``."""
-    module, python, checkpoint_file = FRAMEWORKS[framework]
     run_dir, log = runs / name, runs / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([python, "-m", module, *train_args(runs, name, epochs, train_images)], cwd=ROOT,
+        proc = subprocess.Popen(trainer_command(framework, train_args(runs, name, epochs, train_images)), cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
     started = time.monotonic()
-    checkpoint = run_dir / checkpoint_file
+    checkpoint = run_dir / frameworks.get(framework).checkpoint_file
     while (epochs_logged(run_dir) < epoch or not checkpoint.exists()) and proc.poll() is None \
             and time.monotonic() - started < RUN_TIMEOUT_S:
         time.sleep(POLL_S)
@@ -91,7 +90,7 @@ def kill_and_resume(framework: str, runs: Path, name: str, epochs: int, train_im
     since_checkpoint = time.time() - checkpoint.stat().st_mtime if checkpoint.exists() else None
 
     resumed_at = time.monotonic()
-    code = run_to_end([python, "-m", module, "--resume", str(run_dir)], log)
+    code = run_to_end(trainer_command(framework, ["--resume", str(run_dir)]), log)
     resume_s = time.monotonic() - resumed_at
     match = RESUMED.search(log.read_text(errors="replace"))
     from_epoch = int(match[1]) if match else None
@@ -121,11 +120,11 @@ def run(smoke: bool) -> dict[str, Any]:
                               "config": f"synthetic, {train_images} training images, width 8, {epochs} epochs, "
                                         "float32", "frameworks": {}}
     with tempfile.TemporaryDirectory(prefix="stress-kill-training-") as tmp:
-        for framework, (module, python, _) in FRAMEWORKS.items():
+        for framework in frameworks.NAMES:
             runs = Path(tmp) / framework
             runs.mkdir()
             started = time.monotonic()
-            code = run_to_end([python, "-m", module, *train_args(runs, "uninterrupted", epochs, train_images)],
+            code = run_to_end(trainer_command(framework, train_args(runs, "uninterrupted", epochs, train_images)),
                               runs / "uninterrupted.log")
             if code != 0:
                 report["frameworks"][framework] = {

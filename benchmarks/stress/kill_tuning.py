@@ -1,6 +1,6 @@
 """Stress: ``kill -9`` one of 2 tuning workers sharing a PostgreSQL study, in the middle of a trial.
 
-Two ``python -m training.tuning --storage postgresql://...`` processes (one worker each, as on two machines) share
+Two ``python -m cifar10_pipeline.training.tuning --storage postgresql://...`` processes (one worker each, as on two machines) share
 one study on a throwaway PostgreSQL server (``benchmarks.postgres``). Once the victim (chosen by a seeded draw)
 is in the middle of a trial (its first epoch reported) and the study has a finished trial, after a further seeded
 random delay, it gets SIGKILL. The survivor alone must then finish the study: every requested trial complete or
@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmarks.postgres import postgres_bin, throwaway_postgres
+from cifar10_pipeline.training.tuning.space import DEFAULT_SPACE
 
 NAME = "kill_tuning"
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,10 +42,10 @@ WAIT_S = 900  # the longest the survivor may take to finish the study
 def worker_command(url: str, workdir: Path, trials: int, epochs: int, train_images: int) -> list[str]:
     # lr alone: the default space's widths and epochs would make trials minutes long
     space = workdir / "space.json"
-    defaults = json.loads((ROOT / "training/tuning/search_space.json").read_text())
+    defaults = json.loads(DEFAULT_SPACE.read_text())
     space.write_text(json.dumps({**{k: None for k in defaults}, "lr": {"type": "float", "low": 0.03, "high": 0.3,
                                                                         "log": True}}))
-    return [sys.executable, "-m", "training.tuning", "--framework", "torch", "--storage", url, "--study-name", STUDY,
+    return [sys.executable, "-m", "cifar10_pipeline.training.tuning", "--framework", "torch", "--storage", url, "--study-name", STUDY,
             "--trials", str(trials), "--pruner", "none", "--space", str(space), "--no-final-test",
             "--studies-dir", str(workdir / "studies"), "--best", str(workdir / "best_params.json"),
             "--dataset", "synthetic", "--epochs", str(epochs), "--width", "8", "--batch-size", "64",
@@ -191,7 +192,7 @@ def markdown(figures: dict) -> str:
     lines = [
         "## Tuning: kill -9 one of 2 workers on a PostgreSQL study",
         "",
-        (f"{figures['workers']} workers (`python -m training.tuning --storage postgresql://...`, "
+        (f"{figures['workers']} workers (`python -m cifar10_pipeline.training.tuning --storage postgresql://...`, "
          f"{figures['framework']}), {figures['requested_trials']} trials requested of {figures['trial_shape']}; "
          f"{figures['storage']}; the worker to kill and the moment (after its trial's first epoch) drawn with seed "
          f"{figures['seed']}. {figures['finished_trials']} finished ({figures['complete']} complete, "

@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from contract import INPUT_NAME, OUTPUT_NAME, golden_input
+from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME, golden_input
 
 Corrupt = Callable[[bytes, random.Random], bytes]  # a good file's bytes -> a broken file's bytes
 

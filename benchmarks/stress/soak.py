@@ -1,5 +1,5 @@
 """Soak: 10 minutes of small PNG uploads to /predict at concurrency 64 (wrk, keep-alive connections) on one
-``python -m inference.server`` process with its default settings, after a warm-up; the server's resident
+``python -m cifar10_pipeline.inference.server`` process with its default settings, after a warm-up; the server's resident
 memory (VmRSS of its processes, from /proc) is sampled throughout.
 
 Goals: no failed request (wrk counts connection errors, timeouts and non-2xx answers), resident memory growth
@@ -104,7 +104,7 @@ def markdown(figures: dict[str, Any]) -> str:
         f"# Soak: {figures['duration_s']} s of /predict at concurrency {figures['concurrency']}",
         "",
         f"wrk, {figures['concurrency']} keep-alive connections posting a small PNG, after a {figures['warmup_s']} s "
-        "warm-up, to one `python -m inference.server` process (default settings: batching off, one worker).",
+        "warm-up, to one `python -m cifar10_pipeline.inference.server` process (default settings: batching off, one worker).",
         "",
         "| requests | failed | requests/s | p50 ms | p99 ms | memory growth MB | memory range MB |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -2,7 +2,7 @@
 truncated, half written in place, random bytes, empty, not ONNX, valid ONNX breaking the contract or failing
 the golden self-test), through the service's own hot swap (it polls the file: ``INFERENCE_RELOAD_POLL_S``).
 
-One ``python -m inference.server`` process (default settings otherwise) on 127.0.0.1; wrk posts a small PNG
+One ``python -m cifar10_pipeline.inference.server`` process (default settings otherwise) on 127.0.0.1; wrk posts a small PNG
 to /predict over 16 connections the whole time. After each replacement the scenario waits for its outcome:
 a good file must become the served model (/info's model id is the file's sha256) and answer a /predict upload
 and a /v2 infer request exactly as onnxruntime here answers them with that file; a broken file must be
@@ -35,7 +35,7 @@ from benchmarks.stress.common import (
     workdir,
 )
 from benchmarks.stress.model_files import CORRUPT, HALF_WRITTEN, good_variant
-from export.writer import write_atomic
+from cifar10_pipeline.files import write_bytes
 
 NAME = "swaps"
 SEED = 13
@@ -95,7 +95,7 @@ def write(path: Path, step: Step) -> None:
         with path.open("ab") as f:
             f.write(step.data[written:])
     elif step.good:
-        write_atomic(step.data, path)
+        write_bytes(path, step.data)
     else:
         with path.open("wb") as f:
             f.write(step.data)
@@ -143,7 +143,7 @@ def run(smoke: bool) -> dict[str, Any]:
     folder = workdir() / "swaps"
     folder.mkdir(exist_ok=True)
     model_path, body, script = folder / "model.onnx", folder / "upload.png", folder / "post.lua"
-    write_atomic(base, model_path)
+    write_bytes(model_path, base)
     body.write_bytes(good_png())
     script.write_text(WRK_SCRIPT)
     server = start_server("swaps", model_path, INFERENCE_RELOAD_POLL_S=str(POLL_S))
@@ -202,7 +202,7 @@ def markdown(figures: dict[str, Any]) -> str:
     lines = [
         f"# Swaps: {len(rows)} model replacements under load",
         "",
-        f"One `python -m inference.server` process, the model file polled every {figures['poll_s']:g} s "
+        f"One `python -m cifar10_pipeline.inference.server` process, the model file polled every {figures['poll_s']:g} s "
         f"(`INFERENCE_RELOAD_POLL_S`), wrk posting a small PNG to /predict over {figures['concurrency']} connections "
         f"throughout: {load['requests']:,} requests, {load['failed']} failed, p99 {load['p99_ms']:.1f} ms. "
         f"Good files served {min(good, default=0):.1f}-{max(good, default=0):.1f} s after they were written "

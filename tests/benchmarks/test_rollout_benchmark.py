@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 from benchmarks.rollout import failed, markdown, routed_while_down, verdicts
-from deploy.replicas.haproxy import Request, Transition
+from cifar10_pipeline.deploy.replicas.haproxy import Request, Transition
 
 NEW, OLD = "n" * 64, "o" * 64
 REPORT = {

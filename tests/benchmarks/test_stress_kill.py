@@ -4,21 +4,20 @@ kills, recovers and meets every goal, and its markdown shows the goals."""
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.support.paths import REPO
+from cifar10_pipeline.model import frameworks
 
-TF_PYTHON = Path(os.environ.get("TF_PYTHON", REPO / ".venv-tf/bin/python"))
+TF_PYTHON = Path(frameworks.get("tensorflow").python())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["kill_training", "kill_tuning"])
 def test_kill_scenario_smoke_meets_its_goals(name):
     if name == "kill_training" and not TF_PYTHON.exists():
-        pytest.fail(f"the TensorFlow interpreter {TF_PYTHON} is missing: make install-tf, or set TF_PYTHON")
+        pytest.fail(f"the TensorFlow interpreter {TF_PYTHON} is missing: make install-tf, or set TF_VENV")
     scenario = importlib.import_module(f"benchmarks.stress.{name}")
     figures = scenario.run(smoke=True)
     assert figures["smoke"] is True and figures["goals"]

@@ -1,6 +1,6 @@
-"""The ``contract`` package: check_signature, encode_metadata, golden_input, what importing it costs, and the
-arrows between the packages (training and inference never meet; contract depends on none of them, its core on
-numpy alone and its image decoder, ``contract.images``, on Pillow too; the decoder's behaviour: test_images.py).
+"""The ``contract`` package: check_signature, encode_metadata, golden_input, and what importing it costs (its core
+numpy alone, its image decoder, ``contract.images``, Pillow too; the decoder's behaviour: test_images.py; the
+arrows between all the packages: tests/test_import_arrows.py).
 
 Models are described here as plain TensorSpec values, the way ``export`` and ``inference`` describe theirs after
 reading a file with their own engine, so no ONNX tooling is needed.
@@ -8,7 +8,6 @@ reading a file with their own engine, so no ONNX tooling is needed.
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -16,9 +15,10 @@ import sys
 import numpy as np
 import pytest
 
-from contract import (GOLDEN_SEED, INPUT_NAME, METADATA_KEYS, OPTIONAL_METADATA_KEYS, OUTPUT_NAME, ContractError,
+from cifar10_pipeline.contract import (GOLDEN_SEED, INPUT_NAME, METADATA_KEYS, OPTIONAL_METADATA_KEYS, OUTPUT_NAME, ContractError,
                       ModelInfo, TensorSpec, check_signature, decode_metadata, encode_metadata, golden_input,
                       golden_reference, is_quantized)
+from tests.support.imports import imports_of
 from tests.support.paths import REPO
 
 LABELS = ["cat", "dog", "eel"]
@@ -252,68 +252,20 @@ def test_golden_input_is_deterministic_differs_per_seed_and_ignores_the_global_r
 
 # --------------------------------------------------------------------------------- what importing contract costs
 
-HEAVY = ("onnxruntime", "onnx", "torch", "tensorflow", "flask", "training", "export", "inference")
+PROJECT = "cifar10_pipeline"
+HEAVY = ("onnxruntime", "onnx", "torch", "tensorflow", "flask", f"{PROJECT}.training", f"{PROJECT}.export",
+         f"{PROJECT}.inference", f"{PROJECT}.model")
 
 
-@pytest.mark.parametrize("module, loaded", [("contract", []), ("contract.images", ["PIL"])])
+@pytest.mark.parametrize("module, loaded", [(f"{PROJECT}.contract", []), (f"{PROJECT}.contract.images", ["PIL"])])
 def test_importing_contract_loads_no_engine_framework_or_web_stack(module, loaded):
     # the core stays numpy-only: Pillow is loaded by the image decoder alone
     probe = (f"import json, sys, {module}; "
-             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({[*HEAVY, 'PIL']!r}))))")
+             f"print(json.dumps(sorted({{n for n in {[*HEAVY, 'PIL']!r} for m in sys.modules "
+             f"if m == n or m.startswith(n + '.')}})))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == loaded
-
-
-# ------------------------------------------------------------------------------------ arrows between packages
-
-
-def imported_packages(source: str, module: str) -> dict[str, int]:
-    """Top-level package of everything ``source`` imports -> the first line importing it; ``module`` is the source's
-    dotted name (a package's ``__init__`` under the package's own name), so relative imports resolve."""
-    is_package_init = module.endswith(".__init__")
-    package = module.removesuffix(".__init__").split(".")
-    if not is_package_init:
-        package = package[:-1]
-    found: dict[str, int] = {}
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):  # relative (level >= 1): up level - 1 packages from this one's
-            base = package[: len(package) - (node.level - 1)] if node.level else []
-            names = [".".join([*base, node.module] if node.module else base)]
-        else:
-            continue
-        for name in names:
-            found.setdefault(name.split(".")[0], node.lineno)
-    return found
-
-
-def test_the_import_scanner_sees_every_kind_of_import():
-    source = ("import os\nimport numpy as np, inference.app\nfrom training.datasets import load_dataset\n"
-              "from . import sibling\nfrom ..export import writer\n"
-              "def later():\n    from flask import Flask\n")
-    assert imported_packages(source, "inference.model") == {
-        "os": 1, "numpy": 2, "inference": 2, "training": 3, "export": 5, "flask": 7}
-    assert imported_packages("from . import base\n", "training.datasets.__init__") == {"training": 1}
-
-
-@pytest.mark.parametrize("package, forbidden", [
-    ("training", {"inference"}),
-    ("inference", {"training", "export"}),
-    ("contract", {"training", "export", "inference"}),
-    ("deploy", {"training", "export", "inference", "contract"}),  # it runs the image; it imports none of it
-])
-def test_packages_import_only_along_the_arrows(package, forbidden):
-    files = sorted((REPO / package).rglob("*.py"))
-    assert REPO / package / "__init__.py" in files  # the scan looks at the real package
-    crossings = []
-    for path in files:
-        module = ".".join(path.relative_to(REPO).with_suffix("").parts)
-        for imported, line in imported_packages(path.read_text(encoding="utf-8"), module).items():
-            if imported in forbidden:
-                crossings.append(f"{path.relative_to(REPO)}:{line} imports {imported}")
-    assert crossings == []
 
 
 # what each contract module may import besides the standard library and contract itself
@@ -321,10 +273,10 @@ CONTRACT_THIRD_PARTY = {"contract": {"numpy"}, "contract.images": {"numpy", "PIL
 
 
 def test_contract_modules_import_numpy_and_only_the_decoder_pillow():
-    files = sorted((REPO / "contract").rglob("*.py"))
-    modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p for p in files}
+    package = REPO / "src" / PROJECT / "contract"
+    modules = {".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in sorted(package.rglob("*.py"))}
     assert set(modules) == set(CONTRACT_THIRD_PARTY), "a new contract module: say what it may import"
     for module, path in modules.items():
-        source_module = module + ".__init__" if path.name == "__init__.py" else module
-        imported = set(imported_packages(path.read_text(encoding="utf-8"), source_module))
-        assert imported - set(sys.stdlib_module_names) - {"contract"} <= CONTRACT_THIRD_PARTY[module]
+        imported = {name.split(".")[0] for name in imports_of(path)}
+        assert imported - set(sys.stdlib_module_names) - {PROJECT} <= CONTRACT_THIRD_PARTY[module]

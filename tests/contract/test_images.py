@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.images import GRAY_MODES, ImageError, decode_image, open_image, resize_pixels
+from cifar10_pipeline.contract.images import GRAY_MODES, ImageError, decode_image, open_image, resize_pixels
 from tests.support.images import COLOUR, PHOTO_KINDS, encode, photo, png, png_claiming, red_over_blue, solid
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.replicas import stack
+from cifar10_pipeline.deploy.replicas import stack
 from tests.support.images import png
 from tests.support.onnx_models import write_model
 

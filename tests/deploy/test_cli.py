@@ -1,4 +1,4 @@
-"""python -m deploy.replicas: help, and clear errors (exit 1, no traceback) for what a user can get wrong."""
+"""python -m cifar10_pipeline.deploy.replicas: help, and clear errors (exit 1, no traceback) for what a user can get wrong."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tests.support.paths import REPO
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deploy.replicas", *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cifar10_pipeline.deploy.replicas", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
 
 

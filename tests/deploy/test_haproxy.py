@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from deploy.replicas import haproxy
-from deploy.replicas.haproxy import Checks, Request, Transition
+from cifar10_pipeline.deploy.replicas import haproxy
+from cifar10_pipeline.deploy.replicas.haproxy import Checks, Request, Transition
 
 LOG = """\
 [NOTICE]   (7) : haproxy version is 2.6.12-1+deb12u4

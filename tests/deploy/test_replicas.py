@@ -13,7 +13,7 @@ import time
 import pytest
 
 from benchmarks.rollout import Counts, kill_under_load, rollout_under_load
-from deploy.replicas import haproxy, podman, stack
+from cifar10_pipeline.deploy.replicas import haproxy, podman, stack
 from tests.support.api import sha256
 from tests.support.images import png
 from tests.support.net import predict
@@ -92,7 +92,7 @@ def test_ctrl_c_in_the_foreground_removes_the_containers_and_haproxy(old_model, 
     port = stack.free_base_port(2)
     log = tmp_path / "up.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "deploy.replicas", "--state-dir", str(state_dir), "up",
+        process = subprocess.Popen([sys.executable, "-m", "cifar10_pipeline.deploy.replicas", "--state-dir", str(state_dir), "up",
                                     "--model", str(old_model), "--port", str(port)], cwd=REPO, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from export.__main__ import main as export_main
+from cifar10_pipeline.export.__main__ import main as export_main
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``python -m export``: nothing written on a parity failure, clear errors, --help."""
+"""``python -m cifar10_pipeline.export``: nothing written on a parity failure, clear errors, --help."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from export.__main__ import main as export_main
+from cifar10_pipeline.export.__main__ import main as export_main
 from tests.support.onnx_edits import tampered
 
 
@@ -30,11 +30,11 @@ def test_export_cli_writes_nothing_when_parity_fails(trained, exporter, tmp_path
     (["--quantize", "int8", "--calibration-images", "0"], "use at least 1"),
 ])
 def test_export_cli_bad_arguments(args, message):
-    result = subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "cifar10_pipeline.export", *args], capture_output=True, text=True)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_export_help():
-    result = subprocess.run([sys.executable, "-m", "export", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "cifar10_pipeline.export", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--max-abs-diff" in result.stdout and "--parity-images" in result.stdout
     assert "--quantize {int8}" in result.stdout and "--max-accuracy-drop POINTS" in result.stdout

@@ -8,8 +8,8 @@ import json
 import onnx
 import pytest
 
-from contract import ContractError
-from inference.model import check_contract
+from cifar10_pipeline.contract import ContractError
+from cifar10_pipeline.inference.model import check_contract
 
 
 def _edit(path, out, edit):

@@ -3,13 +3,12 @@ both trainers take the same command line.
 
 Runs under the TensorFlow environment (``.venv-tf/bin/python -m pytest tests/export/test_cross_framework.py``).
 PyTorch never enters this process: each framework trains and exports as a separate command, the PyTorch one
-with the interpreter in ``$TORCH_PYTHON`` (default: the repository's ``.venv/bin/python``).
+with the interpreter of its environment (``model.frameworks``: ``$VENV``, default ``.venv``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,30 +17,32 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from contract import METADATA_KEYS, golden_input
-from inference.model import check_contract
+from cifar10_pipeline.contract import METADATA_KEYS, golden_input
+from cifar10_pipeline.inference.model import check_contract
+from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.training.datasets import load_dataset
 from tests.support.paths import REPO
-from training.datasets import load_dataset
 
-TORCH_PYTHON = os.environ.get("TORCH_PYTHON", str(REPO / ".venv" / "bin" / "python"))
+TORCH_PYTHON = frameworks.get("torch").python()
 
 TINY_CLI = ["--dataset", "synthetic", "--epochs", "1", "--width", "8", "--max-train-samples", "512",
             "--max-test-samples", "256"]
 
 
 def _command(python: str, *args: str) -> subprocess.CompletedProcess:
-    assert Path(python).is_file(), f"no interpreter at {python}: run `make install` or set TORCH_PYTHON"
+    assert Path(python).is_file(), f"no interpreter at {python}: run `make install` or set VENV"
     result = subprocess.run([python, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{python} {' '.join(args)} failed:\n{result.stderr[-3000:]}"
     return result
 
 
-def _train_and_export(python: str, trainer: str, tmp_path: Path) -> tuple[Path, dict]:
+def _train_and_export(python: str, framework: str, tmp_path: Path) -> tuple[Path, dict]:
     """`make train-<framework> export` with that framework's own interpreter: (ONNX file, run.json)."""
-    runs = tmp_path / trainer
-    _command(python, "-m", f"training.{trainer}", *TINY_CLI, "--runs-dir", str(runs), "--run-name", "tiny")
-    out = tmp_path / f"{trainer}.onnx"
-    _command(python, "-m", "export", "--runs-dir", str(runs), "--out", str(out))
+    runs = tmp_path / framework
+    _command(python, "-m", "cifar10_pipeline.training", "--framework", framework, *TINY_CLI, "--runs-dir", str(runs),
+             "--run-name", "tiny")
+    out = tmp_path / f"{framework}.onnx"
+    _command(python, "-m", "cifar10_pipeline.export", "--runs-dir", str(runs), "--out", str(out))
     return out, json.loads((runs / "tiny" / "run.json").read_text())
 
 
@@ -51,8 +52,8 @@ def _signature(session: ort.InferenceSession) -> list[tuple]:
 
 @pytest.mark.slow
 def test_pytorch_and_tensorflow_files_share_one_contract(tmp_path):
-    torch_file, torch_info = _train_and_export(TORCH_PYTHON, "train_torch", tmp_path)
-    tf_file, tf_info = _train_and_export(sys.executable, "train_tf", tmp_path)
+    torch_file, torch_info = _train_and_export(TORCH_PYTHON, "torch", tmp_path)
+    tf_file, tf_info = _train_and_export(sys.executable, "tensorflow", tmp_path)
     assert (torch_info["framework"], tf_info["framework"]) == ("torch", "tensorflow")
     # the same network: the same number of trainable parameters
     assert torch_info["num_parameters"] == tf_info["num_parameters"]
@@ -85,9 +86,9 @@ def test_pytorch_and_tensorflow_files_share_one_contract(tmp_path):
 
 def test_both_trainers_have_the_same_command_line():
     def flags(python: str, trainer: str) -> set[str]:
-        help_text = _command(python, "-m", f"training.{trainer}", "--help").stdout
+        help_text = _command(python, "-m", "cifar10_pipeline.training", "--framework", trainer, "--help").stdout
         return {word.strip(",[]") for word in help_text.split() if word.startswith("--")}
 
-    torch_flags, tf_flags = flags(TORCH_PYTHON, "train_torch"), flags(sys.executable, "train_tf")
+    torch_flags, tf_flags = flags(TORCH_PYTHON, "torch"), flags(sys.executable, "tensorflow")
     assert {"--batch-size", "--resume", "--dry-run", "--params"} <= tf_flags
     assert torch_flags == tf_flags

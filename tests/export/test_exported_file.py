@@ -8,18 +8,18 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from contract import METADATA_KEYS, golden_input
-from inference.model import check_contract
-from training.datasets import load_dataset
+from cifar10_pipeline.contract import METADATA_KEYS, golden_input
+from cifar10_pipeline.inference.model import check_contract
+from cifar10_pipeline.training.datasets import load_dataset
 
 
-def test_exported_file_meets_the_contract_and_carries_its_metadata(exported, trained, trainer):
+def test_exported_file_meets_the_contract_and_carries_its_metadata(exported, trained, framework):
     info = check_contract(exported)
     assert info.labels == tuple(trained.run.info["classes"]) and info.num_classes == 10
     assert info.input_shape == (32, 32, 3)
     meta = info.metadata
     assert set(meta) == set(METADATA_KEYS)
-    assert meta["framework"] == trainer.FRAMEWORK and meta["dataset"] == "synthetic"
+    assert meta["framework"] == framework.name and meta["dataset"] == "synthetic"
     assert meta["framework_version"] == trained.run.info["framework_version"]
     assert meta["train_config"] == trained.run.config.to_dict()
     assert meta["parity"]["passed"] and meta["parity"]["max_abs_diff"] <= 1e-4
@@ -61,7 +61,7 @@ def test_golden_logits_in_the_report_reproduce_with_onnxruntime(exported):
 
 
 def test_onnxruntime_folds_every_batchnorm_into_its_conv(exported, tmp_path):
-    # the exported graph pools after BatchNorm + ReLU (training.model_torch.ConvPool), so onnxruntime folds every
+    # the exported graph pools after BatchNorm + ReLU (model.torch_net.ConvPool), so onnxruntime folds every
     # BatchNorm into the conv before it and fuses the ReLU: no BatchNormalization is left to run when serving
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")

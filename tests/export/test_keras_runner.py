@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.tf_export import KerasRunner, convert
-from training.datasets import load_dataset
+from cifar10_pipeline.export.keras_converter import KerasRunner, convert
+from cifar10_pipeline.training.datasets import load_dataset
 
 
 def test_keras_runner_is_in_inference_mode(trained):

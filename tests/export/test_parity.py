@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from export.parity import OrtRunner, ParityError, Tolerance, check_parity
+from cifar10_pipeline.export.parity import OrtRunner, ParityError, Tolerance, check_parity
 from tests.support.onnx_edits import tampered
-from training.datasets import load_dataset
+from cifar10_pipeline.training.datasets import load_dataset
 
 
 def test_parity_fails_on_a_tampered_graph_and_reports_every_case(trained, exporter):

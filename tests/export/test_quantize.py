@@ -1,4 +1,4 @@
-"""INT8 export (``make export QUANTIZE=int8``, ``python -m export --quantize int8``) for both frameworks: the twin
+"""INT8 export (``make export QUANTIZE=int8``, ``python -m cifar10_pipeline.export --quantize int8``) for both frameworks: the twin
 file meets the contract with the float file's metadata plus its quantization report, the service accepts it and
 refuses it tampered, and the accuracy gate writes nothing when the quantized model loses too much."""
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import onnx
 import pytest
 
-from contract import METADATA_KEYS, ContractError
-from export import pipeline
-from export.__main__ import main as export_main
-from inference.model import check_contract, load_model
+from cifar10_pipeline.contract import METADATA_KEYS, ContractError
+from cifar10_pipeline.export import pipeline
+from cifar10_pipeline.export.__main__ import main as export_main
+from cifar10_pipeline.inference.model import check_contract, load_model
 from tests.support.onnx_edits import tampered
 from tests.support.paths import REPO
 
@@ -36,14 +36,14 @@ def made(trained, tmp_path_factory) -> Path:
     return out
 
 
-def test_make_export_quantize_writes_an_int8_twin_with_the_same_contract_and_metadata(made, trainer):
+def test_make_export_quantize_writes_an_int8_twin_with_the_same_contract_and_metadata(made, framework):
     int8 = made.with_name("model.int8.onnx")
     assert sorted(p.name for p in made.parent.iterdir()) == [
         "model.int8.onnx", "model.int8.quantization.json", "model.onnx", "model.parity.json"]
     float_info, info = check_contract(made), check_contract(int8)
     assert info.labels == float_info.labels and info.input_shape == float_info.input_shape
     assert set(info.metadata) == set(METADATA_KEYS) | {"quantization"}
-    assert info.metadata["framework"] == trainer.FRAMEWORK
+    assert info.metadata["framework"] == framework.name
     same = {k for k in METADATA_KEYS if k != "test_accuracy"}
     assert {k: info.metadata[k] for k in same} == {k: float_info.metadata[k] for k in same}
     report = info.metadata["quantization"]

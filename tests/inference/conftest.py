@@ -9,18 +9,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import tomllib
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
-from inference.app import create_app
-from inference.config import ServiceConfig
+from cifar10_pipeline.inference.app import create_app
+from cifar10_pipeline.inference.config import ServiceConfig
 from tests.support.onnx_models import write_model
 from tests.support.paths import REPO
 
-SERVE_DEPS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
 CONSTRAINTS = REPO / "constraints.txt"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright cannot download its own browsers here
 
@@ -59,11 +57,12 @@ def client(make_app):
 
 @pytest.fixture(scope="module")
 def serve_venv(tmp_path_factory) -> Path:
-    """A new venv with only the `serve` extra's packages (pinned), as in the CPU image."""
+    """A new venv with the project installed from the repository with its `serve` extra (pinned), as the CPU image
+    installs it: ``pip install '.[serve]'``."""
     venv = tmp_path_factory.mktemp("serve") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [venv / "bin/pip", "install", "-q", "--disable-pip-version-check", "-c", CONSTRAINTS, *SERVE_DEPS],
+        [venv / "bin/pip", "install", "-q", "--disable-pip-version-check", "-c", CONSTRAINTS, f"{REPO}[serve]"],
         check=True,
         timeout=900,
     )

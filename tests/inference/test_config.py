@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.app import create_app
-from inference.config import ServiceConfig
+from cifar10_pipeline.inference.app import create_app
+from cifar10_pipeline.inference.config import ServiceConfig
 
 
 def test_config_from_environment():

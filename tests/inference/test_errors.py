@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.errors import ApiError
+from cifar10_pipeline.inference.errors import ApiError
 
 
 def test_api_error_carries_its_status():

@@ -1,4 +1,4 @@
-"""``python -m inference.predict``: offline classification with the service's model loading, decoding and
+"""``python -m cifar10_pipeline.inference.predict``: offline classification with the service's model loading, decoding and
 ranking; bad files reported and skipped."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from inference.predict import Progress, main
+from cifar10_pipeline.inference.predict import Progress, main
 from tests.support.api import post_files
 from tests.support.images import COLOUR, png
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
@@ -100,8 +100,8 @@ def test_a_refused_model_is_never_used(photos, tmp_path, capsys):
 
 
 def test_it_imports_what_the_service_imports_and_nothing_more():
-    probe = ("import sys, inference.predict; "
-             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'tqdm', 'training', 'export') if m in sys.modules))")
+    probe = ("import sys, cifar10_pipeline.inference.predict; "
+             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'tqdm', 'cifar10_pipeline.training', 'cifar10_pipeline.export') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 

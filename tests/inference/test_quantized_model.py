@@ -7,8 +7,8 @@ import numpy as np
 import onnx
 import pytest
 
-from contract import ContractError
-from inference.model import load_model
+from cifar10_pipeline.contract import ContractError
+from cifar10_pipeline.inference.model import load_model
 from tests.support.api import post_files, sha256
 from tests.support.images import COLOUR, png
 from tests.support.onnx_edits import tampered

@@ -1,11 +1,11 @@
-"""The service as it is deployed: its server (granian) in a fresh venv holding only the `serve` dependencies,
-serving a copy of ``contract/`` and ``inference/`` alone, over real HTTP (chunked uploads included)."""
+"""The service as it is deployed: ``cifar10-serve`` (granian) from a fresh venv where ``pip install '.[serve]'``
+installed the project, run outside the repository, over real HTTP (chunked uploads included)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,8 +24,7 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def server(venv: Path, app_dir: Path, model: Path, log: Path):
-    """``python -m inference.server`` from ``venv``, serving the copy of ``inference/`` in ``app_dir``, as the
-    images run it; yields (base URL, process)."""
+    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it; yields (base URL, process)."""
     port = free_port()
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
@@ -37,7 +36,7 @@ def server(venv: Path, app_dir: Path, model: Path, log: Path):
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [venv / "bin/python", "-m", "inference.server"], cwd=app_dir, env=env, stdout=out, stderr=out
+            [venv / "bin/cifar10-serve"], cwd=app_dir, env=env, stdout=out, stderr=out
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -53,15 +52,17 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
         result = subprocess.run([serve_venv / "bin/python", "-c", f"import {framework}"], capture_output=True, text=True)
         assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, framework
 
-    app_dir = tmp_path / "app"  # contract/ and inference/ alone, as in the image: nothing else of the repo
-    for package in ("contract", "inference"):
-        shutil.copytree(REPO / package, app_dir / package, ignore=shutil.ignore_patterns("__pycache__"))
+    app_dir = tmp_path / "app"  # away from the repository: the installed package is all it has
+    app_dir.mkdir()
     model = write_model(tmp_path / "model.onnx", seed=0)
     log = tmp_path / "server.log"
     with server(serve_venv, app_dir, model, log) as (base, process):
         status, answer = predict(base, [("red.png", png())])
         assert status == 200 and answer["predictions"][0]["label"] == expected_label((200, 30, 60))
 
+        version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+        assert http("GET", f"{base}/v2")[1]["version"] == version
+        assert http("GET", f"{base}/openapi.json")[1]["info"]["version"] == version
         info = http("GET", f"{base}/info")[1]
         assert info["imported_frameworks"] == []
         maps = Path(f"/proc/{info['pid']}/maps").read_text()

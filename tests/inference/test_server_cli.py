@@ -1,4 +1,4 @@
-"""The server's command line (``python -m inference.server``): bad settings exit 2, thread defaults."""
+"""The server's command line (``python -m cifar10_pipeline.inference.server``): bad settings exit 2, thread defaults."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from inference.config import ServiceConfig
+from cifar10_pipeline.inference.config import ServiceConfig
 
 
 @pytest.mark.parametrize("env, args, message", [
@@ -23,7 +23,7 @@ from inference.config import ServiceConfig
      "providers ['CUDAExecutionProvider'] are not in this onnxruntime build"),
 ])
 def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, args, message):
-    from inference import server
+    from cifar10_pipeline.inference import server
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -36,7 +36,7 @@ def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, a
 
 
 def test_server_threads_default_to_the_cpus_or_the_batch_size():
-    from inference.server import default_threads
+    from cifar10_pipeline.inference.server import default_threads
 
     cpus = len(os.sched_getaffinity(0))
     assert default_threads(ServiceConfig()) == cpus  # batching off: more threads only contend for the GIL

@@ -1,4 +1,4 @@
-"""The upload limit over real HTTP, as deployed (``python -m inference.server``, granian): bodies without a
+"""The upload limit over real HTTP, as deployed (``python -m cifar10_pipeline.inference.server``, granian): bodies without a
 Content-Length (Transfer-Encoding: chunked), multipart forms and raw images, just and far over the limit, get a
 413 JSON answer; the same bodies under the limit are classified."""
 

@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from contract import project_version
-from inference.config import ServiceConfig
+from cifar10_pipeline.contract import project_version
+from cifar10_pipeline.inference.config import ServiceConfig
 from tests.support.api import parse_metrics, sha256
 from tests.support.onnx_models import CIFAR10_LABELS, reference_logits, write_model
 

@@ -38,7 +38,7 @@ def triton_python(tmp_path_factory) -> Path:
 
 
 def server(model: Path, log: Path):
-    """``python -m inference.server`` on a free loopback port, watching ``model``; yields its base URL."""
+    """``python -m cifar10_pipeline.inference.server`` on a free loopback port, watching ``model``; yields its base URL."""
     return served({"INFERENCE_MODEL_PATH": str(model), "INFERENCE_MODEL_NAME": MODEL_NAME,
                    "INFERENCE_MAX_FILES": str(MAX_FILES), "INFERENCE_RELOAD_POLL_S": "0.05"}, log, "--threads", "2")
 

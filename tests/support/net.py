@@ -83,12 +83,12 @@ def wait_ready(base: str, process: subprocess.Popen | None = None, log: Path | N
 
 @contextlib.contextmanager
 def served(settings: dict[str, str], log: Path, *args: str) -> Iterator[str]:
-    """``python -m inference.server ARGS`` on 127.0.0.1 and a free port, with the environment ``settings`` added
+    """``python -m cifar10_pipeline.inference.server ARGS`` on 127.0.0.1 and a free port, with the environment ``settings`` added
     and its output in ``log``; yields its base URL once /readyz answers 200, stops it on exit."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **settings}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "inference.server", *args], cwd=REPO, env=env, stdout=out,
+        process = subprocess.Popen([sys.executable, "-m", "cifar10_pipeline.inference.server", *args], cwd=REPO, env=env, stdout=out,
                                    stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from contract import OUTPUT_NAME
+from cifar10_pipeline.contract import OUTPUT_NAME
 
 
 def _logits_renamed(model: onnx.ModelProto, name: str) -> onnx.ModelProto:

@@ -14,14 +14,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from contract import (
+from cifar10_pipeline.contract import (
     GOLDEN_BATCH,
     INPUT_NAME,
     OUTPUT_NAME,
     encode_metadata,
     golden_input,
 )
-from training.datasets.cifar10 import CIFAR10_CLASSES
+from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES
 
 CIFAR10_LABELS = list(CIFAR10_CLASSES)
 OPSET = 18
@@ -169,7 +169,7 @@ def write_model(path: Path, model: onnx.ModelProto | None = None, **kwargs: Any)
 def write_quantized_model(path: Path, *, seed: int = 0, **kwargs: Any) -> Path:
     """The model of ``seed`` (see ``build_model``) quantized by the export's INT8 recipe and stamped the same
     way, written to ``path``: calibrated and gated on images of random colours, labelled by the float model."""
-    from export.pipeline import quantize_and_stamp  # onnxruntime's quantizer: only for the tests that need it
+    from cifar10_pipeline.export.pipeline import quantize_and_stamp  # onnxruntime's quantizer: only for the tests that need it
 
     model = build_model(seed=seed, **kwargs)
     height, width, channels = (kwargs.get(k, d) for k, d in (("height", 32), ("width", 32), ("channels", 3)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.config import TrainConfig
+from cifar10_pipeline.training.config import TrainConfig
 
 # Small enough for 2 CPU cores in well under a minute, large enough to learn far above chance (10%).
 # tta on: the shared export tests then prove that both frameworks' flip TTA survives the export

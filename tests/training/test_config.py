@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from training.config import ConfigError, TrainConfig, config_from_args, one_cycle_lr
-from training.cli import build_parser
+from cifar10_pipeline.training.config import ConfigError, TrainConfig, config_from_args, one_cycle_lr
+from cifar10_pipeline.training.cli import build_parser
 
 
 def test_defaults_are_valid_and_round_trip():
@@ -45,7 +45,7 @@ def test_bad_overrides_fail_loudly_with_the_offending_value(values, message):
 def test_params_file_then_flags(tmp_path):
     params = tmp_path / "best.json"
     params.write_text(json.dumps({"lr": 0.05, "width": 16, "epochs": 3}))
-    args = build_parser("train", "PyTorch").parse_args(["--params", str(params), "--epochs", "7", "--flip", "false"])
+    args = build_parser().parse_args(["--params", str(params), "--epochs", "7", "--flip", "false"])
     config = config_from_args(args)
     assert (config.lr, config.width, config.epochs, config.flip) == (0.05, 16, 7, False)
 

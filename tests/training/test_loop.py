@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from tests.support.runs import tiny_config
-from training import loop
-from training.config import TrainConfig, one_cycle_lr
-from training.datasets import Dataset
-from training.run import Run, RunError
+from cifar10_pipeline.training import loop
+from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
+from cifar10_pipeline.training.datasets import Dataset
+from cifar10_pipeline.training.run import Run, RunError
 
 N_TRAIN, N_TEST = 300, 40
 
@@ -84,7 +84,7 @@ def names(calls) -> list[str]:
 
 def test_each_epoch_seeds_orders_and_schedules_as_documented(tmp_path):
     config = small(tmp_path, seed=7)
-    loop.train(Recorder, config)
+    loop.fit(Recorder, config)
     calls = Recorder.instances[0].calls
     steps_per_epoch = 3  # ceil(300 / 128)
     total = 3 * steps_per_epoch
@@ -102,7 +102,7 @@ def test_each_epoch_seeds_orders_and_schedules_as_documented(tmp_path):
 
 
 def test_the_run_records_what_the_adapter_reports(tmp_path):
-    result = loop.train(Recorder, small(tmp_path))
+    result = loop.fit(Recorder, small(tmp_path))
     rows, info = result.metrics, result.run.info
     share_of_class_0 = float((Recorder.instances[0].ds.train_labels == 0).mean())
     assert [r["train_loss"] for r in rows] == pytest.approx([0.5] * 3)
@@ -113,7 +113,7 @@ def test_the_run_records_what_the_adapter_reports(tmp_path):
 
 
 def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_run(tmp_path):
-    full = loop.train(Recorder, small(tmp_path, run_name="full"))
+    full = loop.fit(Recorder, small(tmp_path, run_name="full"))
 
     def stop_after_first(epoch, row):
         if epoch == 1:
@@ -121,8 +121,8 @@ def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_ru
 
     config = small(tmp_path, run_name="cut")
     with pytest.raises(Interrupt):
-        loop.train(Recorder, config, on_epoch=stop_after_first)
-    resumed = loop.train(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
+        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    resumed = loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
     calls = Recorder.instances[-1].calls
     assert calls[0] == ("load_checkpoint", 1)
     assert [c[1] for c in calls if c[0] == "begin_epoch"] == [config.seed * loop.SEED_STRIDE + e for e in (1, 2)]
@@ -134,8 +134,8 @@ def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_ru
 
 def test_resuming_a_finished_run_evaluates_once_and_saves_the_model_again(tmp_path):
     config = small(tmp_path)
-    first = loop.train(Recorder, config)
-    again = loop.train(Recorder, config, resume=first.run)
+    first = loop.fit(Recorder, config)
+    again = loop.fit(Recorder, config, resume=first.run)
     assert names(Recorder.instances[-1].calls) == ["load_checkpoint", "predict", "save_model"]
     assert again.eval_accuracy == first.eval_accuracy and len(again.metrics) == 3
 
@@ -144,4 +144,4 @@ def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
     config = small(tmp_path)
     run = Run.create(config, "numpy")
     with pytest.raises(RunError, match="stopped before its first epoch ended"):
-        loop.train(Recorder, config, resume=run)
+        loop.fit(Recorder, config, resume=run)

@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import torch
 
-from training.config import TrainConfig
-from training.model_torch import ConvPool, build_model, pooling_last
-from training.spec import ModelSpec
-from training.train_torch import (
+from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.model.torch_net import ConvPool, build_model, pooling_last
+from cifar10_pipeline.model.spec import ModelSpec
+from cifar10_pipeline.training.torch_trainer import (
     augment,
     resolve_precision,
     rotate_shift_flip,

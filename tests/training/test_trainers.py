@@ -12,13 +12,15 @@ import numpy as np
 import onnx
 import pytest
 
-from export.__main__ import main as export_main
-from export.parity import OrtRunner, check_parity
+from cifar10_pipeline.export.__main__ import main as export_main
+from cifar10_pipeline.export.parity import OrtRunner, check_parity
 from tests.support.images import write_photos
 from tests.support.paths import REPO
 from tests.support.runs import tiny_config
-from training.config import TrainConfig, one_cycle_lr
-from training.run import Run
+from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
+from cifar10_pipeline.training.cli import main as cli_main
+from cifar10_pipeline.training.loop import train
+from cifar10_pipeline.training.run import Run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BENCHMARK_CONFIGS = REPO / "benchmarks" / "configs"
@@ -27,7 +29,7 @@ ROW_KEYS = {"epoch", "lr", "train_loss", "train_acc", "eval_loss", "eval_acc", "
             "seconds", "images_per_second"}
 
 
-def test_short_synthetic_run_learns_and_records_everything(trained, trainer):
+def test_short_synthetic_run_learns_and_records_everything(trained, framework):
     assert trained.eval_accuracy > 0.5, f"accuracy {trained.eval_accuracy:.3f} is not well above chance (0.1)"
     run = trained.run
     rows = run.metrics()
@@ -41,16 +43,16 @@ def test_short_synthetic_run_learns_and_records_everything(trained, trainer):
     for name in ("curves.png", "confusion.png"):
         assert (run.path / name).read_bytes()[:8] == PNG_MAGIC
     info = run.info
-    assert info["status"] == "finished" and info["framework"] == trainer.FRAMEWORK
+    assert info["status"] == "finished" and info["framework"] == framework.name
     assert len(info["classes"]) == 10 and info["framework_version"] and info["precision"] in ("float32", "bfloat16")
     assert np.trace(np.array(info["confusion"])) / 1000 == pytest.approx(trained.eval_accuracy)
     assert Run.open(None, run.path.parent).path == run.path  # LAST.json points at it
-    assert (run.path / trainer.CHECKPOINT_FILE).is_file() and (run.path / trainer.MODEL_FILE).is_file()
+    assert (run.path / framework.checkpoint_file).is_file() and (run.path / framework.model_file).is_file()
 
 
-def test_bfloat16_training_learns_and_saves_a_float32_model_that_exports(tmp_path, trainer, exporter):
+def test_bfloat16_training_learns_and_saves_a_float32_model_that_exports(tmp_path, framework, exporter):
     # explicit bfloat16: the path "auto" takes on a GPU (both frameworks) and on CPUs with native bfloat16 (PyTorch)
-    result = trainer.train(tiny_config(tmp_path, precision="bfloat16", tta=False))
+    result = train(tiny_config(tmp_path, precision="bfloat16", tta=False), framework.name)
     assert result.run.info["precision"] == "bfloat16"
     assert result.eval_accuracy > 0.5, f"accuracy {result.eval_accuracy:.3f} is not well above chance (0.1)"
     runner, model, _ = exporter.convert(result.run)
@@ -63,8 +65,8 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, trainer):
-    full = trainer.train(tiny_config(tmp_path, epochs=2, run_name="full", max_train_samples=1000))
+def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, framework):
+    full = train(tiny_config(tmp_path, epochs=2, run_name="full", max_train_samples=1000), framework.name)
 
     def stop_after_first(epoch, row):
         if epoch == 1:
@@ -72,26 +74,26 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, trainer):
 
     config = tiny_config(tmp_path, epochs=2, run_name="cut", max_train_samples=1000)
     with pytest.raises(Interrupt):
-        trainer.train(config, on_epoch=stop_after_first)
+        train(config, framework.name, on_epoch=stop_after_first)
     cut = Run.open(tmp_path / "runs" / "cut")
-    assert len(cut.metrics()) == 1 and not (cut.path / trainer.MODEL_FILE).exists()
-    resumed = trainer.train(config, resume=cut)
+    assert len(cut.metrics()) == 1 and not (cut.path / framework.model_file).exists()
+    resumed = train(config, framework.name, resume=cut)
     drop = ("seconds", "train_seconds", "images_per_second")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
     assert strip(resumed.metrics) == strip(full.metrics)
     assert resumed.eval_accuracy == full.eval_accuracy
 
 
-def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, trainer):
+def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, framework):
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", trainer.__name__]
+    command = [sys.executable, "-m", "cifar10_pipeline.training", "--framework", framework.name]
     args = ["--dataset", "synthetic", "--epochs", "3", "--width", "8", "--max-train-samples", "1500",
             "--max-test-samples", "300", "--runs-dir", str(runs), "--run-name", "killed"]
     proc = subprocess.Popen([*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = runs / "killed" / "metrics.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and metrics.read_text().count("\n") >= 1 and (runs / "killed" / trainer.CHECKPOINT_FILE).exists():
+        if metrics.exists() and metrics.read_text().count("\n") >= 1 and (runs / "killed" / framework.checkpoint_file).exists():
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
@@ -104,13 +106,13 @@ def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, trainer):
     assert [r["epoch"] for r in Run.open(runs / "killed").metrics()] == [1, 2, 3]
 
 
-def test_a_folder_of_photos_of_mixed_sizes_trains_and_exports(tmp_path, trainer, capsys, monkeypatch):
+def test_a_folder_of_photos_of_mixed_sizes_trains_and_exports(tmp_path, framework, capsys, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the decoded arrays' cache
     photos = tmp_path / "photos"
     write_photos(photos, {"train": 16, "test": 6}, classes=("ant", "bee", "cow"))  # 40x40 .. 300x300, every mode
     args = ["--dataset", "folder", "--data-dir", str(photos), "--image-size", "16", "--epochs", "1", "--width", "8",
             "--batch-size", "16", "--runs-dir", str(tmp_path / "runs")]
-    code, _, err = _main(trainer, args, capsys)
+    code, _, err = _main(framework, args, capsys)
     assert code == 0, err
     assert "66 images of" in err and "decoded to 16x16x3" in err  # (16 + 6) x 3 classes
     run = Run.open(None, tmp_path / "runs")
@@ -123,11 +125,11 @@ def test_a_folder_of_photos_of_mixed_sizes_trains_and_exports(tmp_path, trainer,
     assert {p.key: p.value for p in model.metadata_props}["dataset"] == "folder"
 
 
-def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, trainer):
+def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, framework):
     # CUDA_VISIBLE_DEVICES="" hides every GPU from both frameworks: this machine has none, whatever it has
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     args = ["--dataset", "synthetic", "--max-train-samples", "256", "--device", "cuda", "--runs-dir", str(tmp_path)]
-    result = subprocess.run([sys.executable, "-m", trainer.__name__, *args], capture_output=True, text=True, env=env,
+    result = subprocess.run([sys.executable, "-m", "cifar10_pipeline.training", "--framework", framework.name, *args], capture_output=True, text=True, env=env,
                             check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
@@ -136,27 +138,27 @@ def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, trainer):
     assert not any(tmp_path.iterdir())  # refused before a run directory was made
 
 
-def _main(trainer, argv, capsys):
+def _main(framework, argv, capsys):
     """The CLI in-process (a framework starts once per session, not once per case): (exit code, stdout, stderr)."""
     try:
-        code = trainer.main(argv)
+        code = cli_main(["--framework", framework.name, *argv])
     except SystemExit as e:  # argparse: --help and usage errors
         code = e.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def test_dry_run_smoke(tmp_path, trainer, capsys):
-    code, out, err = _main(trainer, ["--dataset", "synthetic", "--dry-run", "--width", "8", "--runs-dir", str(tmp_path)],
+def test_dry_run_smoke(tmp_path, framework, capsys):
+    code, out, err = _main(framework, ["--dataset", "synthetic", "--dry-run", "--width", "8", "--runs-dir", str(tmp_path)],
                            capsys)
     assert code == 0, err
     assert "accuracy" in out
     run = Run.open(None, tmp_path)
-    assert len(run.metrics()) == 1 and run.config.max_train_samples == 512 and run.info["framework"] == trainer.FRAMEWORK
+    assert len(run.metrics()) == 1 and run.config.max_train_samples == 512 and run.info["framework"] == framework.name
 
 
-def test_help_lists_every_config_flag(trainer, capsys):
-    code, out, _ = _main(trainer, ["--help"], capsys)
+def test_help_lists_every_config_flag(framework, capsys):
+    code, out, _ = _main(framework, ["--help"], capsys)
     assert code == 0
     for flag in ("--batch-size", "--lr", "--label-smoothing", "--crop-padding", "--params", "--resume", "--dry-run"):
         assert flag in out
@@ -175,23 +177,23 @@ def test_help_lists_every_config_flag(trainer, capsys):
     (["--resume", "{tmp}/x", "--epochs", "3"], "--resume continues a run with its saved config"),
     (["--resume", "{other_run}"], "was trained with 'other', not"),
 ])
-def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, trainer, capsys, monkeypatch, args, message):
+def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, framework, capsys, monkeypatch, args, message):
     # no network in tests: a CIFAR-10 download attempt must fail at once, so point it at a closed local port
     monkeypatch.setenv("CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     other = Run.create(tiny_config(tmp_path, run_name="other-run"), "other").path if "{other_run}" in args else ""
-    code, _, err = _main(trainer, [a.format(tmp=tmp_path, other_run=other) for a in args]
+    code, _, err = _main(framework, [a.format(tmp=tmp_path, other_run=other) for a in args]
                          + ["--runs-dir", str(tmp_path / "runs")], capsys)
     assert code == 2, err
     assert message in err
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in BENCHMARK_CONFIGS.glob("*.json")))
-def test_every_shipped_config_trains_a_step_on_the_cpu(tmp_path, trainer, name):
+def test_every_shipped_config_trains_a_step_on_the_cpu(tmp_path, framework, name):
     # the benchmark configs, the CIFAR-10 GPU one included, are what users pass as PARAMS: each must load and
     # train (one step at its own batch size and width, on CIFAR-shaped synthetic data)
     config = TrainConfig.from_json(BENCHMARK_CONFIGS / name)
     config = TrainConfig.from_dict({"dataset": "synthetic", "epochs": 1, "max_train_samples": config.batch_size,
                                     "max_test_samples": 64, "device": "cpu", "runs_dir": str(tmp_path)}, config)
-    result = trainer.train(config)
+    result = train(config, framework.name)
     (row,) = result.run.metrics()
     assert np.isfinite(row["train_loss"]) and result.run.info["status"] == "finished"

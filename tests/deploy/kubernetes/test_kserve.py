@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import re
 
-from inference.config import ServiceConfig
+from cifar10_pipeline.inference.config import ServiceConfig
 from tests.support.kubernetes import (
     KSERVE_CONTAINER,
     KSERVE_HPA_METRICS,

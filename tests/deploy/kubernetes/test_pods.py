@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from inference.app import create_app
-from inference.config import ENV_PREFIX, ServiceConfig
-from inference.server import GRACEFUL_S
+from cifar10_pipeline.inference.app import create_app
+from cifar10_pipeline.inference.config import ENV_PREFIX, ServiceConfig
+from cifar10_pipeline.inference.server import GRACEFUL_S
 from tests.support.kubernetes import (
     GPU_RESOURCE,
     MODEL_CLAIM,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.datasets import Dataset
+from cifar10_pipeline.training.datasets import Dataset
 
 
 @pytest.fixture(autouse=True)

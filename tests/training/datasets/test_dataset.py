@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.datasets import DataError, Dataset, load_dataset
+from cifar10_pipeline.training.datasets import DataError, Dataset, load_dataset
 
 
 def test_unknown_dataset_lists_the_choices():

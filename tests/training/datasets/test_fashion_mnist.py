@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.images import decode_image
+from cifar10_pipeline.contract.images import decode_image
 from tests.support.images import encode
-from training.datasets import DataError, load_dataset
-from training.datasets.fashion_mnist import FASHION_MNIST_CLASSES
+from cifar10_pipeline.training.datasets import DataError, load_dataset
+from cifar10_pipeline.training.datasets.fashion_mnist import FASHION_MNIST_CLASSES
 
 IDX_FILES = {  # file stem -> (split, what)
     "train-images-idx3-ubyte": ("train", "images"),

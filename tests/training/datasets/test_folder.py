@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.images import decode_image
+from cifar10_pipeline.contract.images import decode_image
 from tests.support.images import GRAY_KINDS, red_over_blue, write_photos
-from training.datasets import DataError, load_dataset
-from training.datasets.folder import MAX_PIXELS
+from cifar10_pipeline.training.datasets import DataError, load_dataset
+from cifar10_pipeline.training.datasets.folder import MAX_PIXELS
 
 
 def _write_images(root: Path, images: dict[str, np.ndarray]) -> None:

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from contract.images import decode_image
+from cifar10_pipeline.contract.images import decode_image
 from tests.support.images import encode, photo, write_photos
-from training.datasets import folder, load_dataset
+from cifar10_pipeline.training.datasets import folder, load_dataset
 
 COUNTS = {"train": 4, "test": 2}  # per class, two classes: 12 images
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.datasets import DataError, Dataset, split_validation
+from cifar10_pipeline.training.datasets import DataError, Dataset, split_validation
 
 
 @pytest.fixture

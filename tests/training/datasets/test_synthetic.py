@@ -3,10 +3,10 @@
 import numpy as np
 from PIL import Image
 
-from contract.images import decode_image
+from cifar10_pipeline.contract.images import decode_image
 from tests.support.images import encode
-from training.datasets import load_dataset
-from training.datasets.synthetic import SYNTHETIC_CLASSES, make_synthetic
+from cifar10_pipeline.training.datasets import load_dataset
+from cifar10_pipeline.training.datasets.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
 
 def test_synthetic_is_deterministic_per_seed():

@@ -14,8 +14,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from training.tuning.space import DEFAULT_SPACE
-from training.tuning.study import open_storage
+from cifar10_pipeline.training.tuning.space import DEFAULT_SPACE
+from cifar10_pipeline.training.tuning.study import open_storage
 
 # 2000 synthetic images, width 8, 3 epochs: about 5 s a trial on 2 idle cores, and a good lr learns to ~80%
 # float32: these tests are about the tuner, and this tiny width-8 net's 3-epoch accuracy swings with the arithmetic
@@ -36,7 +36,7 @@ def space_file(directory: Path, **params) -> Path:
 
 
 def cli(*args: str, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "training.tuning", *args]
+    return [python, "-m", "cifar10_pipeline.training.tuning", *args]
 
 
 def finished_trials(study: optuna.Study) -> dict[int, tuple]:

@@ -13,9 +13,10 @@ import pytest
 
 from tests.support.paths import REPO
 from tests.training.tuning.conftest import SMALL, TRIAL_LINE, cli
-from training.config import TrainConfig
-from training.tuning.__main__ import main
-from training.tuning.config import DRY_RUN_TRIALS
+from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.tuning.__main__ import main
+from cifar10_pipeline.training.tuning.config import DRY_RUN_TRIALS
 
 
 @pytest.mark.parametrize("args, message", [
@@ -54,10 +55,10 @@ def test_dry_run_writes_everything_into_a_fresh_temporary_directory(tmp_path):
 
 @pytest.mark.slow
 def test_tensorflow_trainer_tunes_through_the_same_cli(tmp_path):
-    python = Path(os.environ.get("TF_PYTHON", REPO / ".venv-tf" / "bin" / "python"))
+    python = Path(frameworks.get("tensorflow").python())
     if not python.exists():
         pytest.fail(f"the TensorFlow environment's {python} is missing: create it (make install-tf) or point "
-                    f"TF_PYTHON at one, to test tune-tf")
+                    f"TF_VENV at one, to test tune-tf")
     result = subprocess.run(cli("--framework", "tensorflow", "--dry-run", "--best", str(tmp_path / "best.json"),
                                 python=str(python)), cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

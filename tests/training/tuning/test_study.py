@@ -5,11 +5,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from training.config import TrainConfig
-from training.tuning.config import TuneConfig
-from training.tuning.errors import TuneError
-from training.tuning.space import SearchSpace
-from training.tuning.study import open_storage, open_study, storage_url
+from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.tuning.config import TuneConfig
+from cifar10_pipeline.training.tuning.errors import TuneError
+from cifar10_pipeline.training.tuning.space import SearchSpace
+from cifar10_pipeline.training.tuning.study import open_storage, open_study, storage_url
 
 
 def test_a_study_refuses_workers_scored_on_other_data(tmp_path):

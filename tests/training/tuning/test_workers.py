@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 from benchmarks.postgres import throwaway_postgres
 from tests.support.paths import REPO
 from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, cli, finished_trials, space_file
-from training.config import TrainConfig
-from training.tuning.study import open_storage
+from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.tuning.study import open_storage
 
 
 def _worker_args(tmp: Path, name: str, trials: int, *extra: str) -> list[str]:

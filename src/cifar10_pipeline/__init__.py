@@ -1,0 +1,7 @@
+"""cifar10-pipeline: train one CNN with PyTorch or TensorFlow, export it as one ONNX contract, serve it with
+onnxruntime.
+
+Packages, and the only arrows between them: ``training`` -> ``model``, ``contract``; ``export`` -> ``model``,
+``contract`` (and training's run directory, config and data sets); ``inference`` -> ``contract``; ``deploy`` runs
+the serving image and imports none of them.
+"""

@@ -1,0 +1,135 @@
+"""The production server: ``python -m cifar10_pipeline.inference.server --help``. Serves ``inference.app:create_app()`` on
+$HOST:$PORT (default 0.0.0.0:8000) with granian, a WSGI server whose HTTP side is Rust.
+
+Why granian: a pure-Python HTTP server (gunicorn: parsing, keep-alive polling, thread hand-offs) cost about
+as much CPU per request as the whole service's own work (Flask, decoding, onnxruntime, JSON); granian's HTTP
+side is Rust and costs little. The serving benchmark (BENCHMARKS.md) measures the service on it.
+
+One worker process by default (``--workers`` / SERVER_WORKERS for more): batching (the GPU image's default)
+gathers concurrent requests into one onnxruntime call, which works best when they all reach one process, queue
+and session. With several workers each loads, self-tests and hot-swaps the model on its own, and /metrics adds
+up all of them (prometheus_client's multiprocess mode, in a folder the server makes: ``inference.metrics``).
+
+Python threads: onnxruntime releases the GIL while it runs, so one thread per CPU keeps the cores busy; more
+only fight over the GIL (throughput fell with 4 and 16 threads on 2 cores). With batching on, a batch can only
+grow as large as the number of requests in flight, so the default is then at least the batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from granian import Granian
+from granian.constants import Interfaces
+
+from cifar10_pipeline.inference.config import METRICS_DIR_ENV, ServiceConfig
+from cifar10_pipeline.inference.model import check_providers
+
+DEFAULT_APP = "cifar10_pipeline.inference.app:create_app"
+GRACEFUL_S = 10  # seconds in-flight requests get on shutdown (SIGTERM)
+# one logging setup for granian's messages and the service's ("inference.*"): INFO and up, to stderr. Access
+# lines stay off: they cost throughput, and /metrics counts requests by endpoint and status.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "_granian": {"level": "INFO", "handlers": [], "propagate": True},
+        "granian.access": {"level": "WARNING", "handlers": [], "propagate": True},
+    },
+}
+
+
+def default_threads(config: ServiceConfig) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    return cpus if config.batch_max_size == 1 else max(cpus, config.batch_max_size)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+def build_parser(config: ServiceConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cifar10_pipeline.inference.server",
+        description="Serve the model (INFERENCE_* environment variables, see inference/config.py) over HTTP.",
+    )
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="address to bind (env HOST)")
+    parser.add_argument("--port", type=int, default=_env_int("PORT", 8000), help="port (env PORT, default 8000)")
+    threads = _env_int("SERVER_THREADS", default_threads(config))
+    parser.add_argument("--threads", type=int, default=threads,
+                        help=f"Python threads running requests (env SERVER_THREADS; default here {threads}: the "
+                             "CPUs, or the batch size when batching is on)")
+    parser.add_argument("--workers", type=int, default=_env_int("SERVER_WORKERS", 1),
+                        help="worker processes, each with its own copy of the model (env SERVER_WORKERS, default 1)")
+    parser.add_argument("--app", default=DEFAULT_APP, help=f"WSGI app factory to serve (default {DEFAULT_APP})")
+    return parser
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[Path]:
+    """Point the workers' metrics at one folder ($PROMETHEUS_MULTIPROC_DIR, or a temporary one removed at the
+    end), emptied of an earlier server's files; the workers inherit the variable."""
+    given = os.environ.get(METRICS_DIR_ENV)
+    with contextlib.ExitStack() as stack:
+        folder = Path(given or stack.enter_context(tempfile.TemporaryDirectory(prefix="inference-metrics-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        os.environ[METRICS_DIR_ENV] = str(folder)
+        yield folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = ServiceConfig.from_env()  # the worker reads it again; a bad setting fails here, once, clearly
+        # a provider this build lacks (CUDA in the CPU image) would make every worker fail to start, a crash loop
+        check_providers(config.providers)
+        parser = build_parser(config)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be in 1..65535, got {args.port}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    with shared_metrics() if args.workers > 1 else contextlib.nullcontext():
+        serve(args)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> None:
+    Granian(
+        args.app,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=args.workers,
+        blocking_threads=args.threads,
+        websockets=False,
+        respawn_failed_workers=True,  # a worker that dies (a crash in native code) is replaced
+        workers_kill_timeout=GRACEFUL_S,
+        log_dictconfig=LOGGING,
+    ).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

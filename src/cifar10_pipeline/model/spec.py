@@ -1,0 +1,52 @@
+"""The network's arguments, framework-neutral: both frameworks build the same CNN from one ``ModelSpec``.
+
+Edges to shapes to objects: a stem conv, then three blocks of conv + BatchNorm + ReLU with a 2x2 max-pool
+between their two convs (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Dropout, and a linear classifier.
+BatchNorm's scale is fixed at 1, so the pooled conv may pool before or after BatchNorm + ReLU: training pools
+first (cheaper), inference last (foldable).
+The input is the contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing
+(scale, mean/std, layout). With ``flip_tta`` the eval-mode model averages the logits of each image and its
+mirror (test-time augmentation), so the exported graph does it too and every client gets it for free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that builds the network; stored with every saved model so a file rebuilds its own."""
+
+    image_shape: tuple[int, int, int]  # (H, W, C) of the uint8 input
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, pixel units (0..255)
+    std: tuple[float, ...]
+    width: int  # channels of the first block; the blocks have width, 2 * width, 4 * width
+    dropout: float
+    flip_tta: bool  # eval mode: mean logits of the image and its horizontal mirror
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
+        return cls(**{**values, **{k: tuple(values[k]) for k in ("image_shape", "mean", "std")}})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def pooling_last_blocks(blocks: Iterable[Any]) -> Iterator[None]:
+    """Every one of ``blocks`` (either framework's ConvPool) pools last while the context lasts: the graph the ONNX
+    export traces."""
+    blocks = list(blocks)
+    for block in blocks:
+        block.pool_last = True
+    try:
+        yield
+    finally:
+        for block in blocks:
+            block.pool_last = False

@@ -1,0 +1,126 @@
+"""The PyTorch CNN of ``model.spec``; its input is the ONNX contract's raw ``uint8 [B, H, W, C]`` image."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cifar10_pipeline.files import atomic_path
+from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks
+
+
+class Preprocess(nn.Module):
+    """uint8 [B, H, W, C] raw pixels -> float32 [B, C, H, W], normalised with the data set's mean/std."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).to(torch.float32)
+        return (x - self.mean) * self.inv_std
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm whose scale stays 1 (only its shift trains): a positive scale makes BatchNorm + ReLU monotone per
+    channel, so they commute with max-pooling (``ConvPool``)."""
+    bn = nn.BatchNorm2d(channels)
+    bn.weight.requires_grad_(False)
+    return bn
+
+
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), batch_norm(c_out), nn.ReLU(inplace=True))
+
+
+class ConvPool(nn.Module):
+    """3x3 conv, BatchNorm, ReLU and a 2x2 max-pool, in the order that runs fastest where it runs; both orders
+    compute the same function because BatchNorm (scale 1) and ReLU are monotone per channel.
+
+    PyTorch pools first, leaving BatchNorm and ReLU a quarter of the pixels; the ONNX export (``pooling_last``)
+    pools last, so that onnxruntime folds BatchNorm into the conv and fuses the ReLU (fp32 and INT8).
+    """
+
+    pool_last = False  # set only by pooling_last
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = batch_norm(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.pool_last:
+            return F.max_pool2d(F.relu(self.bn(x)), 2)
+        return F.relu(self.bn(F.max_pool2d(x, 2)), inplace=True)
+
+
+def pooling_last(model: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """``model`` in eval mode with every ConvPool pooling last: the graph the ONNX export traces."""
+    model.eval()
+    return pooling_last_blocks(m for m in model.modules() if isinstance(m, ConvPool))
+
+
+class Block(nn.Sequential):
+    """conv (full resolution) -> 2x2 max-pool -> conv (half resolution)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(ConvPool(c_in, c_out), conv_bn(c_out, c_out))
+
+
+class Net(nn.Module):
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        w = spec.width
+        self.spec = spec
+        self.preprocess = Preprocess(spec.mean, spec.std)
+        self.body = nn.Sequential(
+            conv_bn(spec.image_shape[2], w // 2),
+            Block(w // 2, w),
+            Block(w, 2 * w),
+            Block(2 * w, 4 * w),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(spec.dropout),
+            nn.Linear(4 * w, spec.num_classes),
+        )
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W, C] -> logits float32 [B, num_classes]."""
+        return self.classify(self.preprocess(image))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with flip TTA in eval mode."""
+        if self.training or not self.spec.flip_tta:
+            return self.body(x).float()
+        # one body call on [2B, ...]: the batch then its mirror (flip along W); [2B, K] -> [2, B, K] -> mean
+        return self.body(torch.cat([x, x.flip(3)])).float().unflatten(0, (2, -1)).mean(0)
+
+
+def build_model(spec: ModelSpec) -> Net:
+    return Net(spec)
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> None:
+    """torch.save through a temporary file and a rename: a reader sees the old file or the whole new one."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def save_model(model: Net, path: Path, **extra: Any) -> None:
+    """The weights with the spec that rebuilds them (and ``extra`` entries such as the training config)."""
+    save_atomic({"spec": model.spec.to_dict(), "model": model.state_dict(), **extra}, path)
+
+
+def load_model(path: Path) -> Net:
+    """A model file written by ``save_model``: the rebuilt network, in eval mode on the CPU."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(ModelSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["model"])
+    return model.eval()

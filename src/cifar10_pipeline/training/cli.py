@@ -1,0 +1,71 @@
+"""``cifar10-train``: the trainers' command line, framework-neutral: flags from the config, --framework,
+--resume, --dry-run, and user errors mapped to exit code 2. The framework is imported only once the flags
+are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.model.frameworks import FrameworkError
+from cifar10_pipeline.training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
+from cifar10_pipeline.training.datasets import DataError
+from cifar10_pipeline.training.loop import train
+from cifar10_pipeline.training.run import Run, RunError
+
+# --dry-run: one epoch on a few images, enough to prove the whole path runs
+DRY_RUN = {"epochs": 1, "max_train_samples": 512, "max_test_samples": 256}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifar10-train",
+        description="Train the CNN with PyTorch or TensorFlow/Keras. Writes a run directory (config, metrics, plots, "
+                    "checkpoint, model).",
+    )
+    default = frameworks.default()
+    parser.add_argument("--framework", choices=frameworks.NAMES, default=default,
+                        help=f"the framework that trains (default here: {default}, the one installed in this "
+                             "environment)")
+    add_config_arguments(parser)
+    parser.add_argument("--resume", nargs="?", const="LAST", metavar="RUN_DIR",
+                        help="continue an interrupted run from its last checkpoint (default: the last run)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="smoke test: 1 epoch on 512 training and 256 test images")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags onto the config (or reopen a run for --resume), train, and map user errors to exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    framework = args.framework
+    try:
+        if args.resume:
+            # --runs-dir only says where runs/LAST.json is; every other setting comes from the saved config
+            saved_only = ("resume", "runs_dir", "dry_run", "params", "framework")
+            flags = ["--" + k.replace("_", "-") for k in vars(args) if k not in saved_only]
+            flags += ["--params"] * bool(args.params) + ["--dry-run"] * args.dry_run
+            if flags:
+                parser.error(f"--resume continues a run with its saved config; drop {' '.join(flags)}")
+            run = Run.open(None if args.resume == "LAST" else args.resume, getattr(args, "runs_dir", "runs"))
+            if run.info.get("framework") != framework:
+                raise RunError(f"{run.path} was trained with {run.info.get('framework')!r}, not {framework!r}; "
+                               "resume it with that framework's trainer")
+            config = run.config
+        else:
+            run, config = None, config_from_args(args)
+            if args.dry_run:
+                config = TrainConfig.from_dict(DRY_RUN, config)
+        result = train(config, framework, resume=run)
+    except (ConfigError, DataError, RunError, FrameworkError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{result.run.path}: {result.metrics[-1]['eval_split']} accuracy {100 * result.eval_accuracy:.2f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

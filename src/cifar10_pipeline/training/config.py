@@ -1,0 +1,185 @@
+"""The training config shared by the PyTorch and TensorFlow trainers: the one source of truth.
+
+The CLI is generated from the dataclass fields (each field's ``help`` metadata is its ``--help`` line);
+``--params FILE`` loads a JSON object of overrides first, explicit flags win over it. Unknown keys and values
+of the wrong type fail loudly with the offending key and value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cifar10_pipeline.model.spec import ModelSpec
+from cifar10_pipeline.training.datasets import DATASETS, Dataset
+
+
+class ConfigError(ValueError):
+    """A config value or file a user got wrong."""
+
+
+def _f(default: Any, help: str, **choices: Any) -> Any:
+    return field(default=default, metadata={"help": help, **choices})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = _f("cifar10", "data set", choices=DATASETS)
+    data_dir: str | None = _f(None, "data directory (default depends on the data set)")
+    max_train_samples: int = _f(0, "use only the first N training images (0: all)")
+    max_test_samples: int = _f(0, "evaluate on only the first N test images (0: all)")
+    val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the test set (tuning)")
+    # the network halves the resolution three times, so it needs at least 8 pixels (checked in __post_init__)
+    image_size: int = _f(0, "side of the square model input in pixels, every image brought to it by the service's own "
+                            "decoder (0: 32 for folder, the native size of the built-in sets: 32 for cifar10 and "
+                            "synthetic, 28 for fashion-mnist)")
+    # optimisation: SGD with Nesterov momentum and a one-cycle learning rate (linear warm-up, linear decay)
+    epochs: int = _f(16, "training epochs")
+    batch_size: int = _f(256, "images per training step")
+    lr: float = _f(0.1, "peak learning rate")
+    warmup: float = _f(0.2, "fraction of the steps spent warming the learning rate up")
+    momentum: float = _f(0.9, "SGD Nesterov momentum")
+    weight_decay: float = _f(5e-4, "L2 weight decay (not on BatchNorm or biases)")
+    label_smoothing: float = _f(0.2, "label smoothing of the cross-entropy loss")
+    # model
+    width: int = _f(32, "channels of the first block; blocks have width, 2*width, 4*width")
+    dropout: float = _f(0.1, "dropout before the classifier")
+    # augmentation, applied on whole batches on the training device
+    crop_padding: int = _f(2, "random crop: shift by up to this many pixels (reflection padding)")
+    flip: bool = _f(True, "random horizontal flips")
+    rotation: float = _f(5.0, "random rotation of up to +-this many degrees")
+    # off by default: it doubles the work of every prediction (the service's throughput included) for a small gain
+    # in accuracy
+    tta: bool = _f(False, "test-time augmentation: the model averages the logits of each image and its mirror; part "
+                          "of the exported graph (only with flip: a model never trained on mirrors is not averaged over them)")
+    # run
+    seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
+    device: str = _f("auto", "training device", choices=("auto", "cpu", "cuda"))
+    # bfloat16 needs no loss scaling; the saved model is float32 either way
+    precision: str = _f("auto", "arithmetic of the training steps: bfloat16 mixed precision or float32; auto: bfloat16 "
+                                "where the framework runs it faster (CUDA; PyTorch on CPUs with native bfloat16), "
+                                "else float32", choices=("auto", "float32", "bfloat16"))
+    runs_dir: str = _f("runs", "where run directories are made")
+    run_name: str = _f("", "run directory name (default: <framework>-<dataset>-<time>)")
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "choices" in f.metadata and value not in f.metadata["choices"]:
+                problems.append(f"{f.name}={value!r} is not one of {list(f.metadata['choices'])}")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "width": self.width}
+        problems += [f"{k}={v!r} must be > 0" for k, v in positive.items() if not v > 0]
+        fractions = {"val_fraction": self.val_fraction, "warmup": self.warmup, "dropout": self.dropout,
+                     "label_smoothing": self.label_smoothing, "momentum": self.momentum}
+        problems += [f"{k}={v!r} must be in [0, 1)" for k, v in fractions.items() if not 0 <= v < 1]
+        non_negative = {"weight_decay": self.weight_decay, "crop_padding": self.crop_padding, "rotation": self.rotation,
+                        "max_train_samples": self.max_train_samples, "max_test_samples": self.max_test_samples}
+        problems += [f"{k}={v!r} must be >= 0" for k, v in non_negative.items() if v < 0]
+        if self.image_size != 0 and self.image_size < 8:
+            problems.append(f"image_size={self.image_size!r} must be 0 (the data set's native size) or >= 8")
+        if problems:
+            raise ConfigError("invalid config: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+        """Apply overrides on top of ``base`` (defaults if None), checking every key and type."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"config overrides must be a JSON object, got {type(values).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        merged = dataclasses.asdict(base) if base else {}
+        for key, value in values.items():
+            merged[key] = _coerce(key, value, hints[key])
+        return cls(**merged)
+
+    @classmethod
+    def from_json(cls, path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+        try:
+            values = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"params file {str(path)!r} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"params file {str(path)!r} is not valid JSON: {e}") from None
+        return cls.from_dict(values, base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_spec(self, ds: Dataset) -> ModelSpec:
+        """The network this config trains on ``ds``: input shape, classes and normalisation from the data."""
+        return ModelSpec(image_shape=ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
+                         width=self.width, dropout=self.dropout, flip_tta=self.flip_tta)
+
+    @property
+    def flip_tta(self) -> bool:
+        """Whether the model averages each image with its mirror at test time: only if it trained on mirrors."""
+        return self.flip and self.tta
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check a JSON value against a field's type; ints are accepted where floats are expected."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t in (str, bool) and isinstance(value, t):
+            return value
+    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise ConfigError(f"config key {key!r} must be {names}, got {value!r} ({type(value).__name__})")
+
+
+def one_cycle_lr(config: TrainConfig, progress: float) -> float:
+    """Learning rate at ``progress`` in [0, 1] of training: linear warm-up to ``lr``, then linear decay to 0."""
+    if progress < config.warmup:
+        return config.lr * progress / config.warmup
+    return config.lr * max(0.0, 1 - progress) / max(1e-8, 1 - config.warmup)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per config field (``--batch-size``), defaults shown from the dataclass."""
+    hints = typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("training config (also settable with --params FILE)")
+    for f in dataclasses.fields(TrainConfig):
+        hint = hints[f.name]
+        base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {f.default!r})", "default": argparse.SUPPRESS}
+        if base is bool:
+            kwargs.update(type=_parse_bool, metavar="BOOL")
+        else:
+            kwargs["type"] = base
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+    parser.add_argument("--params", metavar="FILE", help="JSON object of config overrides (e.g. best_params.json)")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then ``--params`` file, then explicit flags."""
+    config = TrainConfig.from_json(args.params) if getattr(args, "params", None) else TrainConfig()
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return TrainConfig.from_dict(flags, config) if flags else config

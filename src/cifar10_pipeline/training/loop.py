@@ -1,0 +1,133 @@
+"""The training loop, written once for both frameworks; each framework supplies a ``Trainer`` adapter.
+
+The loop owns everything the frameworks share: the run directory and its resume prelude, step counts, the data
+order per (seed, epoch), the one-cycle learning rate, the progress bar, the metrics row, the checkpoint
+cadence and the final evaluation. An adapter owns what differs: the model and optimiser, one training step
+(augmentation included), predicting logits, and saving or loading a checkpoint and the final model.
+
+Resuming is exact: the data order depends only on (seed, epoch) and the augmentation only on the epoch's seed
+(plus the step within the epoch), and every checkpoint holds the optimiser and RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
+from cifar10_pipeline.training.datasets import Dataset, prepare_for_training
+from cifar10_pipeline.training.run import Run, RunError, epoch_row
+
+# an epoch's augmentation seed is seed * SEED_STRIDE + epoch: distinct for every (seed, epoch) of any run
+# shorter than SEED_STRIDE epochs
+SEED_STRIDE = 100_003
+PROGRESS_EVERY = 10  # steps between progress-bar updates: each one waits for the device
+
+
+class Trainer(Protocol):
+    """One framework's side of the loop, built by ``make(config, dataset)`` with the model and optimiser."""
+
+    framework: str  # torch | tensorflow, as recorded in run.json
+    model_file: str  # the final model's file name in the run directory
+    checkpoint_file: str
+
+    def describe(self) -> dict[str, Any]:
+        """run.json entries: framework version, device, precision, parameter count."""
+
+    def begin_epoch(self, seed: int) -> None:
+        """Train mode; ``seed`` drives this epoch's augmentation."""
+
+    def step(self, idx: np.ndarray, lr: float) -> tuple[Any, Any]:
+        """One optimisation step on the training images ``idx`` (int64 [B]) at learning rate ``lr``; returns
+        (mean loss, correct count) as device scalars, so that the loop does not wait for the device."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Eval-mode float32 logits [N, classes] for uint8 images [N, H, W, C]."""
+
+    def save_checkpoint(self, path: Path, epoch: int) -> None:
+        """Everything a resumed run needs after ``epoch`` epochs, written atomically."""
+
+    def load_checkpoint(self, path: Path) -> int:
+        """Restore what ``save_checkpoint`` wrote; returns its epoch."""
+
+    def save_model(self, path: Path) -> None:
+        """The final float32 inference model, with the arguments that rebuild it."""
+
+
+@dataclass
+class TrainResult:
+    run: Run
+    eval_accuracy: float
+    metrics: list[dict]
+
+
+EpochCallback = Callable[[int, dict], None]  # (epoch, metrics row); may raise to stop (e.g. optuna.TrialPruned)
+
+
+def train(config: TrainConfig, framework: str, *, resume: Run | None = None,
+          on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Train ``config`` with ``framework`` (a name in ``model.frameworks``), which must be installed here."""
+    return fit(frameworks.get(framework).load("trainer"), config, resume=resume, on_epoch=on_epoch)
+
+
+def fit(make: Callable[[TrainConfig, Dataset], Trainer], config: TrainConfig, *, resume: Run | None = None,
+        on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Train ``config`` with the adapter ``make`` builds; a run directory records everything. ``resume``
+    continues a run from its checkpoint."""
+    ds = prepare_for_training(config)
+    trainer = make(config, ds)
+    run, start_epoch = resume, 0
+    if run is not None:
+        checkpoint = run.path / trainer.checkpoint_file
+        if not checkpoint.is_file():
+            raise RunError(f"{checkpoint} does not exist: the run stopped before its first epoch ended; start it "
+                           "afresh")
+        start_epoch = trainer.load_checkpoint(checkpoint)
+        run.truncate_metrics(start_epoch)
+        print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
+    else:
+        run = Run.create(config, trainer.framework)
+    run.update_info(**trainer.describe(), dataset=ds.name, classes=list(ds.classes))
+
+    n = len(ds.train_images)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    split = "val" if config.val_fraction > 0 else "test"
+    eval_logits = None
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        order = np.random.default_rng([config.seed, epoch]).permutation(n)
+        trainer.begin_epoch(config.seed * SEED_STRIDE + epoch)
+        loss_sum, correct = 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
+        for i in bar:
+            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            lr = one_cycle_lr(config, (epoch * steps_per_epoch + i + 1) / total_steps)
+            loss, batch_correct = trainer.step(idx, lr)
+            loss_sum = loss_sum + loss * len(idx)
+            correct = correct + batch_correct
+            if i % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}")
+        train_seconds = time.perf_counter() - t0
+
+        eval_logits = trainer.predict(ds.test_images)
+        row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, ds.test_labels, split,
+                        train_seconds, time.perf_counter() - t0)
+        run.log_epoch(row)
+        trainer.save_checkpoint(run.path / trainer.checkpoint_file, epoch + 1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, row)
+
+    if eval_logits is None:  # resumed a run whose last epoch was done: nothing evaluated it here
+        eval_logits = trainer.predict(ds.test_images)
+    trainer.save_model(run.path / trainer.model_file)
+    accuracy = run.finish(eval_logits, ds.test_labels, ds.classes, split)
+    return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())

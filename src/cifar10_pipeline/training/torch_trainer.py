@@ -1,0 +1,184 @@
+"""PyTorch's adapter to the training loop (``training.loop``): ``cifar10-train --framework torch``.
+
+The whole data set lives on the training device as uint8 and is batched by index, and augmentation runs on
+whole batches there (shift, flip, rotation as one gather or one affine resampling per batch), so no Python
+per-sample work sits in the loop. Convolutions run channels_last; CUDA when present, CPU otherwise; training
+steps in bfloat16 autocast where that is native (``precision``), evaluation always in float32. Every epoch
+writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU) where the run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training.datasets import Dataset
+
+FRAMEWORK = frameworks.get("torch")
+# eval batch: small enough for its activations to stay in the CPU's cache
+EVAL_BATCH = 256
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' but no CUDA device is available (use device=auto or cpu)")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """The dtype of the training steps for ``config.precision``: bfloat16 (autocast) or float32 (no autocast).
+
+    auto is bfloat16 on CUDA and on CPUs whose oneDNN runs bfloat16 natively (AVX512-BF16 or AMX), where its
+    steps are faster than float32's (BENCHMARKS.md). Elsewhere it is emulated and slower, so auto stays float32.
+    """
+    if name == "auto":
+        native = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.bfloat16 if native else torch.float32
+    return torch.bfloat16 if name == "bfloat16" else torch.float32
+
+
+def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random shift (reflection padding), horizontal flip and rotation of a float batch [B, C, H, W].
+
+    Parameters are drawn on the CPU generator so runs match across devices. Without rotation the batch is
+    gathered pixel for pixel (lossless, and on CPU about 4x cheaper than resampling); with rotation one affine
+    grid per image is resampled bilinearly, and integer shifts still land exactly on pixel centres.
+    """
+    if not (config.crop_padding or config.flip or config.rotation):
+        return x
+    b = len(x)
+    angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(config.rotation)
+    shift = torch.randint(-config.crop_padding, config.crop_padding + 1, (b, 2), generator=gen)
+    sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1, 1) if config.flip else torch.ones(b, dtype=torch.long)
+    if config.rotation:
+        return rotate_shift_flip(x, angle, shift, sign)
+    return shift_flip(x, shift, sign)
+
+
+def rotate_shift_flip(x: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Bilinear resampling of [B, C, H, W] by per-image angle (radians), (dx, dy) shift (pixels), flip sign."""
+    _, _, h, w = x.shape
+    cos, sin, sign, shift = torch.cos(angle), torch.sin(angle), sign.float(), shift.float()
+    # theta maps output to input coordinates in [-1, 1]: rotation @ flip, plus a shift of 2/size per pixel
+    theta = torch.stack([
+        torch.stack([sign * cos, -sin, 2 * shift[:, 0] / w], dim=1),
+        torch.stack([sign * sin, cos, 2 * shift[:, 1] / h], dim=1),
+    ], dim=1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def shift_flip(x: torch.Tensor, shift: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """The same map as ``rotate_shift_flip`` at angle 0, as a gather: output pixel (i, j) reads input pixel
+    (i + dy, j' + dx), j' = j or W-1-j when flipped, reflected at the edges like grid_sample (-1 -> 0, H -> H-1)."""
+    b, c, h, w = x.shape
+
+    def reflect(i: torch.Tensor, n: int) -> torch.Tensor:
+        i = i % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    j = torch.arange(w)
+    cols = reflect(torch.where(sign[:, None] > 0, j, w - 1 - j) + shift[:, :1], w)  # [B, W]
+    rows = reflect(torch.arange(h) + shift[:, 1:], h)  # [B, H]
+    index = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).to(x.device)
+    return x.flatten(2).gather(2, index.expand(b, c, h * w)).view(b, c, h, w)
+
+
+def to_layout(x: torch.Tensor) -> torch.Tensor:
+    """Float [B, C, H, W] in channels_last memory order: oneDNN and cuDNN convolutions run faster on it, on the
+    CPU too."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def predict_logits(model: Net, images: torch.Tensor) -> torch.Tensor:
+    """Eval-mode logits float32 [N, classes] for uint8 [N, H, W, C] images, in batches of EVAL_BATCH.
+
+    Always float32, whatever the training precision: the accuracy reported is that of the exported graph.
+    """
+    model.eval()
+    return torch.cat([model.classify(to_layout(model.preprocess(images[i:i + EVAL_BATCH])))
+                      for i in range(0, len(images), EVAL_BATCH)])
+
+
+def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
+    # decay conv and linear weights only: decaying BatchNorm scales and biases only hurts
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim > 1]
+    rest = [p for p in trained if p.ndim <= 1]
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+    )
+
+
+class TorchTrainer:
+    """``training.loop.Trainer`` for PyTorch: the network, SGD, the training data on the device."""
+
+    framework = FRAMEWORK.name
+    model_file = FRAMEWORK.model_file
+    checkpoint_file = FRAMEWORK.checkpoint_file
+
+    def __init__(self, config: TrainConfig, ds: Dataset):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.step_dtype = resolve_precision(config.precision, self.device)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model_spec(ds)).to(self.device)
+        self.model.body.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+        self.optimizer = make_optimizer(self.model, config)
+        self.train_x = torch.from_numpy(ds.train_images).to(self.device)
+        self.train_y = torch.from_numpy(ds.train_labels).to(self.device)
+        self.generator = torch.Generator()  # augmentation parameters: drawn on the CPU, so runs match across devices
+
+    def describe(self) -> dict[str, Any]:
+        return {"framework_version": torch.__version__, "device": str(self.device),
+                "precision": str(self.step_dtype).removeprefix("torch."),
+                "num_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad)}
+
+    def begin_epoch(self, seed: int) -> None:
+        self.model.train()
+        self.generator.manual_seed(seed)
+
+    def step(self, idx: np.ndarray, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.from_numpy(idx).to(self.device)
+        labels = self.train_y[index]
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = to_layout(augment(self.model.preprocess(self.train_x[index]), self.config, self.generator))
+        with torch.autocast(self.device.type, dtype=self.step_dtype, enabled=self.step_dtype != torch.float32):
+            logits = self.model.body(x).float()
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), (logits.argmax(1) == labels).sum()
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return predict_logits(self.model, torch.from_numpy(images).to(self.device)).cpu().numpy()
+
+    def save_checkpoint(self, path: Path, epoch: int) -> None:
+        save_atomic({"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "torch_rng": torch.get_rng_state()}, path)
+
+    def load_checkpoint(self, path: Path) -> int:
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        return ckpt["epoch"]
+
+    def save_model(self, path: Path) -> None:
+        save_model(self.model, path, config=self.config.to_dict())
+

@@ -1,0 +1,78 @@
+"""The arrows between the packages, read from every import in the repository: the folder layout is the architecture.
+
+training -> model, contract; export -> model, contract and the run directory, config and data sets of training (never
+its trainers); inference -> contract only; model -> contract; contract and deploy -> nothing of the project. The
+atomic file writer (``files``, standard library only) serves whoever writes files.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.support.imports import imported_modules, imports_of, module_name
+from tests.support.paths import REPO
+
+PROJECT = "cifar10_pipeline"
+SOURCE = REPO / "src" / PROJECT
+PACKAGES = ("contract", "model", "training", "export", "inference", "deploy")
+# package -> the project's modules it may import (prefixes), besides its own
+ALLOWED = {
+    "contract": (),
+    "model": ("contract", "files"),
+    "training": ("model", "contract", "files"),
+    "export": ("model", "contract", "files", "training.run", "training.config", "training.datasets"),
+    "inference": ("contract",),
+    "deploy": (),  # it runs the serving image; it imports none of it
+}
+
+
+def test_every_package_has_its_rule():
+    assert sorted(p.name for p in SOURCE.iterdir() if (p / "__init__.py").is_file()) == sorted(PACKAGES)
+    assert set(ALLOWED) == set(PACKAGES)
+    assert sorted(p.name for p in SOURCE.glob("*.py")) == ["__init__.py", "files.py"]
+
+
+def test_the_file_writer_imports_the_standard_library_only():
+    imported = {name.split(".")[0] for name in imports_of(SOURCE / "files.py")}
+    assert imported <= set(sys.stdlib_module_names)
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == f"{PROJECT}.{p}" or name.startswith(f"{PROJECT}.{p}.") for p in prefixes)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_import_only_along_the_arrows(package):
+    files = sorted((SOURCE / package).rglob("*.py"))
+    assert SOURCE / package / "__init__.py" in files  # the scan looks at the real package
+    crossings = []
+    for path in files:
+        for name, line in imports_of(path).items():
+            if name.split(".")[0] in PACKAGES:  # the pre-src layout's top-level names
+                crossings.append(f"{path.relative_to(REPO)}:{line} imports {name}, not of this layout")
+            if _within(name, (*PACKAGES, "files")) and not _within(name, (package, *ALLOWED[package])):
+                crossings.append(f"{path.relative_to(REPO)}:{line} imports {name}")
+    assert crossings == []
+
+
+def test_the_import_scanner_sees_every_kind_of_import():
+    source = ("import os\nimport numpy as np, cifar10_pipeline.inference.app\n"
+              "from cifar10_pipeline.training.datasets import load_dataset\n"
+              "from . import sibling\nfrom ..export import writer\n"
+              "def later():\n    from flask import Flask\n")
+    assert imported_modules(source, "cifar10_pipeline.inference.model") == {
+        "os": 1, "numpy": 2, "cifar10_pipeline.inference.app": 2,
+        "cifar10_pipeline.training.datasets.load_dataset": 3, "cifar10_pipeline.inference.sibling": 4,
+        "cifar10_pipeline.export.writer": 5, "flask.Flask": 7}
+    assert imported_modules("from . import base\n", "cifar10_pipeline.training.datasets.__init__") == {
+        "cifar10_pipeline.training.datasets.base": 1}
+    assert module_name(SOURCE / "training" / "datasets" / "__init__.py") == f"{PROJECT}.training.datasets.__init__"
+
+
+def test_a_crossing_is_found():
+    # the scan and the rule together catch a forbidden import, so an empty list above means something
+    source = "from cifar10_pipeline.training.loop import train\n"
+    names = imported_modules(source, "cifar10_pipeline.export.pipeline")
+    assert [n for n in names if not _within(n, ("export", *ALLOWED["export"]))] == ["cifar10_pipeline.training.loop.train"]
