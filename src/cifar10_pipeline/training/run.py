@@ -95,7 +95,7 @@ class Run:
 
     def finish(self, logits: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], split: str) -> float:
         """Record the final evaluation (float logits [N, classes], int labels [N]) and plot; returns accuracy."""
-        from cifar10_pipeline.training.report import plot_confusion, plot_curves  # matplotlib only when a run ends
+        from cifar10_pipeline.training.plots import plot_confusion, plot_curves  # matplotlib only when a run ends
 
         predictions = logits.argmax(1)
         accuracy = float((predictions == labels).mean())

@@ -93,7 +93,7 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[str]:
     return written
 
 
-def write_report(config: TuneConfig, study: optuna.Study, url: str) -> Report:
+def write_results(config: TuneConfig, study: optuna.Study, url: str) -> Report:
     """Plots, best_params.json and, if asked, the final test of the best params; report.json last."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
