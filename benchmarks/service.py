@@ -97,7 +97,7 @@ def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
     from cifar10_pipeline.export.torch_converter import TorchRunner, to_onnx
     from cifar10_pipeline.export.writer import write_model
     from cifar10_pipeline.training.config import TrainConfig
-    from cifar10_pipeline.model.torch_net import build_model, save_model
+    from cifar10_pipeline.model.torch_net import build_model, save_model_file
     from cifar10_pipeline.model.spec import ModelSpec
 
     torch.manual_seed(seed)
@@ -106,7 +106,7 @@ def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
                      width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
     model = build_model(spec).eval()
     checkpoint = workdir / "model.pt"
-    save_model(model, checkpoint)
+    save_model_file(model, checkpoint)
 
     onnx_model = to_onnx(model)
     rng = np.random.default_rng(0)
@@ -121,9 +121,9 @@ def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def load_torch(checkpoint: Path):
-    from cifar10_pipeline.model.torch_net import load_model
+    from cifar10_pipeline.model.torch_net import load_model_file
 
-    return load_model(checkpoint)
+    return load_model_file(checkpoint)
 
 
 def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:

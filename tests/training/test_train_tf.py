@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar10_pipeline.training.config import TrainConfig
-from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, ConvPool, build_model, load_model, pooling_last
+from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, ConvPool, build_model, load_model_file, pooling_last
 from cifar10_pipeline.model.spec import ModelSpec
 from cifar10_pipeline.training.keras_trainer import (
     augment,
@@ -19,7 +19,7 @@ from cifar10_pipeline.training.keras_trainer import (
 
 
 def test_final_model_takes_raw_uint8_images_and_normalises_inside(trained):
-    model = load_model(trained.run.final_model("model.keras"))
+    model = load_model_file(trained.run.final_model("model.keras"))
     assert model.input.dtype == "uint8" and model.input.name == "image"
     assert tuple(model.input.shape) == (None, 32, 32, 3)
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)

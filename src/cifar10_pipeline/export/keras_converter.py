@@ -16,7 +16,7 @@ import tf2onnx
 
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME, ContractError
 from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.keras_net import load_model, pooling_last
+from cifar10_pipeline.model.keras_net import load_model_file, pooling_last
 from cifar10_pipeline.training.run import Run
 
 OPSET = 18
@@ -77,5 +77,5 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
 
 def convert(run: Run) -> tuple[KerasRunner, onnx.ModelProto, str]:
     """(framework runner, ONNX model, framework version) for a finished TensorFlow run."""
-    model = load_model(run.final_model(frameworks.get("tensorflow").model_file))
+    model = load_model_file(run.final_model(frameworks.get("tensorflow").model_file))
     return KerasRunner(model), to_onnx(model), tf.__version__

@@ -13,7 +13,7 @@ import torch
 
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
 from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.torch_net import Net, load_model, pooling_last
+from cifar10_pipeline.model.torch_net import Net, load_model_file, pooling_last
 from cifar10_pipeline.training.run import Run
 
 # the opset the TensorFlow exporter writes too (export.keras_converter), so files of both frameworks are alike
@@ -47,5 +47,5 @@ def to_onnx(model: Net) -> onnx.ModelProto:
 
 def convert(run: Run) -> tuple[TorchRunner, onnx.ModelProto, str]:
     """(framework runner, ONNX model, framework version) for a finished PyTorch run."""
-    model = load_model(run.final_model(frameworks.get("torch").model_file))
+    model = load_model_file(run.final_model(frameworks.get("torch").model_file))
     return TorchRunner(model), to_onnx(model), torch.__version__

@@ -26,7 +26,7 @@ class Framework:
     name: str  # as run.json and the ONNX metadata record it
     title: str  # for people: --help, messages
     package: str  # the distribution's import name: whether it is installed here
-    network: str  # module: build_model, load_model, pooling_last
+    network: str  # module: build_model, load_model_file, pooling_last
     trainer: str  # the training loop's adapter class (training.loop.Trainer), module:attribute
     converter: str  # module: the exporter's adapter, convert(model) -> (runner, ONNX model, version)
     model_file: str  # the final model in a run directory

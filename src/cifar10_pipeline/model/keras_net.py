@@ -137,6 +137,6 @@ def build_model(spec: ModelSpec, dtype: str = "float32") -> keras.Model:
     return keras.Model(image, logits, name="cnn")
 
 
-def load_model(path: Path) -> keras.Model:
+def load_model_file(path: Path) -> keras.Model:
     """A model file written by the trainer (``Model.save``): float32, device placement left to TensorFlow."""
     return keras.saving.load_model(path)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model
+from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model_file
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.datasets import Dataset
 
@@ -180,5 +180,5 @@ class TorchTrainer:
         return ckpt["epoch"]
 
     def save_model(self, path: Path) -> None:
-        save_model(self.model, path, config=self.config.to_dict())
+        save_model_file(self.model, path, config=self.config.to_dict())
 
