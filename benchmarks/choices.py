@@ -120,13 +120,10 @@ def onnxruntime_rows(calls: int) -> list[dict]:
     from cifar10_pipeline.export import torch_converter
     from cifar10_pipeline.inference.model import session_options
     from cifar10_pipeline.model.torch_net import build_model
-    from cifar10_pipeline.model.spec import ModelSpec
 
     config = _config()
     torch.manual_seed(0)
-    spec = ModelSpec(image_shape=(32, 32, 3), num_classes=10, mean=(128.0,) * 3, std=(64.0,) * 3,
-                     width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
-    model = build_model(spec).eval()
+    model = build_model(config.model_spec((32, 32, 3), 10, (128.0,) * 3, (64.0,) * 3)).eval()
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
 
     def per_call(session, clock: Callable[[], float]) -> float:

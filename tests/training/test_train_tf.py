@@ -97,12 +97,12 @@ def test_weight_decay_hits_conv_and_dense_kernels_only():
     """One SGD step (no momentum) with and without decay: kernels differ by lr * wd * w, nothing else differs."""
     keras.utils.set_random_seed(0)
     lr, wd = 0.1, 0.5
-    initial = build_model(ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False)).get_weights()
+    initial = build_model(ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, tta=False)).get_weights()
     x, labels = _batch(b=8, h=8, w=8), tf.constant(np.arange(8) % 4)
     after = {}
     for decay in (0.0, wd):
         config = TrainConfig(momentum=0.0, weight_decay=decay, dropout=0.0)
-        model = build_model(ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False))
+        model = build_model(ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, tta=False))
         model.set_weights(initial)
         make_train_step(model, make_optimizer(config), config, jit=False)(x, labels, tf.constant(lr))
         after[decay] = [v.numpy() for v in model.get_layer(BODY).trainable_variables]
@@ -127,7 +127,7 @@ def test_conv_pool_computes_the_same_function_in_both_orders():
     # Keras pools first, the graph the ONNX export traces pools last; with BatchNorm's scale fixed at 1 the two
     # agree exactly
     keras.utils.set_random_seed(0)
-    spec = ModelSpec((12, 12, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False)
+    spec = ModelSpec((12, 12, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, tta=False)
     model = build_model(spec)
     body = model.get_layer(BODY)
     block = next(layer for layer in body.layers if isinstance(layer, ConvPool))

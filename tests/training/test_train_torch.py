@@ -58,12 +58,12 @@ def test_shift_flip_gather_equals_resampling_at_angle_zero():
     torch.testing.assert_close(shift_flip(x, shift, sign), expected, atol=1e-4, rtol=0)  # bilinear weights round to ~1e-6
 
 
-def test_flip_tta_averages_mirrored_logits_in_eval_mode_only():
+def test_tta_averages_mirrored_logits_in_eval_mode_only():
     torch.manual_seed(0)
-    spec = ModelSpec((16, 16, 3), 10, (120.0,) * 3, (60.0,) * 3, width=8, dropout=0.0, flip_tta=False)
+    spec = ModelSpec((16, 16, 3), 10, (120.0,) * 3, (60.0,) * 3, width=8, dropout=0.0, tta=False)
     image = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
     mirror = image.flip(2)  # [B, H, W, C]: W is dim 2
-    plain, tta = build_model(spec).eval(), build_model(dataclasses.replace(spec, flip_tta=True)).eval()
+    plain, tta = build_model(spec).eval(), build_model(dataclasses.replace(spec, tta=True)).eval()
     for p in plain.parameters():  # default init barely depends on the input; these weights do
         p.data.normal_()
     tta.load_state_dict(plain.state_dict())

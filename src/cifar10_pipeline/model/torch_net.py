@@ -96,8 +96,8 @@ class Net(nn.Module):
         return self.classify(self.preprocess(image))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with flip TTA in eval mode."""
-        if self.training or not self.spec.flip_tta:
+        """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with the spec's TTA in eval mode."""
+        if self.training or not self.spec.tta:
             return self.body(x).float()
         # one body call on [2B, ...]: the batch then its mirror (flip along W); [2B, K] -> [2, B, K] -> mean
         return self.body(torch.cat([x, x.flip(3)])).float().unflatten(0, (2, -1)).mean(0)

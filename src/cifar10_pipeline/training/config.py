@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar10_pipeline.model.spec import ModelSpec
-from cifar10_pipeline.training.datasets import DATASETS, Dataset
+from cifar10_pipeline.training.datasets import DATASETS
 
 
 class ConfigError(ValueError):
@@ -117,15 +117,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def model_spec(self, ds: Dataset) -> ModelSpec:
-        """The network this config trains on ``ds``: input shape, classes and normalisation from the data."""
-        return ModelSpec(image_shape=ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
-                         width=self.width, dropout=self.dropout, flip_tta=self.flip_tta)
-
-    @property
-    def flip_tta(self) -> bool:
-        """Whether the model averages each image with its mirror at test time: only if it trained on mirrors."""
-        return self.flip and self.tta
+    def model_spec(self, image_shape: tuple[int, int, int], num_classes: int, mean: tuple[float, ...],
+                   std: tuple[float, ...]) -> ModelSpec:
+        """The network this config trains on data of that (H, W, C) image shape, number of classes and per-channel
+        mean and std (pixel units). Its TTA averages each image with its mirror only if it trained on mirrors."""
+        return ModelSpec(image_shape=image_shape, num_classes=num_classes, mean=mean, std=std, width=self.width,
+                         dropout=self.dropout, tta=self.flip and self.tta)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

@@ -124,7 +124,7 @@ class KerasTrainer:
     def __init__(self, config: TrainConfig, ds: Dataset):
         self.device, use_gpu = resolve_device(config.device)
         keras.utils.set_random_seed(config.seed)
-        self.spec = config.model_spec(ds)
+        self.spec = config.model_spec(ds.image_shape, ds.num_classes, ds.mean, ds.std)
         # XLA fuses BatchNorm + ReLU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
         self.jit = use_gpu
         self.dtype = resolve_precision(config.precision, use_gpu)

@@ -134,7 +134,7 @@ class TorchTrainer:
         self.device = resolve_device(config.device)
         self.step_dtype = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model_spec(ds)).to(self.device)
+        self.model = build_model(config.model_spec(ds.image_shape, ds.num_classes, ds.mean, ds.std)).to(self.device)
         self.model.body.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.model, config)
