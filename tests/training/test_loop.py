@@ -12,7 +12,7 @@ import pytest
 from tests.support.runs import tiny_config
 from cifar10_pipeline.training import loop
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
-from cifar10_pipeline.training.datasets import Dataset
+from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import Run, RunError
 
 N_TRAIN, N_TEST = 300, 40
@@ -31,8 +31,8 @@ class Recorder:
     checkpoint_file = "checkpoint.json"
     instances: list[Recorder] = []
 
-    def __init__(self, config: TrainConfig, ds: Dataset):
-        self.ds, self.steps, self.calls = ds, 0, []
+    def __init__(self, config: TrainConfig, data: TrainingData):
+        self.data, self.steps, self.calls = data, 0, []
         Recorder.instances.append(self)
 
     def describe(self) -> dict:
@@ -44,12 +44,12 @@ class Recorder:
     def step(self, idx: np.ndarray, lr: float):
         self.steps += 1
         self.calls.append(("step", idx.copy(), lr))
-        labels = self.ds.train_labels[idx]
+        labels = self.data.train_labels[idx]
         return np.float32(0.5), np.int64((labels == 0).sum())  # "predicts" class 0 for every image
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         self.calls.append(("predict", len(images)))
-        logits = np.zeros((len(images), self.ds.num_classes), np.float32)
+        logits = np.zeros((len(images), self.data.num_classes), np.float32)
         logits[:, 0] = self.steps  # class 0, as confident as the run is long
         return logits
 
@@ -104,7 +104,7 @@ def test_each_epoch_seeds_orders_and_schedules_as_documented(tmp_path):
 def test_the_run_records_what_the_adapter_reports(tmp_path):
     result = loop.fit(Recorder, small(tmp_path))
     rows, info = result.metrics, result.run.info
-    share_of_class_0 = float((Recorder.instances[0].ds.train_labels == 0).mean())
+    share_of_class_0 = float((Recorder.instances[0].data.train_labels == 0).mean())
     assert [r["train_loss"] for r in rows] == pytest.approx([0.5] * 3)
     assert [r["train_acc"] for r in rows] == pytest.approx([share_of_class_0] * 3)
     assert info["framework"] == "numpy" and info["num_parameters"] == 1 and info["status"] == "finished"

@@ -35,7 +35,8 @@ class TrainConfig:
     dataset: str = _f("cifar10", "data set", choices=DATASETS)
     data_dir: str | None = _f(None, "data directory (default depends on the data set)")
     max_train_samples: int = _f(0, "use only the first N training images (0: all)")
-    max_test_samples: int = _f(0, "evaluate on only the first N test images (0: all)")
+    max_test_samples: int = _f(0, "evaluate on only the first N test images (validation images with "
+                                     "val_fraction; 0: all)")
     val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the test set (tuning)")
     # the network halves the resolution three times, so it needs at least 8 pixels (checked in __post_init__)
     image_size: int = _f(0, "side of the square model input in pixels, every image brought to it by the service's own "

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model_file
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
-from cifar10_pipeline.training.datasets import Dataset
+from cifar10_pipeline.training.datasets import TrainingData
 
 FRAMEWORK = frameworks.get("torch")
 # eval batch: small enough for its activations to stay in the CPU's cache
@@ -129,17 +129,17 @@ class TorchTrainer:
     model_file = FRAMEWORK.model_file
     checkpoint_file = FRAMEWORK.checkpoint_file
 
-    def __init__(self, config: TrainConfig, ds: Dataset):
+    def __init__(self, config: TrainConfig, data: TrainingData):
         self.config = config
         self.device = resolve_device(config.device)
         self.step_dtype = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model_spec(ds.image_shape, ds.num_classes, ds.mean, ds.std)).to(self.device)
+        self.model = build_model(config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)).to(self.device)
         self.model.body.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.model, config)
-        self.train_x = torch.from_numpy(ds.train_images).to(self.device)
-        self.train_y = torch.from_numpy(ds.train_labels).to(self.device)
+        self.train_x = torch.from_numpy(data.train_images).to(self.device)
+        self.train_y = torch.from_numpy(data.train_labels).to(self.device)
         self.generator = torch.Generator()  # augmentation parameters: drawn on the CPU, so runs match across devices
 
     def describe(self) -> dict[str, Any]:
