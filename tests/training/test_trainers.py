@@ -30,7 +30,7 @@ ROW_KEYS = {"epoch", "lr", "train_loss", "train_acc", "eval_loss", "eval_acc", "
 
 
 def test_short_synthetic_run_learns_and_records_everything(trained, framework):
-    assert trained.eval_accuracy > 0.5, f"accuracy {trained.eval_accuracy:.3f} is not well above chance (0.1)"
+    assert trained.accuracy > 0.5, f"accuracy {trained.accuracy:.3f} is not well above chance (0.1)"
     run = trained.run
     rows = run.metrics()
     assert [r["epoch"] for r in rows] == [1, 2, 3]
@@ -45,7 +45,7 @@ def test_short_synthetic_run_learns_and_records_everything(trained, framework):
     info = run.info
     assert info["status"] == "finished" and info["framework"] == framework.name
     assert len(info["classes"]) == 10 and info["framework_version"] and info["precision"] in ("float32", "bfloat16")
-    assert np.trace(np.array(info["confusion"])) / 1000 == pytest.approx(trained.eval_accuracy)
+    assert np.trace(np.array(info["confusion"])) / 1000 == pytest.approx(trained.accuracy)
     assert Run.open(None, run.path.parent).path == run.path  # LAST.json points at it
     assert (run.path / framework.checkpoint_file).is_file() and (run.path / framework.model_file).is_file()
 
@@ -54,7 +54,7 @@ def test_bfloat16_training_learns_and_saves_a_float32_model_that_exports(tmp_pat
     # explicit bfloat16: the path "auto" takes on a GPU (both frameworks) and on CPUs with native bfloat16 (PyTorch)
     result = train(tiny_config(tmp_path, precision="bfloat16", tta=False), framework.name)
     assert result.run.info["precision"] == "bfloat16"
-    assert result.eval_accuracy > 0.5, f"accuracy {result.eval_accuracy:.3f} is not well above chance (0.1)"
+    assert result.accuracy > 0.5, f"accuracy {result.accuracy:.3f} is not well above chance (0.1)"
     runner, model, _ = exporter.convert(result.run)
     images = np.random.default_rng(0).integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
     report = check_parity(runner, OrtRunner(model.SerializeToString()), images, np.zeros(256), log=lambda _: None)
@@ -81,7 +81,7 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, framework
     drop = ("seconds", "train_seconds", "images_per_second")
     strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
     assert strip(resumed.metrics) == strip(full.metrics)
-    assert resumed.eval_accuracy == full.eval_accuracy
+    assert resumed.accuracy == full.accuracy
 
 
 def test_killed_cli_run_resumes_and_loses_at_most_one_epoch(tmp_path, framework):

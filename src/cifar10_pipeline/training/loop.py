@@ -66,7 +66,8 @@ class Trainer(Protocol):
 @dataclass
 class TrainResult:
     run: Run
-    eval_accuracy: float
+    split: str  # the split that evaluated the run (TrainingData.eval_split): "test" or "val"
+    accuracy: float  # the final model's on that split, as run.json's <split>_accuracy
     metrics: list[dict]
 
 
@@ -130,4 +131,4 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         eval_logits = trainer.predict(data.eval_images)
     trainer.save_model(run.path / trainer.model_file)
     accuracy = run.finish(eval_logits, data.eval_labels, data.classes, data.eval_split)
-    return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
+    return TrainResult(run=run, split=data.eval_split, accuracy=accuracy, metrics=run.metrics())

@@ -2,8 +2,8 @@
 
 runs/<name>/
   config.json      the TrainConfig that made the run
-  run.json         framework, versions, data set, classes, status, final accuracy on the eval split
-                   (eval_accuracy; eval_split says which: "test", or "val" when tuning holds some out)
+  run.json         framework, versions, data set, classes, status, and the final model's accuracy on the split
+                   that evaluated it: test_accuracy, or val_accuracy when tuning holds a validation split out
   metrics.jsonl    one JSON object per epoch
   checkpoint.*     latest epoch (model + optimiser + RNG state) for --resume
   model.*          final weights, with the spec that builds the model
@@ -23,6 +23,10 @@ import numpy as np
 
 from cifar10_pipeline.files import write_json
 from cifar10_pipeline.training.config import TrainConfig
+
+
+# run.json keys of older runs, whose final accuracy was eval_accuracy on eval_split: a resumed run drops them
+FORMER_KEYS = ("eval_accuracy", "eval_split")
 
 
 class RunError(RuntimeError):
@@ -94,7 +98,8 @@ class Run:
         (self.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def finish(self, logits: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], split: str) -> float:
-        """Record the final evaluation (float logits [N, classes], int labels [N]) and plot; returns accuracy."""
+        """Record the final evaluation on ``split`` (float logits [N, classes], int labels [N]) as run.json's
+        ``<split>_accuracy`` and the confusion matrix, and plot; returns the accuracy."""
         from cifar10_pipeline.training.plots import plot_confusion, plot_curves  # matplotlib only when a run ends
 
         predictions = logits.argmax(1)
@@ -102,8 +107,10 @@ class Run:
         confusion = confusion_matrix(labels, predictions, len(classes))
         plot_curves(self.metrics(), self.path / "curves.png")
         plot_confusion(confusion, classes, self.path / "confusion.png", split)
-        self.update_info(status="finished", eval_accuracy=accuracy, eval_split=split,
-                         confusion=confusion.tolist(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        kept = {k: v for k, v in self.info.items() if k not in FORMER_KEYS}
+        write_json(self.path / "run.json", {**kept, "status": "finished", f"{split}_accuracy": accuracy,
+                                            "confusion": confusion.tolist(),
+                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return accuracy
 
 

@@ -84,7 +84,7 @@ def _fake_train(accuracies):
     def train(config, *, on_epoch):
         for epoch in range(1, config.epochs + 1):
             on_epoch(epoch, {"eval_acc": accuracies[epoch - 1]})
-        return SimpleNamespace(eval_accuracy=accuracies[config.epochs - 1])
+        return SimpleNamespace(accuracy=accuracies[config.epochs - 1])
     return train
 
 

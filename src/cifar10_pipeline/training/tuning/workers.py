@@ -132,7 +132,7 @@ def make_objective(config: TuneConfig, train: Callable[..., Any]) -> Callable[[o
                 raise optuna.TrialPruned(f"epoch {epoch}/{train_config.epochs}: validation accuracy "
                                          f"{row['eval_acc']:.4f}")
 
-        return train(train_config, on_epoch=on_epoch).eval_accuracy
+        return train(train_config, on_epoch=on_epoch).accuracy
 
     return objective
 
