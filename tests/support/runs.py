@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cifar10_pipeline.training.config import TrainConfig
 
-# Small enough for 2 CPU cores in well under a minute, large enough to learn far above chance (10%).
+# Small enough to train in a CPU test, large enough to learn far above chance (10%).
 # tta on: the shared export tests then prove that both frameworks' flip TTA survives the export
 TINY = {"dataset": "synthetic", "epochs": 3, "width": 16, "batch_size": 128, "lr": 0.1, "tta": True,
         "max_train_samples": 3000, "max_test_samples": 1000}
