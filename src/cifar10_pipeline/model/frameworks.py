@@ -52,7 +52,8 @@ class Framework:
         environment to use when the framework is not installed here."""
         if not self.installed():
             raise FrameworkError(f"{self.title} ({self.package}) is not installed in this environment "
-                                 f"({sys.prefix}); use {self.venv} (make {self.make_install}, or pip install '.[{self.extra}]')")
+                                 f"({sys.prefix}); use {self.venv} (make {self.make_install}, "
+                                 f"or pip install '.[{self.extra}]')")
         for key, value in self.environment.items():
             os.environ.setdefault(key, value)
         module_name, _, attribute = getattr(self, role).partition(":")

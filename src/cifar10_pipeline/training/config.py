@@ -37,7 +37,8 @@ class TrainConfig:
     max_train_samples: int = _f(0, "use only the first N training images (0: all)")
     max_test_samples: int = _f(0, "evaluate on only the first N test images (validation images with "
                                      "val_fraction; 0: all)")
-    val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the test set (tuning)")
+    val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the "
+                                  "test set (tuning)")
     # the network halves the resolution three times, so it needs at least 8 pixels (checked in __post_init__)
     image_size: int = _f(0, "side of the square model input in pixels, every image brought to it by the service's own "
                             "decoder (0: 32 for folder, the native size of the built-in sets: 32 for cifar10 and "
@@ -60,7 +61,8 @@ class TrainConfig:
     # off by default: it doubles the work of every prediction (the service's throughput included) for a small gain
     # in accuracy
     tta: bool = _f(False, "test-time augmentation: the model averages the logits of each image and its mirror; part "
-                          "of the exported graph (only with flip: a model never trained on mirrors is not averaged over them)")
+                          "of the exported graph (only with flip: a model never trained on mirrors is not averaged "
+                          "over them)")
     # run
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     device: str = _f("auto", "training device", choices=("auto", "cpu", "cuda"))
@@ -164,7 +166,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         hint = hints[f.name]
         base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
-        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {f.default!r})", "default": argparse.SUPPRESS}
+        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {f.default!r})",
+                                  "default": argparse.SUPPRESS}
         if base is bool:
             kwargs.update(type=_parse_bool, metavar="BOOL")
         else:

@@ -46,7 +46,8 @@ class Run:
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         write_json(path / "config.json", config.to_dict())
-        run.update_info(framework=framework, status="running", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        run.update_info(framework=framework, status="running",
+                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         (path / "metrics.jsonl").write_text("")
         write_json(Path(config.runs_dir) / "LAST.json", {"run": str(path)})
         return run
@@ -57,7 +58,8 @@ class Run:
         if path is None:
             pointer = Path(runs_dir) / "LAST.json"
             if not pointer.exists():
-                raise RunError(f"no run recorded in {pointer}: train first (make train-torch or make train-tf) or pass a run directory")
+                raise RunError(f"no run recorded in {pointer}: train first (make train-torch or make train-tf) or pass "
+                               "a run directory")
             path = json.loads(pointer.read_text())["run"]
         run = cls(Path(path))
         if not (run.path / "config.json").is_file():

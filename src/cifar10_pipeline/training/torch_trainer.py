@@ -135,7 +135,8 @@ class TorchTrainer:
         self.device = resolve_device(config.device)
         self.step_dtype = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)).to(self.device)
+        spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
+        self.model = build_model(spec).to(self.device)
         self.model.body.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.model, config)
