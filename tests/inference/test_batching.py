@@ -9,7 +9,7 @@ import time
 import pytest
 from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
-from cifar10_pipeline.inference.model import LoadedModel
+from cifar10_pipeline.inference.runtime import LoadedModel
 from tests.support.api import parse_metrics, post_files
 from tests.support.images import COLOUR, png
 from tests.support.onnx_models import CIFAR10_LABELS
