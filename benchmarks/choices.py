@@ -118,7 +118,7 @@ def onnxruntime_rows(calls: int) -> list[dict]:
     import torch
 
     from cifar10_pipeline.export import torch_converter
-    from cifar10_pipeline.inference.model import session_options
+    from cifar10_pipeline.inference.runtime import session_options
     from cifar10_pipeline.model.torch_net import build_model
     from cifar10_pipeline.model.spec import ModelSpec
 

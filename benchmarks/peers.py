@@ -53,8 +53,8 @@ from PIL import Image
 from benchmarks.report import machine, write_report
 from benchmarks.service import ROOT, WRK_SCRIPT, Server, Tally, free_port, load_round, make_models, wrk
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
-from cifar10_pipeline.inference.model import load_model
-from cifar10_pipeline.inference.v2 import HEADER_LENGTH
+from cifar10_pipeline.inference.runtime import load_session
+from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
 
 PEERS_DIR = ROOT / "benchmarks" / "peers"  # the peers' server code and MLServer's settings
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar10-pipeline" / "peers"
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         workdir = Path(tmp)
         _, onnx_path = make_models(workdir)
-        model = load_model(onnx_path, ["CPUExecutionProvider"], intra_op_threads=1)  # as the service loads it
+        model = load_session(onnx_path, ["CPUExecutionProvider"], intra_op_threads=1)  # as the service loads it
         bodies = make_bodies(workdir, model.info.input_shape)
         labels = list(model.info.labels)
         expected = labels[int(model.run(bodies.pixels).argmax())]

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.service import Server, make_models
 from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.images import decode_image
-from cifar10_pipeline.inference.model import rank
+from cifar10_pipeline.inference.postprocess import rank
 
 HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
 

@@ -1,5 +1,5 @@
-"""The service's contract check (``inference.model.check_contract``) refuses edited exported files, listing
-what is wrong."""
+"""The service's contract check (``inference.runtime.check_session``, on a file through
+``tests.support.contract.check_contract``) refuses edited exported files, listing what is wrong."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from cifar10_pipeline.contract import ContractError
-from cifar10_pipeline.inference.model import check_contract
+from tests.support.contract import check_contract
 
 
 def _edit(path, out, edit):

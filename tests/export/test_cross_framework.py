@@ -18,9 +18,9 @@ import onnxruntime as ort
 import pytest
 
 from cifar10_pipeline.contract import METADATA_KEYS, golden_input
-from cifar10_pipeline.inference.model import check_contract
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.datasets import load_dataset
+from tests.support.contract import check_contract
 from tests.support.paths import REPO
 
 TORCH_PYTHON = frameworks.get("torch").python()

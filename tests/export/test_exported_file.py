@@ -9,8 +9,8 @@ import onnx
 import onnxruntime as ort
 
 from cifar10_pipeline.contract import METADATA_KEYS, golden_input
-from cifar10_pipeline.inference.model import check_contract
 from cifar10_pipeline.training.datasets import load_dataset
+from tests.support.contract import check_contract
 
 
 def test_exported_file_meets_the_contract_and_carries_its_metadata(exported, trained, framework):

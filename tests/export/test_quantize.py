@@ -15,7 +15,8 @@ import pytest
 from cifar10_pipeline.contract import METADATA_KEYS, ContractError
 from cifar10_pipeline.export import pipeline
 from cifar10_pipeline.export.__main__ import main as export_main
-from cifar10_pipeline.inference.model import check_contract, load_model
+from cifar10_pipeline.inference.runtime import load_session
+from tests.support.contract import check_contract
 from tests.support.onnx_edits import tampered
 from tests.support.paths import REPO
 
@@ -73,13 +74,13 @@ def test_the_int8_graph_has_int8_weights_and_a_float_stem(made):
 
 def test_the_service_accepts_the_int8_file_and_refuses_it_tampered(made, tmp_path):
     int8 = made.with_name("model.int8.onnx")
-    loaded = load_model(int8, ["CPUExecutionProvider"], 1)
+    loaded = load_session(int8, ["CPUExecutionProvider"], 1)
     assert loaded.self_test["reference"] == "quantization" and loaded.self_test["compared_to_parity"]
     assert loaded.self_test["max_abs_diff"] <= loaded.self_test["atol"] < 1
     bad = tmp_path / "model.int8.onnx"
     onnx.save(tampered(onnx.load(str(int8))), bad)
     with pytest.raises(ContractError, match="golden logits differ from the quantization report"):
-        load_model(bad, ["CPUExecutionProvider"], 1)
+        load_session(bad, ["CPUExecutionProvider"], 1)
 
 
 def _refused(trained, tmp_path, capsys, *extra: str) -> str:

@@ -1,6 +1,14 @@
-"""Liveness, readiness and /info describe the loaded model; the upload page at / works offline."""
+"""The operations routes: liveness, readiness and /info describe the loaded model (and the versions of what serves
+it, whichever distribution installed onnxruntime); the upload page at / works offline."""
 
 from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+import numpy as np
+import onnxruntime as ort
+import PIL
 
 from tests.support.api import sha256
 from tests.support.onnx_models import CIFAR10_LABELS
@@ -26,3 +34,20 @@ def test_index_page_is_self_contained(client):
     html = page.get_data(as_text=True)
     assert 'id="file"' in html and 'id="label"' in html and 'fetch(`predict' in html
     assert "http://" not in html and "https://" not in html  # no CDN: works offline
+
+
+def test_info_reports_the_versions_of_the_modules_it_runs_on(client, monkeypatch):
+    # the GPU image installs onnxruntime as the distribution onnxruntime-gpu: no distribution is named onnxruntime
+    real = importlib.metadata.Distribution.from_name
+
+    def from_name(name: str):
+        if name.lower() == "onnxruntime":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata.Distribution, "from_name", staticmethod(from_name))
+    response = client.get("/info")
+    assert response.status_code == 200, response.json
+    assert response.json["versions"] == {"python": platform.python_version(), "onnxruntime": ort.__version__,
+                                         "numpy": np.__version__, "pillow": PIL.__version__,
+                                         "flask": importlib.metadata.version("flask")}

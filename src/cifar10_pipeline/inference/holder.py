@@ -1,4 +1,5 @@
-"""The model being served: first load, hot swap when the file changes, and inference (batched or not)."""
+"""The model being served: first load, hot swap when the file changes, and inference (batched or not); and the one
+way a request reaches it, ``current_holder()``."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import os
 import threading
 
 import numpy as np
+from flask import Flask, current_app
 
+from cifar10_pipeline.contract import ContractError
 from cifar10_pipeline.inference.batcher import Batcher
 from cifar10_pipeline.inference.config import ServiceConfig
-from cifar10_pipeline.contract import ContractError
+from cifar10_pipeline.inference.errors import ApiError
 from cifar10_pipeline.inference.metrics import Metrics
-from cifar10_pipeline.inference.model import LoadedModel, load_model, resolve_providers
+from cifar10_pipeline.inference.providers import resolve_providers
+from cifar10_pipeline.inference.runtime import LoadedModel, load_session
 
 log = logging.getLogger(__name__)
+EXTENSION = "inference"  # the holder's key in app.extensions
 
 
 def file_signature(path: os.PathLike) -> tuple[int, int, int] | None:
@@ -26,8 +31,9 @@ def file_signature(path: os.PathLike) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-class Service:
-    """Holds the current model; ``model`` is swapped by one assignment, so readers never see half a swap.
+class ModelHolder:
+    """Holds the current model with the service's config and metrics; ``model`` is swapped by one assignment, so
+    readers never see half a swap.
 
     A request reads ``model`` once and keeps that object to the end, so a swap never changes the input
     size under it and the old session lives until its last request is answered.
@@ -57,7 +63,7 @@ class Service:
         """Load, check and self-test the file; swap it in if it passes. A failure keeps the old model."""
         path = self.config.model_path
         try:
-            new = load_model(path, self.providers, self.config.intra_op_threads)
+            new = load_session(path, self.providers, self.config.intra_op_threads)
         except ContractError as e:
             self.load_error = str(e)
             self.metrics.observe_load(ok=False)
@@ -92,7 +98,7 @@ class Service:
         return np.stack([f.result() for f in futures])
 
     def close(self) -> None:
-        """Stop the watcher and the batching thread (tests create many services in one process)."""
+        """Stop the watcher and the batching thread (tests create many apps in one process)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
@@ -115,3 +121,23 @@ class Service:
                     self.reload()
                 except Exception:  # the watcher must outlive anything a file can do to it
                     log.exception("reloading %s failed", self.config.model_path)
+
+
+def init_app(app: Flask, holder: ModelHolder) -> None:
+    """Make ``holder`` the one that ``current_holder()`` returns while ``app`` handles a request."""
+    app.extensions[EXTENSION] = holder
+
+
+def current_holder() -> ModelHolder:
+    """The holder of the app handling this request: how every blueprint reaches the model, config and metrics."""
+    return current_app.extensions[EXTENSION]
+
+
+def current_model() -> LoadedModel:
+    """The model that answers this request, read once: a swap during the request does not change it; 503 while no
+    model is loaded."""
+    holder = current_holder()
+    model = holder.model
+    if model is None:
+        raise ApiError(503, f"no model is loaded: {holder.load_error}")
+    return model
