@@ -12,9 +12,13 @@ import pytest
 from cifar10_pipeline.export.__main__ import main as export_main
 from cifar10_pipeline.export.converter import Conversion
 from cifar10_pipeline.export.pipeline import convert_run
+from cifar10_pipeline.model import frameworks
 from tests.support.paths import REPO
 
 VENV = Path(sys.executable).parent.parent  # this test's environment, the framework's own
+# these run in the TensorFlow environment only (the Makefile's TF_TESTS): the Keras runner needs Keras, and the
+# cross-framework tests hold this environment to the PyTorch one
+collect_ignore = [] if frameworks.get("tensorflow").installed() else ["test_keras_runner.py", "test_cross_framework.py"]
 
 
 @pytest.fixture(scope="session")
