@@ -136,9 +136,9 @@ def markdown(figures: dict[str, Any]) -> str:
     total = figures["by_status"]
     lines.append(f"| **all** | {sum(total.values()):,} | " + " | ".join(str(total[s]) for s in columns) + " |")
     lines += ["", ("A 200 is an input the service could still read: a flipped bit in pixel data decodes to other "
-                   "pixels, a content type naming an image type after junk still names it, a Content-Length lie can "
-                   "leave the whole image readable, and JSON `true` in UINT8 tensor data is read as 1 (numpy's "
-                   "conversion; the one leniency found)."),
+                   "pixels, a content type naming an image type after junk still names it, and a Content-Length "
+                   "lie can leave the whole image readable. A JSON `true` in UINT8 tensor data is refused (400), "
+                   "not read as 1."),
               "", (f"{NO_ANSWER!r}: the connection ended without a status line (granian, the HTTP server, drops a "
               "request carrying both Content-Length and Transfer-Encoding this way: request smuggling)."),
               "", f"Tracebacks or unhandled errors in the server's log: {figures['server_log_errors']}.", ""]
