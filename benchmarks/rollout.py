@@ -14,7 +14,9 @@ Needs root, podman with the CPU image (``make image``), HAProxy and wrk (``make 
 - kill: under the same load, ``podman kill`` one replica; HAProxy's log says when it marked it DOWN (against the
   detection window its check settings allow) and which requests failed, before and after that window.
 
-Figures go to ``--out`` as ``rollout.json`` and ``rollout.md`` (and, on full runs, BENCHMARKS.md).
+Both scenarios are ``harness.rollout``'s (the replica tests run them too); this benchmark sets up the stack, judges
+the figures against its goals (exit status 1 when one is missed) and writes them: ``rollout.json`` and
+``rollout.md`` in ``--out`` (and, on full runs, BENCHMARKS.md).
 """
 
 from __future__ import annotations
