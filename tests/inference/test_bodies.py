@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.server import served
 from tests.support.images import png
-from tests.support.net import multipart, post_chunked, served
+from tests.support.net import multipart, post_chunked
 from tests.support.onnx_models import write_model
 from tests.support.reference import expected_label
 

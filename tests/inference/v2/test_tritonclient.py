@@ -13,8 +13,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from harness.server import served
 from tests.support.api import sha256
-from tests.support.net import http, served
+from tests.support.net import http
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
 from tests.support.paths import REPO
 from tests.support.polling import wait_for

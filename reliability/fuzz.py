@@ -1,5 +1,5 @@
 """Fuzz: >= 10,000 generated malformed requests (``fuzz_inputs``) to /predict and /v2/models/<name>/infer of one
-real server process (``python -m cifar10_pipeline.inference.server``, its default settings, on 127.0.0.1), one after another,
+real server process (``cifar10-serve``, its default settings, on 127.0.0.1), one after another,
 each on its own connection (``Connection: close``). When the headers promise more body than is sent (a
 Content-Length lie, a chunked body), the client half-closes the connection after sending, so the server sees
 the body end early instead of waiting for the rest.
@@ -17,7 +17,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stress.common import (
+from cifar10_pipeline.inference.config import ServiceConfig
+from reliability.fuzz_inputs import Request, categories, requests
+from reliability.serving import (
     answers_correctly,
     cnn_model,
     goal,
@@ -26,8 +28,6 @@ from benchmarks.stress.common import (
     start_server,
     workdir,
 )
-from benchmarks.stress.fuzz_inputs import Request, categories, requests
-from cifar10_pipeline.inference.config import ServiceConfig
 
 NAME = "fuzz"
 SEED = 13
@@ -79,7 +79,7 @@ def run(smoke: bool) -> dict[str, Any]:
         pid_before, pids_before = info(server.port)["pid"], sorted(server.pids())
         statuses = {name: Counter() for name in categories()}
         started, sent = time.perf_counter(), 0
-        for request in requests(count, SEED, ServiceConfig().model_name):
+        for request in requests(count, SEED, ServiceConfig()):
             if time.perf_counter() - started > TIME_LIMIT_S:
                 break
             statuses[request.category][send(server.port, request)] += 1
@@ -124,7 +124,7 @@ def markdown(figures: dict[str, Any]) -> str:
         "# Fuzz: malformed requests to /predict and /v2 infer",
         "",
         (f"{figures['inputs']:,} generated malformed requests (seed {figures['seed']}, "
-        "`benchmarks/stress/fuzz_inputs.py`), one connection each, to one `python -m cifar10_pipeline.inference.server` process "
+        "`reliability/fuzz_inputs.py`), one connection each, to one `cifar10-serve` process "
         f"(default settings) on 127.0.0.1, in {figures['seconds']:.0f} s. Answers by category and status:"),
         "",
         "| category | inputs | " + " | ".join(columns) + " |",
@@ -136,9 +136,9 @@ def markdown(figures: dict[str, Any]) -> str:
     total = figures["by_status"]
     lines.append(f"| **all** | {sum(total.values()):,} | " + " | ".join(str(total[s]) for s in columns) + " |")
     lines += ["", ("A 200 is an input the service could still read: a flipped bit in pixel data decodes to other "
-                   "pixels, a content type naming an image type after junk still names it, a Content-Length lie can "
-                   "leave the whole image readable, and JSON `true` in UINT8 tensor data is read as 1 (numpy's "
-                   "conversion; the one leniency found)."),
+                   "pixels, a content type naming an image type after junk still names it, and a Content-Length "
+                   "lie can leave the whole image readable. A JSON `true` in UINT8 tensor data is refused (400), "
+                   "not read as 1."),
               "", (f"{NO_ANSWER!r}: the connection ended without a status line (granian, the HTTP server, drops a "
               "request carrying both Content-Length and Transfer-Encoding this way: request smuggling)."),
               "", f"Tracebacks or unhandled errors in the server's log: {figures['server_log_errors']}.", ""]

@@ -1,4 +1,4 @@
-"""Stress: ``kill -9`` PyTorch and TensorFlow training runs at random points, then ``--resume`` them.
+"""Kill training: ``kill -9`` PyTorch and TensorFlow training runs at random points, then ``--resume`` them.
 
 Per framework: one uninterrupted run of a short synthetic config, then runs of the same config killed with
 SIGKILL at a seeded random moment after their first checkpoint (an epoch after the first, a fraction of it), each
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from cifar10_pipeline.model import frameworks
+from harness import REPO
 
 NAME = "kill_training"
-ROOT = Path(__file__).resolve().parents[2]
 SEED = 11
 # (kills per framework, epochs, training images)
 SIZES = {True: (1, 3, 600), False: (3, 4, 1500)}
@@ -62,7 +62,7 @@ def epochs_logged(run_dir: Path) -> int:
 
 def run_to_end(command: list[str], log: Path) -> int:
     with log.open("ab") as out:
-        return subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S,
+        return subprocess.run(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S,
                               check=False).returncode
 
 
@@ -73,7 +73,7 @@ def kill_and_resume(framework: str, runs: Path, name: str, epochs: int, train_im
     compilation, is slower than the rest), resume it, and compare with ``reference``."""
     run_dir, log = runs / name, runs / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(trainer_command(framework, train_args(runs, name, epochs, train_images)), cwd=ROOT,
+        proc = subprocess.Popen(trainer_command(framework, train_args(runs, name, epochs, train_images)), cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT)
     started = time.monotonic()
     checkpoint = run_dir / frameworks.get(framework).checkpoint_file

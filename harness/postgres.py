@@ -1,5 +1,5 @@
-"""A throwaway PostgreSQL server for the multi-worker tuning tests and the tuning stress figures: a new cluster
-in a temporary folder, on 127.0.0.1 and a free port, with one database; removed when the block ends.
+"""A throwaway PostgreSQL server for the multi-worker tuning tests and the kill_tuning reliability scenario: a new
+cluster in a temporary folder, on 127.0.0.1 and a free port, with one database; removed when the block ends.
 
 Needs Debian's ``postgresql`` package (/usr/lib/postgresql/<version>/bin; .ci/system-deps.sh installs it).
 """
@@ -10,11 +10,12 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from harness.server import free_port
 
 
 class PostgresError(RuntimeError):
@@ -41,9 +42,7 @@ def throwaway_postgres(database: str = "optuna") -> Iterator[str]:
     if as_user:
         shutil.chown(root, "postgres", "postgres")
     data = root / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
 
     def pg(tool: str, *args: str) -> None:
         result = subprocess.run([*as_user, str(bin_dir / tool), *args], capture_output=True, text=True, cwd=root,

@@ -1,12 +1,11 @@
-"""Stress: ``kill -9`` one of 2 tuning workers sharing a PostgreSQL study, in the middle of a trial.
+"""Kill tuning: ``kill -9`` one of 2 tuning workers sharing a PostgreSQL study, in the middle of a trial.
 
-Two ``python -m cifar10_pipeline.training.tuning --storage postgresql://...`` processes (one worker each, as on two machines) share
-one study on a throwaway PostgreSQL server (``benchmarks.postgres``). Once the victim (chosen by a seeded draw)
-is in the middle of a trial (its first epoch reported) and the study has a finished trial, after a further seeded
-random delay, it gets SIGKILL. The survivor alone must then finish the study: every requested trial complete or
-pruned, none of those finished before the kill lost or changed, the killed trial marked FAIL and run again with its
-parameters (training.tuning.workers: the dead pid, or a missed heartbeat on other machines, and Optuna's retry
-callback).
+Two ``cifar10-tune --storage postgresql://...`` processes (one worker each, as on two machines) share one study on a
+throwaway PostgreSQL server (``harness.postgres``). Once the victim (chosen by a seeded draw) is in the middle of a
+trial (its first epoch reported) and the study has a finished trial, after a further seeded random delay, it gets
+SIGKILL. The survivor alone must then finish the study: every requested trial complete or pruned, none of those
+finished before the kill lost or changed, the killed trial marked FAIL and run again with its parameters
+(training.tuning.workers: the dead pid, or a missed heartbeat on other machines, and Optuna's retry callback).
 """
 
 from __future__ import annotations
@@ -25,11 +24,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from benchmarks.postgres import postgres_bin, throwaway_postgres
 from cifar10_pipeline.training.tuning.space import DEFAULT_SPACE
+from harness import REPO
+from harness.postgres import postgres_bin, throwaway_postgres
 
 NAME = "kill_tuning"
-ROOT = Path(__file__).resolve().parents[2]
 SEED = 13
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # (trials, epochs, training images): a trial of the smoke takes a few seconds on 2 busy cores
@@ -45,8 +44,9 @@ def worker_command(url: str, workdir: Path, trials: int, epochs: int, train_imag
     defaults = json.loads(DEFAULT_SPACE.read_text())
     space.write_text(json.dumps({**{k: None for k in defaults}, "lr": {"type": "float", "low": 0.03, "high": 0.3,
                                                                         "log": True}}))
-    return [sys.executable, "-m", "cifar10_pipeline.training.tuning", "--framework", "torch", "--storage", url, "--study-name", STUDY,
-            "--trials", str(trials), "--pruner", "none", "--space", str(space), "--no-final-test",
+    return [sys.executable, "-m", "cifar10_pipeline.training.tuning", "--framework", "torch", "--storage", url,
+            "--study-name", STUDY, "--trials", str(trials), "--pruner", "none", "--space", str(space),
+            "--no-final-test",
             "--studies-dir", str(workdir / "studies"), "--best", str(workdir / "best_params.json"),
             "--dataset", "synthetic", "--epochs", str(epochs), "--width", "8", "--batch-size", "64",
             "--max-train-samples", str(train_images), "--max-test-samples", "300", "--precision", "float32"]
@@ -88,7 +88,7 @@ def run(smoke: bool) -> dict[str, Any]:
         procs = []
         for log in logs:
             with log.open("wb") as out:
-                procs.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+                procs.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
         victim_index = rng.randrange(2)
         victim, survivor = procs[victim_index], procs[1 - victim_index]
         extra_delay = rng.uniform(0.0, 0.5)  # seconds after the first epoch's report: a random point in the trial

@@ -1,5 +1,5 @@
-"""What the serving scenarios share: the model they serve, a server of it, HTTP calls and the check that a
-good request still gets the right answer."""
+"""What the serving scenarios (fuzz, soak, swaps) share: the model they serve, a server of it, HTTP calls, the check
+that a good request still gets the right answer, and their goals as figures and as a markdown table."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ import onnxruntime as ort
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.service import Server, make_models
 from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.images import decode_image
 from cifar10_pipeline.inference.postprocess import rank
+from harness.models import make_models
+from harness.server import Server
 
 HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
 
@@ -30,15 +31,16 @@ HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
 @functools.cache
 def workdir() -> Path:
     """A temporary folder for this process's models and server logs, removed when it exits."""
-    path = Path(tempfile.mkdtemp(prefix="stress-"))
+    path = Path(tempfile.mkdtemp(prefix="reliability-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 
 
 @functools.cache
 def cnn_model() -> bytes:
-    """The project's CNN with seeded random weights, exported as the export CLI exports it (the serving
-    benchmark's model): the ONNX file's bytes. Made once per process: every scenario serves it."""
+    """The project's CNN with seeded random weights, exported as the export command exports it (the serving
+    benchmarks' model, ``harness.models``): the ONNX file's bytes. Made once per process: every scenario serves
+    it."""
     return make_models(workdir())[1].read_bytes()
 
 
@@ -48,10 +50,10 @@ def model_id(data: bytes) -> str:
 
 
 def start_server(name: str, model_path: Path, **env: str) -> Server:
-    """``python -m cifar10_pipeline.inference.server`` on 127.0.0.1 serving ``model_path`` with its default settings, and the
+    """The service (``cifar10-serve``) on 127.0.0.1 serving ``model_path`` with its default settings, and the
     ``INFERENCE_*`` variables in ``env`` (hot swapping off unless ``env`` sets the poll)."""
     settings = {"INFERENCE_MODEL_PATH": str(model_path), "INFERENCE_RELOAD_POLL_S": "0", **env}
-    return Server(settings, None, workdir() / f"{name}-server.log")
+    return Server(settings, workdir() / f"{name}-server.log")
 
 
 def call(port: int, method: str, path: str, body: bytes | None = None,
@@ -124,7 +126,8 @@ def answers_correctly(port: int, model: bytes, seed: int = 0) -> tuple[bool, str
                         f"p={expected['probability']:.4f}")
 
     raw = np.random.default_rng(seed).integers(0, 256, (2, *shape), dtype=np.uint8)
-    request = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": list(raw.shape), "data": raw.ravel().tolist()}]}
+    request = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": list(raw.shape),
+                           "data": raw.ravel().tolist()}]}
     status, body = call(port, "POST", f"/v2/models/{ServiceConfig().model_name}/infer", json.dumps(request).encode(),
                         {"Content-Type": "application/json"})
     logits = session.run(["logits"], {"image": raw})[0]

@@ -1,5 +1,5 @@
 """Soak: 10 minutes of small PNG uploads to /predict at concurrency 64 (wrk, keep-alive connections) on one
-``python -m cifar10_pipeline.inference.server`` process with its default settings, after a warm-up; the server's resident
+``cifar10-serve`` process with its default settings, after a warm-up; the server's resident
 memory (VmRSS of its processes, from /proc) is sampled throughout.
 
 Goals: no failed request (wrk counts connection errors, timeouts and non-2xx answers), resident memory growth
@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.service import WRK_SCRIPT, start_wrk, wrk, wrk_result
-from benchmarks.stress.common import (
+from harness.load import start_wrk, wrk, wrk_result
+from reliability.serving import (
     answers_correctly,
     cnn_model,
     goal,
@@ -46,19 +46,18 @@ SMOKE = Counts(warmup_s=2, duration_s=10, sample_s=1.0)
 def run(smoke: bool) -> dict[str, Any]:
     counts = SMOKE if smoke else FULL
     model = cnn_model()
-    model_path, body, script = workdir() / "soak.onnx", workdir() / "soak.png", workdir() / "post.lua"
+    model_path, body = workdir() / "soak.onnx", workdir() / "soak.png"
     model_path.write_bytes(model)
     body.write_bytes(good_png())
-    script.write_text(WRK_SCRIPT)
     server = start_server("soak", model_path)
     try:
         pid_before = info(server.port)["pid"]
-        warmup = wrk(server.port, script, body, CONCURRENCY, counts.warmup_s)
+        warmup = wrk(server.port, body, CONCURRENCY, counts.warmup_s)
         print(f"soak: warmed up ({warmup['requests']} requests), {counts.duration_s} s at concurrency {CONCURRENCY}",
               flush=True)
         samples = []  # (seconds since the measured run started, resident bytes)
         started = time.perf_counter()
-        load = start_wrk(server.port, script, body, CONCURRENCY, counts.duration_s)
+        load = start_wrk(server.port, body, CONCURRENCY, counts.duration_s)
         try:
             while load.poll() is None and time.perf_counter() - started < counts.duration_s + 60:
                 samples.append((time.perf_counter() - started, resident_bytes(server.pids())))
@@ -104,7 +103,7 @@ def markdown(figures: dict[str, Any]) -> str:
         f"# Soak: {figures['duration_s']} s of /predict at concurrency {figures['concurrency']}",
         "",
         f"wrk, {figures['concurrency']} keep-alive connections posting a small PNG, after a {figures['warmup_s']} s "
-        "warm-up, to one `python -m cifar10_pipeline.inference.server` process (default settings: batching off, one worker).",
+        "warm-up, to one `cifar10-serve` process (default settings: batching off, one worker).",
         "",
         "| requests | failed | requests/s | p50 ms | p99 ms | memory growth MB | memory range MB |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -120,6 +119,7 @@ def markdown(figures: dict[str, Any]) -> str:
     step = max(1, len(samples) // 12)  # about a dozen rows; the JSON holds every sample
     shown = samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else [])
     for sample in shown:
-        lines.append(f"| {sample['t_s']:.0f} | {sample['rss_mb']:.1f} | {sample['rss_mb'] - samples[0]['rss_mb']:+.1f} |")
+        change = sample["rss_mb"] - samples[0]["rss_mb"]
+        lines.append(f"| {sample['t_s']:.0f} | {sample['rss_mb']:.1f} | {change:+.1f} |")
     lines += ["", *goals_markdown(figures["goals"])]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,9 @@
 """A seeded generator of malformed HTTP requests for /predict and /v2/models/<name>/infer: the fuzz scenario's
-inputs. ``requests(count, seed, model_name)`` yields ``Request`` values, the categories taking turns, so any
-prefix covers every category and the same seed gives the same bytes.
+inputs. ``requests(count, seed, config)`` yields ``Request`` values, the categories taking turns, so any prefix
+covers every category and the same seed gives the same bytes (gzip bodies carry no timestamp). The limits the
+requests probe (upload bytes, files per request) and the model's name in the /v2 URL are read from the service's
+configuration (``ServiceConfig``: pass the one the server runs with, its defaults for a server with default
+settings).
 
 Each request is written out whole (request line, headers, body), so that headers can lie: a Content-Length
 that is not the body's length, two of them, chunked bodies whose chunk sizes are wrong.
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # the service's default upload limit (inference.config), for sizes around it
+from cifar10_pipeline.inference.config import ServiceConfig
+
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/x-anything")
 INPUT_SHAPE = (32, 32, 3)  # the served model's input (H, W, C)
@@ -119,9 +123,10 @@ def _tensor_request(rng: random.Random, images: int = 1) -> dict:
 class Generator:
     """Makes the requests of each category from one seeded random stream."""
 
-    def __init__(self, seed: int, model_name: str):
+    def __init__(self, seed: int, config: ServiceConfig):
         self.rng = random.Random(seed)
-        self.infer_path = f"/v2/models/{model_name}/infer"
+        self.infer_path = f"/v2/models/{config.model_name}/infer"
+        self.max_upload_bytes, self.max_files = config.max_upload_bytes, config.max_files
         self.categories: dict[str, Callable[[], Made]] = {
             "random bytes to /predict": self.random_bytes_predict,
             "random bytes to /v2 infer": self.random_bytes_v2,
@@ -205,7 +210,8 @@ class Generator:
         elif kind == 1:  # less declared than sent: the rest reads as a next request
             headers = (content_type, ("Content-Length", str(self.rng.randrange(len(body)))))
         elif kind == 2:  # far over the upload limit, body small
-            headers = (content_type, ("Content-Length", str(self.rng.choice((MAX_UPLOAD_BYTES + 1, 2**31, 10**18)))))
+            declared = self.rng.choice((self.max_upload_bytes + 1, 2**31, 10**18))
+            headers = (content_type, ("Content-Length", str(declared)))
         elif kind == 3:  # not a number
             headers = (content_type, ("Content-Length", self.rng.choice(("-1", "abc", "1e3", "0x10", " ", "12 34"))))
         elif kind == 4:  # two that disagree
@@ -233,7 +239,8 @@ class Generator:
         elif kind == 2:  # a text field only, no file
             body = _multipart([b'Content-Disposition: form-data; name="note"\r\n\r\nhello'], boundary)
         elif kind == 3:  # many file parts, past the files-per-request limit
-            body = _multipart([_file_part(rng.randbytes(8), f"{i}.png") for i in range(rng.randint(17, 300))], boundary)
+            files = rng.randint(self.max_files + 1, 300)
+            body = _multipart([_file_part(rng.randbytes(8), f"{i}.png") for i in range(files)], boundary)
         elif kind == 4:  # many small non-file fields, past the form parser's part limit
             body = _multipart([f'Content-Disposition: form-data; name="f{i}"\r\n\r\nv'.encode()
                                for i in range(rng.randint(900, 1500))], boundary)
@@ -259,9 +266,9 @@ class Generator:
         junk = rng.choice((None, True, 1.5, "x", {}, [], [[]], {"a": [1]}, -1, 2**70, "NaN"))
         kind = rng.randrange(12)
         if kind == 0:
-            tensor["shape"] = rng.choice(([1, 32, 32], [1, 32, 32, 4], [0, 32, 32, 3], [-1, 32, 32, 3], [10**9, 32, 32, 3],
-                                          [17, 32, 32, 3], ["1", 32, 32, 3], [1.0, 32, 32, 3], [True, 32, 32, 3],
-                                          [1, 32, 32, 3, 1], [], junk))
+            tensor["shape"] = rng.choice(([1, 32, 32], [1, 32, 32, 4], [0, 32, 32, 3], [-1, 32, 32, 3],
+                                          [10**9, 32, 32, 3], [self.max_files + 1, 32, 32, 3], ["1", 32, 32, 3],
+                                          [1.0, 32, 32, 3], [True, 32, 32, 3], [1, 32, 32, 3, 1], [], junk))
         elif kind == 1:
             tensor["datatype"] = rng.choice(("FP32", "INT8", "uint8", "BYTES", "UINT16", "", 5, None, junk))
         elif kind == 2:  # too few or too many values
@@ -280,8 +287,9 @@ class Generator:
             request["inputs"] = rng.choice(([], {}, None, "image", [tensor, tensor], [1, 2], [{**tensor, "name": "x"}],
                                             [{}], [[tensor]]))
         elif kind == 7:
+            classification = rng.choice((0, 11, -1, "3", 1.5))
             request["outputs"] = rng.choice(({}, "logits", [{"name": "probs"}], [{"name": "logits"}] * 2,
-                                             [{"name": "logits", "parameters": {"classification": rng.choice((0, 11, -1, "3", 1.5))}}],
+                                             [{"name": "logits", "parameters": {"classification": classification}}],
                                              [{"name": "logits", "parameters": {"binary_data": "yes"}}], [None]))
         elif kind == 8:  # request parameters or id of the wrong type
             if rng.random() < 0.5:
@@ -312,10 +320,10 @@ class Generator:
             return (self.infer_path, _sized(body, "application/json"), body)
         if kind == 2:  # gzip that is cut short, or garbage said to be gzip / deflate / an unknown coding
             encoding = rng.choice(("gzip", "deflate", "br", "x-junk"))
-            body = gzip.compress(body)[: rng.randrange(10, 200)] if rng.random() < 0.5 else rng.randbytes(100)
+            body = gzip.compress(body, mtime=0)[: rng.randrange(10, 200)] if rng.random() < 0.5 else rng.randbytes(100)
             return (self.infer_path, _sized(body, "application/json", Content_Encoding=encoding), body)
         if kind == 3:  # a small gzip body inflating far past the upload limit
-            body = gzip.compress(b" " * (MAX_UPLOAD_BYTES + rng.randint(1, 4096)), compresslevel=9)
+            body = gzip.compress(b" " * (self.max_upload_bytes + rng.randint(1, 4096)), compresslevel=9, mtime=0)
             return (self.infer_path, _sized(body, "application/json", Content_Encoding="gzip"), body)
         body = body.replace(b'"UINT8"', rng.choice((b"UINT8", b'"UINT8', b"'UINT8'", b"NaN", b"\xff\xfe")))
         return (self.infer_path, _sized(body, "application/json"), body)
@@ -329,7 +337,8 @@ class Generator:
             header_off = rng.choice((0, -1, 5, "-1", "x", 10**12, "", "past the body"))
             if (size, sent, header_off) != (count, count, 0):
                 break
-        tensor = {"name": "image", "datatype": "UINT8", "shape": [1, *INPUT_SHAPE], "parameters": {"binary_data_size": size}}
+        tensor = {"name": "image", "datatype": "UINT8", "shape": [1, *INPUT_SHAPE],
+                  "parameters": {"binary_data_size": size}}
         header = json.dumps({"inputs": [tensor]}).encode()
         binary = rng.randbytes(sent)
         declared = (str(len(header) + header_off) if isinstance(header_off, int) and header_off < 10**12
@@ -339,9 +348,9 @@ class Generator:
                        body)
 
 
-def requests(count: int, seed: int, model_name: str) -> Iterator[Request]:
+def requests(count: int, seed: int, config: ServiceConfig) -> Iterator[Request]:
     """``count`` malformed requests, the categories taking turns."""
-    generator = Generator(seed, model_name)
+    generator = Generator(seed, config)
     names = list(generator.categories)
     for i in range(count):
         name = names[i % len(names)]
@@ -352,4 +361,4 @@ def requests(count: int, seed: int, model_name: str) -> Iterator[Request]:
 
 
 def categories() -> list[str]:
-    return list(Generator(0, "m").categories)
+    return list(Generator(0, ServiceConfig()).categories)

@@ -2,7 +2,7 @@
 truncated, half written in place, random bytes, empty, not ONNX, valid ONNX breaking the contract or failing
 the golden self-test), through the service's own hot swap (it polls the file: ``INFERENCE_RELOAD_POLL_S``).
 
-One ``python -m cifar10_pipeline.inference.server`` process (default settings otherwise) on 127.0.0.1; wrk posts a small PNG
+One ``cifar10-serve`` process (default settings otherwise) on 127.0.0.1; wrk posts a small PNG
 to /predict over 16 connections the whole time. After each replacement the scenario waits for its outcome:
 a good file must become the served model (/info's model id is the file's sha256) and answer a /predict upload
 and a /v2 infer request exactly as onnxruntime here answers them with that file; a broken file must be
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.service import WRK_SCRIPT, start_wrk, wrk_result
-from benchmarks.stress.common import (
+from cifar10_pipeline.files import write_bytes
+from harness.load import start_wrk, wrk_result
+from reliability.serving import (
     answers_correctly,
     cnn_model,
     goal,
@@ -34,8 +35,7 @@ from benchmarks.stress.common import (
     start_server,
     workdir,
 )
-from benchmarks.stress.model_files import CORRUPT, HALF_WRITTEN, good_variant
-from cifar10_pipeline.files import write_bytes
+from reliability.model_files import CORRUPT, HALF_WRITTEN, good_variant
 
 NAME = "swaps"
 SEED = 13
@@ -142,15 +142,14 @@ def run(smoke: bool) -> dict[str, Any]:
     steps = plan(counts, base)
     folder = workdir() / "swaps"
     folder.mkdir(exist_ok=True)
-    model_path, body, script = folder / "model.onnx", folder / "upload.png", folder / "post.lua"
+    model_path, body = folder / "model.onnx", folder / "upload.png"
     write_bytes(model_path, base)
     body.write_bytes(good_png())
-    script.write_text(WRK_SCRIPT)
     server = start_server("swaps", model_path, INFERENCE_RELOAD_POLL_S=str(POLL_S))
     rows: list[dict[str, Any]] = []
     try:
         pids_before = sorted(server.pids())
-        load = start_wrk(server.port, script, body, CONCURRENCY, counts.time_limit_s)
+        load = start_wrk(server.port, body, CONCURRENCY, counts.time_limit_s)
         started, served = time.perf_counter(), base
         try:
             for number, step in enumerate(steps, 1):
@@ -202,7 +201,7 @@ def markdown(figures: dict[str, Any]) -> str:
     lines = [
         f"# Swaps: {len(rows)} model replacements under load",
         "",
-        f"One `python -m cifar10_pipeline.inference.server` process, the model file polled every {figures['poll_s']:g} s "
+        f"One `cifar10-serve` process, the model file polled every {figures['poll_s']:g} s "
         f"(`INFERENCE_RELOAD_POLL_S`), wrk posting a small PNG to /predict over {figures['concurrency']} connections "
         f"throughout: {load['requests']:,} requests, {load['failed']} failed, p99 {load['p99_ms']:.1f} ms. "
         f"Good files served {min(good, default=0):.1f}-{max(good, default=0):.1f} s after they were written "
