@@ -142,7 +142,7 @@ bench-tune: $(INSTALLED)  ## tuning benchmark on Fashion-MNIST: tuned vs default
 	$(PY) -m benchmarks.tune --budget-minutes $(BUDGET) --out $(BENCH_OUT)
 
 stress: $(INSTALLED) $(TF_INSTALLED)  ## reliability figures (fuzz, soak, swaps, kill -9): BENCH_OUT, RELIABILITY.md; STRESS_FLAGS="--only fuzz"
-	$(PY) -m benchmarks.stress --out $(BENCH_OUT) $(STRESS_FLAGS)
+	$(PY) -m reliability --out $(BENCH_OUT) $(STRESS_FLAGS)
 
 clean:  ## remove runs, models, benchmark output and caches (not data/ or the venvs)
 	rm -rf runs models studies build $(BENCH_OUT) .pytest_cache

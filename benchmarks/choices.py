@@ -4,7 +4,7 @@
 - PyTorch training step (``training.torch_trainer``): float32 against bfloat16 autocast (``precision``), and
   channels_last against the default memory layout.
 - PyTorch evaluation: ``EVAL_BATCH`` 256 against 1024 images per call.
-- TensorFlow training step (``training.keras_trainer``, run with ``$TF_PYTHON``, default ``.venv-tf/bin/python``):
+- TensorFlow training step (``training.keras_trainer``, run in TensorFlow's environment, ``model.frameworks``):
   float32 against mixed bfloat16, and with against without XLA.
 - onnxruntime (``inference``): CPU time per batch-1 call of the default network with 1 against 2 intra-op
   threads (``INFERENCE_INTRA_OP_THREADS``).
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,9 +26,10 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks.report import machine, write_report
+from cifar10_pipeline.model import frameworks
+from harness import REPO
+from harness.report import machine, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 SHAPE = (28, 28, 1)
 BATCH = 128
 TRAIN_IMAGES = 4096
@@ -120,7 +120,7 @@ def onnxruntime_rows(calls: int) -> list[dict]:
     import torch
 
     from cifar10_pipeline.export import torch_converter
-    from cifar10_pipeline.inference.model import session_options
+    from cifar10_pipeline.inference.runtime import session_options
     from cifar10_pipeline.model.torch_net import build_model
 
     config = _config()
@@ -165,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.tensorflow_rows:
         print(json.dumps(tensorflow_rows(steps)))
         return 0
-    tf_python = os.environ.get("TF_PYTHON", str(ROOT / ".venv-tf/bin/python"))
+    tf_python = frameworks.get("tensorflow").python()
     tf = subprocess.run([tf_python, "-m", "benchmarks.choices", "--tensorflow-rows", *(["--smoke"] * args.smoke)],
-                        cwd=ROOT, capture_output=True, text=True)
+                        cwd=REPO, capture_output=True, text=True)
     if tf.returncode != 0:
         raise RuntimeError(f"the TensorFlow half failed ({tf_python}):\n{tf.stderr[-3000:]}")
     rows = torch_rows(steps) + json.loads(tf.stdout.strip().splitlines()[-1]) + onnxruntime_rows(calls)

@@ -5,7 +5,7 @@ serving the same ONNX file with onnxruntime, and the ceiling, onnxruntime alone 
 ``--servers service``: this service and the ceiling only, no peer venvs). All on this machine's CPUs, the same
 cores for every server, for wrk and for the ceiling:
 
-- this service (``python -m cifar10_pipeline.inference.server``, its defaults: one worker, batching off) on three endpoints:
+- this service (``cifar10-serve``, its defaults: one worker, batching off) on three endpoints:
   ``/predict`` with an image upload, ``/v2/models/classifier/infer`` with the image as a UINT8 tensor in the
   binary tensor data extension and in JSON.
 - BentoML 1.4 (``benchmarks/peers/bento_service.py``: an ``@bentoml.service`` holding an onnxruntime session, one
@@ -50,13 +50,15 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from benchmarks.report import machine, write_report
-from benchmarks.service import ROOT, WRK_SCRIPT, Server, Tally, free_port, load_round, make_models, wrk
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
-from cifar10_pipeline.inference.model import load_model
-from cifar10_pipeline.inference.v2 import HEADER_LENGTH
+from cifar10_pipeline.inference.runtime import load_session
+from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
+from harness.load import Tally, load_round, wrk
+from harness.models import make_models
+from harness.report import machine, write_report
+from harness.server import Server, free_port
 
-PEERS_DIR = ROOT / "benchmarks" / "peers"  # the peers' server code and MLServer's settings
+PEERS_DIR = Path(__file__).resolve().parent / "peers"  # the peers' server code and MLServer's settings
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar10-pipeline" / "peers"
 CPUS = len(os.sched_getaffinity(0))
 CONCURRENCY = (1, 16, 64)
@@ -243,13 +245,14 @@ def start_servers(families: list[str], workdir: Path, onnx_path: Path, bodies: B
 
     def start(key: str, family: str, config: str, env: dict[str, str], **kwargs) -> None:
         print(f"start: {key}", file=sys.stderr, flush=True)
-        server = Server(env, None, workdir / f"server{len(servers)}.log", **kwargs)
+        server = Server(env, workdir / f"server{len(servers)}.log", **kwargs)
         servers[key] = server
         info.append({"server": key, "family": family, "config": config, "start_to_ready_s": server.start_to_ready_s})
 
     try:
         if "service" in families:
-            config = "python -m cifar10_pipeline.inference.server, its defaults: 1 worker process, batching off, threads = CPUs"
+            config = ("python -m cifar10_pipeline.inference.server, its defaults: 1 worker process, batching off, "
+                      "threads = CPUs")
             start("service", "service", config,
                   {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"})
             infer = "/v2/models/classifier/infer"
@@ -299,8 +302,7 @@ def stop_all(servers: dict[str, Server]) -> None:
         server.stop()
 
 
-def load(servers: dict[str, Server], targets: list[Target], script: Path, counts: Counts,
-         ceiling_rps: float) -> list[dict]:
+def load(servers: dict[str, Server], targets: list[Target], counts: Counts, ceiling_rps: float) -> list[dict]:
     """At each concurrency: warm every target, then let them take turns for ``counts.rounds`` rounds."""
     rows = []
     for concurrency in counts.concurrency:
@@ -308,12 +310,11 @@ def load(servers: dict[str, Server], targets: list[Target], script: Path, counts
               file=sys.stderr, flush=True)
         tallies = {target.name: Tally() for target in targets}
         for target in targets:
-            wrk(servers[target.server].port, script, target.body, concurrency, counts.warmup_s, target.path,
-                target.headers)
+            wrk(servers[target.server].port, target.body, concurrency, counts.warmup_s, target.path, target.headers)
         for _ in range(counts.rounds):
             for target in targets:
-                load_round(servers[target.server], tallies[target.name], script, target.body, concurrency,
-                           counts.round_s, target.path, target.headers)
+                load_round(servers[target.server], tallies[target.name], target.body, concurrency, counts.round_s,
+                           target.path, target.headers)
         for target in targets:
             summary = tallies[target.name].summary()
             rows.append({"server": target.name, "family": target.family, "endpoint": target.path,
@@ -424,12 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         workdir = Path(tmp)
         _, onnx_path = make_models(workdir)
-        model = load_model(onnx_path, ["CPUExecutionProvider"], intra_op_threads=1)  # as the service loads it
+        model = load_session(onnx_path, ["CPUExecutionProvider"], intra_op_threads=1)  # as the service loads it
         bodies = make_bodies(workdir, model.info.input_shape)
         labels = list(model.info.labels)
         expected = labels[int(model.run(bodies.pixels).argmax())]
-        script = workdir / "post.lua"
-        script.write_text(WRK_SCRIPT)
         print("ceiling: onnxruntime in-process", file=sys.stderr, flush=True)
         top = ceiling(model.session, bodies.pixels, counts)
 
@@ -443,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError(f"{target.name} fails: {e}\n{server.log.read_text()[-3000:]}") from e
                 if got != expected:
                     raise RuntimeError(f"{target.name} answers {got!r} for the image, onnxruntime {expected!r}")
-            rows = load(servers, targets, script, counts, top["images_per_s"])
+            rows = load(servers, targets, counts, top["images_per_s"])
         finally:
             stop_all(servers)
 

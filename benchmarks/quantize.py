@@ -1,13 +1,13 @@
 """INT8 against float: onnxruntime throughput of an exported model and its INT8 twin, side by side.
 
 ``python -m benchmarks.quantize --run RUN_DIR --out bench-results`` (``--smoke``: a few rounds, to show that it
-runs). Exports the finished run with ``python -m cifar10_pipeline.export --quantize int8`` (in the run's framework's environment:
-PyTorch from this interpreter, TensorFlow from ``$TF_PYTHON``, default ``.venv-tf/bin/python``) into a temporary
-folder, then times onnxruntime on both files at batch 1 and 64 with the service's session options (one intra-op
-thread, no spinning), in interleaved rounds. Throughput is counted per second of the process's CPU time, which
-on one thread is the wall-clock throughput of an idle core and is not inflated when other jobs share the CPUs;
-wall-clock figures stand beside it. Test accuracy of both files comes from the export's accuracy gate (the
-whole test set). onnxruntime's profile of both files says where the time goes, per operator type.
+runs). Exports the finished run with ``cifar10-export --quantize int8`` (in the environment of the run's framework,
+``model.frameworks``) into a temporary folder, then times onnxruntime on both files at batch 1 and 64 with the
+service's session options (one intra-op thread, no spinning), in interleaved rounds. Throughput is counted per
+second of the process's CPU time, which on one thread is the wall-clock throughput of an idle core and is not
+inflated when other jobs share the CPUs; wall-clock figures stand beside it. Test accuracy of both files comes from
+the export's accuracy gate (the whole test set). onnxruntime's profile of both files says where the time goes, per
+operator type.
 Goal: the INT8 file at >= 2x the float file's throughput at batch 1 and at batch 64.
 Figures go to ``--out`` as ``quantize.json`` and ``quantize.md``.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,29 +24,28 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import machine, write_report
+from cifar10_pipeline.model import frameworks
+from harness import REPO
+from harness.report import machine, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (1, 64)
 GOAL_SPEEDUP = 2.0
-INTERPRETERS = {"torch": sys.executable,
-                "tensorflow": os.environ.get("TF_PYTHON", str(ROOT / ".venv-tf/bin/python"))}
 
 
 def export_both(run: Path, out: Path) -> tuple[Path, Path]:
-    """``python -m cifar10_pipeline.export --quantize int8`` of ``run`` in its framework's environment: (float file, INT8 file)."""
-    framework = json.loads((run / "run.json").read_text())["framework"]
-    cmd = [INTERPRETERS[framework], "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(out / "model.onnx"),
+    """``cifar10-export --quantize int8`` of ``run`` in its framework's environment: (float file, INT8 file)."""
+    framework = frameworks.get(json.loads((run / "run.json").read_text())["framework"])
+    cmd = [framework.python(), "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(out / "model.onnx"),
            "--quantize", "int8"]
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
     return out / "model.onnx", out / "model.int8.onnx"
 
 
 def sessions(paths: dict[str, Path], profile_dir: Path | None = None) -> dict:
     import onnxruntime as ort
 
-    from cifar10_pipeline.inference.model import session_options
+    from cifar10_pipeline.inference.runtime import session_options
 
     made = {}
     for name, path in paths.items():
@@ -145,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-quantize-") as tmp:
         paths = dict(zip(("float", "int8"), export_both(args.run, Path(tmp))))
         from cifar10_pipeline.contract import golden_input
-        from cifar10_pipeline.inference.model import check_contract
+        from cifar10_pipeline.inference.runtime import load_session
 
-        info = check_contract(paths["int8"])
+        info = load_session(paths["int8"], ["CPUExecutionProvider"], 1).info  # checked as the service checks it
         quantization = info.metadata["quantization"]
         # throughput does not depend on the pixels: the golden input's bytes, of the model's shape
         images = {b: golden_input(b, *info.input_shape) for b in BATCHES}

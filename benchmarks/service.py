@@ -3,9 +3,8 @@
 ``python -m benchmarks.service --out bench-results`` (``--smoke`` for a quick run with tiny counts).
 All on this machine's CPU, one after another in the same run:
 
-- load: small PNG uploads over ``--concurrency`` keep-alive connections from wrk (a C load generator, so the
-  client takes little of the CPU the servers share with it) against the service's own server
-  (``python -m cifar10_pipeline.inference.server``: granian, one worker, its default threads) serving (a) the service with
+- load: small PNG uploads over ``--concurrency`` keep-alive connections from wrk (``harness.load``) against the
+  service's own server (``cifar10-serve``: granian, one worker, its default threads) serving (a) the service with
   batching on, (b) the service with batching off (the CPU default), and (c) a naive baseline, Flask + torch
   eager with one image per forward pass, on the same server, so that the comparison is of the apps alone;
   requests/s, p50 and p99.
@@ -13,43 +12,40 @@ All on this machine's CPU, one after another in the same run:
 - footprint: size of a fresh venv holding only the ``serve`` extra, the CPU image's size when
   ``.ci/containers.sh`` has built it, and seconds from starting the server to ``/readyz`` answering 200.
 
-The model is the project's CNN (``model.torch_net``) as the default config builds it for CIFAR-10, with
-random weights (speed does not depend on them), exported the way ``python -m cifar10_pipeline.export`` exports a run.
-Figures go to ``--out`` as ``service.json`` and ``service.md``.
+The model is the project's CNN as the default config builds it for CIFAR-10, with random weights (speed does not
+depend on them), exported the way ``cifar10-export`` exports a run (``harness.models``). Figures go to ``--out`` as
+``service.json`` and ``service.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import io
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from benchmarks.report import machine, write_report
 from cifar10_pipeline.deploy.replicas import podman
 from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES
+from harness import REPO
+from harness.load import Tally, load_round, wrk
+from harness.models import make_models
+from harness.report import machine, write_report
+from harness.server import Server
 
-ROOT = Path(__file__).resolve().parent.parent
-CIFAR10_MEAN, CIFAR10_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)  # pixel units
 GOAL_RATIO, GOAL_P99_MS = 3.0, 50.0  # the serving goal against the naive baseline
 DEFAULT_SERVER = "onnxruntime, batching off"  # the CPU defaults: INFERENCE_BATCH_MAX_SIZE=1, one worker
-START_TIMEOUT_S = 120.0  # a server that is not ready by then has failed
 
 
 @dataclass(frozen=True)
@@ -66,55 +62,9 @@ class Counts:
 
 FULL = Counts(warmup_s=3, rounds=5, round_s=4, latency_runs=300, throughput_runs=10, footprint=True)
 SMOKE = Counts(warmup_s=1, rounds=1, round_s=1, latency_runs=5, throughput_runs=1, footprint=False)
-# wrk's script: POST the file named by $WRK_BODY as image/png, or with the "Name: value" lines of $WRK_HEADERS as
-# headers, and print one JSON line of totals and percentiles at the end
-WRK_SCRIPT = """
-local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
-wrk.method, wrk.body = "POST", f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "image/png"
-for name, value in (os.getenv("WRK_HEADERS") or ""):gmatch("([^:\\n]+): ([^\\n]*)") do
-  wrk.headers[name] = value
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('{"requests": %d, "seconds": %f, "failed": %d, "p50_ms": %f, "p99_ms": %f}\\n',
-    summary.requests, summary.duration / 1e6, e.status + e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
-end
-"""
 
 
-# ---------------------------------------------------------------- the model, in both engines
-
-
-def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
-    """The project's CNN with random weights of ``seed``, saved as a trainer saves it and exported as the export
-    CLI exports it (dynamo exporter, parity, metadata with golden logits): (torch model file, ONNX file)."""
-    import torch
-
-    from cifar10_pipeline.export.pipeline import prove_and_stamp
-    from cifar10_pipeline.export.torch_converter import TorchRunner, to_onnx
-    from cifar10_pipeline.export.writer import write_model
-    from cifar10_pipeline.training.config import TrainConfig
-    from cifar10_pipeline.model.torch_net import build_model, save_model_file
-
-    torch.manual_seed(seed)
-    config = TrainConfig()  # the network the default config trains on CIFAR-10
-    model = build_model(config.model_spec((32, 32, 3), len(CIFAR10_CLASSES), CIFAR10_MEAN, CIFAR10_STD)).eval()
-    checkpoint = workdir / "model.pt"
-    save_model_file(model, checkpoint)
-
-    onnx_model = to_onnx(model)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
-    report = prove_and_stamp(
-        TorchRunner(model), onnx_model, framework="torch", framework_version=torch.__version__, dataset="synthetic",
-        labels=list(CIFAR10_CLASSES), train_config={**config.to_dict(), "benchmark": "random weights"},
-        images=images, image_labels=rng.integers(0, len(CIFAR10_CLASSES), 64), log=lambda _: None)
-    path = workdir / "model.onnx"
-    write_model(onnx_model, path, report)
-    return checkpoint, path
+# ---------------------------------------------------------------- the model, in both engines (harness.models)
 
 
 def load_torch(checkpoint: Path):
@@ -190,177 +140,29 @@ def naive_app():  # a factory: the server calls it
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def batch_totals(server: Server) -> tuple[float, float] | None:
+    """(images, onnxruntime calls) so far from the service's /metrics; None for the naive server."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/metrics")
+    response = conn.getresponse()
+    if response.status != 200:
+        return None
+    samples = dict(line.rsplit(" ", 1) for line in response.read().decode().splitlines() if not line.startswith("#"))
+    return float(samples["inference_batch_size_sum"]), float(samples["inference_batch_size_count"])
 
 
-class Server:
-    """A server process on 127.0.0.1: by default ``python -m cifar10_pipeline.inference.server`` with its default settings, serving
-    the service or another app factory; with ``command``, any server (run from ``cwd``) that listens on ``port``
-    and answers 200 on ``ready_path`` once it is ready."""
-
-    def __init__(self, env: dict[str, str], app: str | None, log: Path, *, command: list[str] | None = None,
-                 port: int | None = None, ready_path: str = "/readyz", cwd: Path = ROOT):
-        self.port = port or free_port()
-        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
-        cmd = command or [sys.executable, "-m", "cifar10_pipeline.inference.server", *(["--app", app] if app else [])]
-        self.log, self.ready_path = log, ready_path
-        started = time.perf_counter()
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=out)
-        try:
-            self.start_to_ready_s = self._wait_ready(started)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self, started: float) -> float:
-        while time.perf_counter() - started < START_TIMEOUT_S:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", self.ready_path)
-                if conn.getresponse().status == 200:
-                    return time.perf_counter() - started
-            except OSError:
-                pass
-            time.sleep(0.01)
-        raise RuntimeError(f"server not ready after {START_TIMEOUT_S} s:\n{self.log.read_text()}")
-
-    def pids(self) -> list[int]:
-        """The server's process and all its descendants (worker processes, their helpers), alive now."""
-        found, todo = [], [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            for children in Path(f"/proc/{pid}/task").glob("*/children"):  # any of its threads may have forked
-                try:
-                    todo += map(int, children.read_text().split())
-                except OSError:  # the process just ended
-                    pass
-        return found
-
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the server's process and all its descendants: what the machine paid for
-        the requests."""
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # ended since it was listed
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def batch_totals(self) -> tuple[float, float] | None:
-        """(images, onnxruntime calls) so far from the service's /metrics; None for the naive server."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request("GET", "/metrics")
-        response = conn.getresponse()
-        if response.status != 200:
-            return None
-        samples = dict(line.rsplit(" ", 1) for line in response.read().decode().splitlines() if not line.startswith("#"))
-        return float(samples["inference_batch_size_sum"]), float(samples["inference_batch_size_count"])
-
-    def stop(self) -> None:
-        """SIGTERM, SIGKILL after 30 s; descendants that outlive the server are killed by their ids."""
-        descendants = self.pids()[1:] if self.process.poll() is None else []
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
-        for pid in descendants:
-            with contextlib.suppress(OSError):  # gone already, as it should be
-                os.kill(pid, signal.SIGKILL)
-
-
-@dataclass
-class Tally:
-    """What one server's measured rounds added up to."""
-
-    requests: int = 0
-    failed: int = 0
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    p50_ms: list[float] = field(default_factory=list)  # one per round
-    p99_ms: list[float] = field(default_factory=list)
-
-    def add(self, result: dict, cpu_s: float) -> None:
-        """One round: wrk's ``result`` and the server CPU seconds it took."""
-        self.cpu_s += cpu_s
-        self.requests += result["requests"] - result["failed"]
-        self.failed += result["failed"]
-        self.wall_s += result["seconds"]
-        self.p50_ms.append(result["p50_ms"])
-        self.p99_ms.append(result["p99_ms"])
-
-    def summary(self) -> dict:
-        return {
-            "requests": self.requests,
-            "failed": self.failed,
-            "requests_per_s": self.requests / self.wall_s,
-            "p50_ms": float(np.median(self.p50_ms)),  # the median round's
-            "p99_ms": max(self.p99_ms),  # the worst round's: percentiles of separate runs do not average
-            "server_cpu_ms_per_request": 1000 * self.cpu_s / max(self.requests, 1),
-        }
-
-
-def start_wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int, path: str = "/predict",
-              headers: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start wrk: ``concurrency`` connections POST ``body`` to ``path`` back to back for ``seconds`` (``script``:
-    WRK_SCRIPT's file; ``headers``: sent instead of Content-Type image/png). SIGINT ends it early; either way
-    ``wrk_result`` reads its totals."""
-    cmd = ["wrk", f"--threads={min(2, concurrency)}", f"--connections={concurrency}", f"--duration={seconds}s",
-           "--timeout=30s", f"--script={script}", f"http://127.0.0.1:{port}{path}"]
-    lines = "".join(f"{name}: {value}\n" for name, value in (headers or {}).items())
-    return subprocess.Popen(cmd, env={**os.environ, "WRK_BODY": str(body), "WRK_HEADERS": lines},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wrk_result(process: subprocess.Popen, timeout: float) -> dict:
-    """wrk's totals and percentiles once ``process`` (from ``start_wrk``) ends, within ``timeout`` seconds."""
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    if process.returncode != 0:
-        raise RuntimeError(f"wrk failed ({process.returncode}): {stderr or stdout}")
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
-def wrk(port: int, script: Path, body: Path, concurrency: int, seconds: int, path: str = "/predict",
-        headers: dict[str, str] | None = None) -> dict:
-    """``start_wrk`` and its result: ``seconds`` of load."""
-    return wrk_result(start_wrk(port, script, body, concurrency, seconds, path, headers), seconds + 60)
-
-
-def load_round(server: Server, tally: Tally, script: Path, body: Path, concurrency: int, seconds: int,
-               path: str = "/predict", headers: dict[str, str] | None = None) -> None:
-    """One measured round of wrk load on ``server``, added to ``tally`` with the server CPU it took."""
-    cpu_before = server.cpu_seconds()
-    result = wrk(server.port, script, body, concurrency, seconds, path, headers)
-    tally.add(result, server.cpu_seconds() - cpu_before)
-
-
-def load_servers(servers: dict[str, Server], script: Path, body: Path, concurrency: int, counts: Counts) -> list[dict]:
+def load_servers(servers: dict[str, Server], body: Path, concurrency: int, counts: Counts) -> list[dict]:
     """Warm every server, then let them take turns for ``counts.rounds`` rounds; one row per server."""
     tallies = {name: Tally() for name in servers}
     for server in servers.values():
-        wrk(server.port, script, body, concurrency, counts.warmup_s)
-    batches_before = {name: server.batch_totals() for name, server in servers.items()}
+        wrk(server.port, body, concurrency, counts.warmup_s)
+    batches_before = {name: batch_totals(server) for name, server in servers.items()}
     for _ in range(counts.rounds):
         for name, server in servers.items():
-            load_round(server, tallies[name], script, body, concurrency, counts.round_s)
+            load_round(server, tallies[name], body, concurrency, counts.round_s)
     rows = []
     for name, server in servers.items():
-        before, after = batches_before[name], server.batch_totals()
+        before, after = batches_before[name], batch_totals(server)
         rows.append({
             "server": name,
             **tallies[name].summary(),
@@ -379,13 +181,13 @@ def dir_size_mb(path: Path) -> float:
 
 def serve_venv_mb(workdir: Path) -> float:
     """Size of a fresh venv with only the `serve` extra's packages, pinned as in the images."""
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
     venv = workdir / "serve-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # install with this interpreter's pip into the new venv, so the venv holds no pip of its own to weigh
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "--ignore-installed", "--prefix", str(venv), "-c", str(ROOT / "constraints.txt"), *deps],
+         "--ignore-installed", "--prefix", str(venv), "-c", str(REPO / "constraints.txt"), *deps],
         capture_output=True, text=True,
     )
     if pip.returncode != 0:
@@ -470,23 +272,22 @@ def main(argv: list[str] | None = None) -> int:
         body = workdir / "upload.png"
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(body, "PNG")
         upload_bytes = body.stat().st_size
-        script = workdir / "post.lua"
-        script.write_text(WRK_SCRIPT)
         service_env = {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"}
         configs = {
             "onnxruntime, batching on": ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "32"}, None),
             DEFAULT_SERVER: ({**service_env, "INFERENCE_BATCH_MAX_SIZE": "1"}, None),
             "onnxruntime, batching off, 2 worker processes": (
                 {**service_env, "INFERENCE_BATCH_MAX_SIZE": "1", "SERVER_WORKERS": "2"}, None),
-            "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)}, "benchmarks.service:naive_app"),
+            "naive: Flask + torch eager, batch 1": ({"NAIVE_CHECKPOINT": str(checkpoint)},
+                                                    "benchmarks.service:naive_app"),
         }
         servers: dict[str, Server] = {}
         try:
             for name, (env, app) in configs.items():  # started one at a time, so each start is timed alone
                 print(f"start: {name}", file=sys.stderr, flush=True)
-                servers[name] = Server(env, app, workdir / f"server{len(servers)}.log")
+                servers[name] = Server(env, workdir / f"server{len(servers)}.log", *(["--app", app] if app else []))
             print(f"load: {counts.rounds} rounds of {counts.round_s:g} s per server", file=sys.stderr, flush=True)
-            load_rows = load_servers(servers, script, body, args.concurrency, counts)
+            load_rows = load_servers(servers, body, args.concurrency, counts)
         finally:
             for server in servers.values():
                 server.stop()

@@ -2,13 +2,12 @@
 
 ``python -m benchmarks.train --help``. Each goal is a config in ``benchmarks/configs/`` trained on Fashion-MNIST
 (real images from Debian's ``dataset-fashion-mnist``) once per seed, with the command ``make train-torch`` (or
-``train-tf``) runs, each framework in its own environment (PyTorch from this interpreter, TensorFlow from
-``$TF_PYTHON``, default ``.venv-tf/bin/python``). A run's time is the trainer's wall time from process start to
-exit (data loading and per-epoch evaluation included); its accuracy is that of the exported ONNX file on the 10,000
-test images (``python -m cifar10_pipeline.export``, whose parity step runs onnxruntime over all of them). A goal is met when the
-mean accuracy and the mean time over the seeds meet it. Then the CIFAR-10 GPU config's network and batch are timed
-on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as ``train-<case>.json`` and
-``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
+``train-tf``) runs, each framework in its own environment (``model.frameworks``). A run's time is the trainer's wall
+time from process start to exit (data loading and per-epoch evaluation included); its accuracy is that of the
+exported ONNX file on the 10,000 test images (``cifar10-export``, whose parity step runs onnxruntime over all of
+them). A goal is met when the mean accuracy and the mean time over the seeds meet it. Then the CIFAR-10 GPU config's
+network and batch are timed on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as
+``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.report import machine, write_report
 from cifar10_pipeline.model import frameworks
+from harness import REPO
+from harness.report import machine, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CIFAR10_GPU_CONFIG = "cifar10-gpu.json"
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -56,15 +55,15 @@ def run_command(cmd: list[str]) -> float:
     """Run ``cmd`` in the repository; its wall time in seconds."""
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
 def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str], parity_images: int) -> dict:
     """Train, timed, then export the run; the run's figures and the ONNX file's test accuracy."""
     python = frameworks.get(framework).python()
-    wall = run_command([python, "-m", "cifar10_pipeline.training", "--framework", framework, "--runs-dir", str(runs_dir),
-                        "--run-name", name, *args])
+    wall = run_command([python, "-m", "cifar10_pipeline.training", "--framework", framework,
+                        "--runs-dir", str(runs_dir), "--run-name", name, *args])
     run = runs_dir / name
     onnx_file = run / "model.onnx"
     run_command([python, "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(onnx_file),

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import machine, write_report
+from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.datasets import DataError
 from cifar10_pipeline.training.run import RunError
 from cifar10_pipeline.training.tuning import (HYPERPARAMETERS, Report, SearchSpace, TuneConfig, TuneError,
-                             evaluate_on_test, tune)
+                                              evaluate_on_test, tune)
+from harness.report import machine, write_report
 
 # fixed for every run: 10000 of the 60000 training images, 4 epochs at width 32 take about a minute on 2 CPU cores
 SHAPE = {"dataset": "fashion-mnist", "epochs": 4, "width": 32, "max_train_samples": 10000}
@@ -124,7 +125,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "| config | test accuracy | training seconds |",
         "|---|---|---|",
-        f"| default | {b['accuracy']:.4f} ({', '.join(f'{a:.4f}' for a in b['accuracies'])}) | {b['train_seconds']:.1f} |",
+        f"| default | {b['accuracy']:.4f} ({', '.join(f'{a:.4f}' for a in b['accuracies'])}) "
+        f"| {b['train_seconds']:.1f} |",
         f"| tuned (trial {t['best_trial']}, validation {t['validation_accuracy']:.4f}) | {t['accuracy']:.4f} "
         f"({', '.join(f'{a:.4f}' for a in t['accuracies'])}) | {t['train_seconds']:.1f} |",
         "",
@@ -152,14 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help=f"tiny version on synthetic data: {SMOKE_TRIALS} trials per study, no time budget")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory")
-    parser.add_argument("--framework", choices=("torch", "tensorflow"), default="torch")
+    parser.add_argument("--framework", choices=frameworks.NAMES, default="torch")
     args = parser.parse_args(argv)
     try:
         result = run(BenchConfig(args.budget_minutes, args.smoke, args.out, args.framework))
     except (TuneError, ConfigError, DataError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_report(args.out, "tune", result, markdown(result), record=not args.smoke)
+    write_report(args.out, "tune", result, markdown(result), record=not args.smoke, target="make bench-tune")
     return 0
 
 

@@ -32,7 +32,7 @@ def framework(request) -> Framework:
 
 @pytest.fixture(scope="session")
 def exporter(framework) -> ModuleType:
-    """The framework's converter module: convert(run) -> (framework runner, ONNX model, framework version)."""
+    """The framework's converter module: convert(model) -> (framework runner, ONNX model, framework version)."""
     return framework.load("converter")
 
 

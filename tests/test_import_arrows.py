@@ -3,6 +3,10 @@
 training -> model, contract; export -> model, contract and the run directory, config and data sets of training (never
 its trainers); inference -> contract only; model -> contract; contract and deploy -> nothing of the project. The
 atomic file writer (``files``, standard library only) serves whoever writes files.
+
+Beside ``src/``, not installed: ``harness`` (what tests, benchmarks and reliability share: no pytest), ``reliability``
+-> harness, ``tests`` -> harness, reliability; ``benchmarks`` -> harness. Nothing imports ``benchmarks``, and the
+project imports none of them.
 """
 
 from __future__ import annotations
@@ -71,8 +75,50 @@ def test_the_import_scanner_sees_every_kind_of_import():
     assert module_name(SOURCE / "training" / "datasets" / "__init__.py") == f"{PROJECT}.training.datasets.__init__"
 
 
+# the repository's top-level folders of Python code -> the top-level modules their files must not import
+FORBIDDEN = {
+    "src": ("harness", "reliability", "benchmarks", "tests"),
+    "harness": ("reliability", "benchmarks", "tests", "pytest", "_pytest"),
+    "reliability": ("benchmarks", "tests"),
+    "benchmarks": ("reliability", "benchmarks", "tests"),  # each benchmark stands alone; what they share is harness's
+    "tests": ("benchmarks",),  # the benchmarks are run as commands, and what they write is read
+}
+
+
+def forbidden(imports: dict[str, int], banned: tuple[str, ...]) -> dict[str, int]:
+    """The ``imports`` (name -> line) whose top-level module is ``banned``."""
+    return {name: line for name, line in imports.items() if name.split(".")[0] in banned}
+
+
+def test_every_folder_of_python_code_has_its_rule():
+    packages = {path.name for path in REPO.iterdir() if (path / "__init__.py").is_file()}  # importable from the root
+    assert packages | {"src"} == set(FORBIDDEN) and not list(REPO.glob("*.py"))
+
+
+@pytest.mark.parametrize("folder", FORBIDDEN)
+def test_the_folders_import_each_other_only_along_the_arrows(folder):
+    files = sorted((REPO / folder).rglob("*.py"))
+    assert files  # the scan looks at a real folder
+    crossings = [f"{path.relative_to(REPO)}:{line} imports {name}"
+                 for path in files for name, line in forbidden(imports_of(path), FORBIDDEN[folder]).items()]
+    assert crossings == []
+
+
+def test_a_forbidden_folder_import_is_found():
+    # the rule catches a test importing a benchmark, the harness importing pytest and the project importing the
+    # harness, so an empty list above means something; a test importing the harness or reliability passes
+    test = imported_modules("from benchmarks.rollout import verdicts\nfrom harness.server import served\n"
+                            "from reliability import fuzz\n", "tests.deploy.test_replicas")
+    assert forbidden(test, FORBIDDEN["tests"]) == {"benchmarks.rollout.verdicts": 1}
+    harness = imported_modules("import json\nimport pytest\n", "harness.server")
+    assert forbidden(harness, FORBIDDEN["harness"]) == {"pytest": 2}
+    project = imported_modules("from harness import REPO\n", f"{PROJECT}.export.pipeline")
+    assert forbidden(project, FORBIDDEN["src"]) == {"harness.REPO": 1}
+
+
 def test_a_crossing_is_found():
     # the scan and the rule together catch a forbidden import, so an empty list above means something
     source = "from cifar10_pipeline.training.loop import train\n"
     names = imported_modules(source, "cifar10_pipeline.export.pipeline")
-    assert [n for n in names if not _within(n, ("export", *ALLOWED["export"]))] == ["cifar10_pipeline.training.loop.train"]
+    crossing = [n for n in names if not _within(n, ("export", *ALLOWED["export"]))]
+    assert crossing == ["cifar10_pipeline.training.loop.train"]

@@ -1,5 +1,5 @@
 """The model as both peers hold it: an onnxruntime session on the ONNX file named by $PEER_MODEL_PATH, opened with
-the service's session options (``inference.model.session_options``: one intra-op thread, no spinning), so that
+the service's session options (``inference.runtime.session_options``: one intra-op thread, no spinning), so that
 the servers differ and the engine does not. Runs inside a peer's own venv: numpy and onnxruntime only."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks.report import BENCHMARKS_MD
+from harness.report import BENCHMARKS_MD
 from tests.support.paths import REPO
 
 

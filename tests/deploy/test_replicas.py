@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from benchmarks.rollout import Counts, kill_under_load, rollout_under_load
 from cifar10_pipeline.deploy.replicas import haproxy, podman, stack
+from harness.rollout import Counts, kill_under_load, rollout_under_load
 from tests.support.api import sha256
 from tests.support.images import png
 from tests.support.net import predict
@@ -42,9 +42,8 @@ def test_replicas_publish_on_loopback_only_and_the_balancer_spreads_requests(run
     assert all(int(row["stot"]) == 3 for row in servers.values())  # round robin: 3 each
 
 
-def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(running, old_model, new_model, upload,
-                                                                        tmp_path):
-    figures = rollout_under_load(running, new_model, "replica-2", upload, tmp_path, COUNTS)
+def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(running, old_model, new_model, upload):
+    figures = rollout_under_load(running, new_model, "replica-2", upload, COUNTS)
     assert figures["rollout_under_load"], figures
     assert figures["requests"] > 0 and figures["failed"] == 0 and figures["balancer_failed"] == 0, figures
     assert all(count > 0 for count in figures["requests_by_replica"].values()), figures
@@ -60,8 +59,8 @@ def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(runnin
     assert figures["down_transitions"] == 0 and figures["routed_to_down_replica"] == 0
 
 
-def test_a_killed_replica_is_drained_within_the_detection_window(running, upload, tmp_path):
-    figures = kill_under_load(running, "replica-2", upload, tmp_path, COUNTS)
+def test_a_killed_replica_is_drained_within_the_detection_window(running, upload):
+    figures = kill_under_load(running, "replica-2", upload, COUNTS)
     window = running.checks.detection_window_s()
     assert figures["detection_window_s"] == window == 3.0
     assert figures["detected_after_s"] is not None and 0 < figures["detected_after_s"] <= window, figures
@@ -92,9 +91,9 @@ def test_ctrl_c_in_the_foreground_removes_the_containers_and_haproxy(old_model, 
     port = stack.free_base_port(2)
     log = tmp_path / "up.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "cifar10_pipeline.deploy.replicas", "--state-dir", str(state_dir), "up",
-                                    "--model", str(old_model), "--port", str(port)], cwd=REPO, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-m", "cifar10_pipeline.deploy.replicas", "--state-dir",
+                                    str(state_dir), "up", "--model", str(old_model), "--port", str(port)],
+                                   cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + stack.READY_TIMEOUT_S
         while "Ctrl-C stops" not in log.read_text():

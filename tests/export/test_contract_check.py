@@ -1,5 +1,6 @@
-"""The service's contract check (``inference.model.check_contract``) refuses edited exported files, listing
-what is wrong."""
+"""The service reads exported files: its contract check (``inference.runtime.check_session``, through
+``tests.support.contract.check_contract``) refuses edited ones, listing what is wrong, and it loads the INT8 twin
+and refuses it tampered (its golden self-test)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import onnx
 import pytest
 
 from cifar10_pipeline.contract import ContractError
-from cifar10_pipeline.inference.model import check_contract
+from cifar10_pipeline.inference.runtime import load_session
+from tests.support.contract import check_contract
+from tests.support.onnx_edits import tampered
 
 
 def _edit(path, out, edit):
@@ -60,3 +63,14 @@ def test_contract_check_refuses_missing_and_unreadable_files(tmp_path, content, 
         path.write_bytes(content)
     with pytest.raises(ContractError, match=message):
         check_contract(path)
+
+
+def test_the_service_accepts_the_int8_file_and_refuses_it_tampered(made, tmp_path):
+    int8 = made.with_name("model.int8.onnx")
+    loaded = load_session(int8, ["CPUExecutionProvider"], 1)
+    assert loaded.self_test["reference"] == "quantization" and loaded.self_test["compared_to_parity"]
+    assert loaded.self_test["max_abs_diff"] <= loaded.self_test["atol"] < 1
+    bad = tmp_path / "model.int8.onnx"
+    onnx.save(tampered(onnx.load(str(int8))), bad)
+    with pytest.raises(ContractError, match="golden logits differ from the quantization report"):
+        load_session(bad, ["CPUExecutionProvider"], 1)

@@ -1,5 +1,6 @@
-"""The cross-framework contract: a PyTorch file and a TensorFlow file are interchangeable for the service, and
-both trainers take the same command line.
+"""The cross-framework contract: a PyTorch file and a TensorFlow file are interchangeable for the service; the
+export command runs itself in the run's framework's environment; and the one training command takes the same
+flags in both environments, training with the framework installed there by default.
 
 Runs under the TensorFlow environment (``.venv-tf/bin/python -m pytest tests/export/test_cross_framework.py``).
 PyTorch never enters this process: each framework trains and exports as a separate command, the PyTorch one
@@ -18,9 +19,9 @@ import onnxruntime as ort
 import pytest
 
 from cifar10_pipeline.contract import METADATA_KEYS, golden_input
-from cifar10_pipeline.inference.model import check_contract
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.datasets import load_dataset
+from tests.support.contract import check_contract
 from tests.support.paths import REPO
 
 TORCH_PYTHON = frameworks.get("torch").python()
@@ -37,12 +38,16 @@ def _command(python: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def _train_and_export(python: str, framework: str, tmp_path: Path) -> tuple[Path, dict]:
-    """`make train-<framework> export` with that framework's own interpreter: (ONNX file, run.json)."""
+    """`make train-<framework> export`: trained with that framework's own interpreter, exported by this one's
+    command, which runs itself again in the run's environment where that is another: (ONNX file, run.json)."""
     runs = tmp_path / framework
     _command(python, "-m", "cifar10_pipeline.training", "--framework", framework, *TINY_CLI, "--runs-dir", str(runs),
              "--run-name", "tiny")
     out = tmp_path / f"{framework}.onnx"
-    _command(python, "-m", "cifar10_pipeline.export", "--runs-dir", str(runs), "--out", str(out))
+    exported = _command(sys.executable, "-m", "cifar10_pipeline.export", "--runs-dir", str(runs), "--out", str(out))
+    elsewhere = f"was trained with {frameworks.get(framework).title}: exporting with {python}"
+    assert (elsewhere in exported.stderr) == (python != sys.executable), exported.stderr[-3000:]
+    assert f"wrote {out}" in exported.stdout
     return out, json.loads((runs / "tiny" / "run.json").read_text())
 
 
@@ -84,11 +89,20 @@ def test_pytorch_and_tensorflow_files_share_one_contract(tmp_path):
         np.testing.assert_allclose(got, np.array(golden["logits"]), atol=golden["atol"], err_msg=name)
 
 
-def test_both_trainers_have_the_same_command_line():
-    def flags(python: str, trainer: str) -> set[str]:
-        help_text = _command(python, "-m", "cifar10_pipeline.training", "--framework", trainer, "--help").stdout
+def test_the_training_command_takes_the_same_flags_everywhere_and_defaults_to_the_installed_framework(tmp_path):
+    def flags(python: str) -> set[str]:
+        help_text = _command(python, "-m", "cifar10_pipeline.training", "--help").stdout
         return {word.strip(",[]") for word in help_text.split() if word.startswith("--")}
 
-    torch_flags, tf_flags = flags(TORCH_PYTHON, "torch"), flags(sys.executable, "tensorflow")
-    assert {"--batch-size", "--resume", "--dry-run", "--params"} <= tf_flags
+    torch_flags, tf_flags = flags(TORCH_PYTHON), flags(sys.executable)
+    assert {"--framework", "--batch-size", "--resume", "--dry-run", "--params"} <= tf_flags
     assert torch_flags == tf_flags
+    # without --framework each environment trains with its own: resuming a run of another framework says which
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "run.json").write_text(json.dumps({"framework": "other"}))
+    for python, name in ((TORCH_PYTHON, "torch"), (sys.executable, "tensorflow")):
+        result = subprocess.run([python, "-m", "cifar10_pipeline.training", "--resume", str(run)], cwd=REPO,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 2 and f"was trained with 'other', not {name!r}" in result.stderr, result.stderr

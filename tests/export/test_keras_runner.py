@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cifar10_pipeline.export.keras_converter import KerasRunner, convert
+from cifar10_pipeline.export.keras_converter import KerasRunner
 from cifar10_pipeline.training.datasets import load_dataset
 
 
-def test_keras_runner_is_in_inference_mode(trained):
-    runner, _, _ = convert(trained.run)
+def test_keras_runner_is_in_inference_mode(converted):
+    runner = converted.runner
     assert isinstance(runner, KerasRunner)
     images = load_dataset("synthetic").test_images[:64]
     first, second = runner.infer({"image": images})["logits"], runner.infer({"image": images})["logits"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from cifar10_pipeline.inference.app import create_app
 from cifar10_pipeline.inference.config import ServiceConfig
 
 
@@ -41,8 +40,3 @@ def test_bad_config_is_refused_naming_the_value(env, message):
     with pytest.raises(ValueError) as e:
         ServiceConfig.from_env(env)
     assert message in str(e.value)
-
-
-def test_unavailable_provider_is_refused_at_start(model_path):
-    with pytest.raises(ValueError, match=r"providers \['NoSuchExecutionProvider'\] are not in this onnxruntime"):
-        create_app(ServiceConfig(model_path=model_path, providers=("NoSuchExecutionProvider",)))

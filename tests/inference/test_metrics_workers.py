@@ -7,9 +7,10 @@ import urllib.request
 
 import pytest
 
+from harness.server import served
 from tests.support.api import parse_metrics
 from tests.support.images import png
-from tests.support.net import predict, served
+from tests.support.net import predict
 from tests.support.onnx_models import write_model
 
 REQUESTS = 40

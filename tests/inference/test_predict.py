@@ -1,4 +1,5 @@
-"""Classification through /predict: the reference model's answer, top_k, several files, a raw image body."""
+"""Classification through /predict: the reference model's answer, top_k, several files, a raw image body; and its
+refusals: bodies of other types, forms without a file, a bad top_k, too many files."""
 
 from __future__ import annotations
 
@@ -56,3 +57,39 @@ def test_files_under_any_field_name_and_repeated_fields(client):
     data = {"photo": [(io.BytesIO(png()), "a.png"), (io.BytesIO(png()), "b.png")], "x": (io.BytesIO(png()), "c.png")}
     answer = client.post("/predict", data=data, content_type="multipart/form-data").json
     assert sorted(p["file"] for p in answer["predictions"]) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.mark.parametrize(
+    "content_type, body, status, message",
+    [
+        ("text/plain", b"hello", 415, "Content-Type 'text/plain' is not accepted"),
+        ("application/json", b'{"image": 1}', 415, "Content-Type 'application/json' is not accepted"),
+        (None, png(), 415, "no Content-Type is not accepted"),
+        ("image/png", b"", 400, "the request body is empty"),
+        ("image/jpeg", b"\xff\xd8\xff garbage", 415, "'body' is not a PNG, JPEG, GIF, BMP or WebP image"),
+        ("multipart/form-data; boundary=xyz", b"--xyz--\r\n", 400, "holds no file"),
+    ],
+)
+def test_bad_bodies_get_a_4xx_saying_what_is_wrong(client, content_type, body, status, message):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/predict", data=body, headers=headers)
+    assert response.status_code == status and message in response.json["error"]
+
+
+def test_form_without_file_is_refused(client):
+    response = client.post("/predict", data={"name": "cat"}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "holds no file" in response.json["error"]
+
+
+@pytest.mark.parametrize("top_k", ["abc", "0", "11", "-1", "2.5", ""])
+def test_bad_top_k_is_refused(client, top_k):
+    response = post_files(client, [("a.png", png())], f"?top_k={top_k}")
+    assert response.status_code == 400
+    assert response.json["error"] == f"top_k must be an integer from 1 to 10, got {top_k!r}"
+
+
+def test_too_many_files_is_413(make_app):
+    client = make_app(max_files=3).test_client()
+    response = post_files(client, [(f"{i}.png", png()) for i in range(4)])
+    assert response.status_code == 413 and response.json["error"] == "4 files in one request, at most 3 accepted"
+    assert post_files(client, [(f"{i}.png", png()) for i in range(3)]).status_code == 200

@@ -1,5 +1,5 @@
-"""``python -m cifar10_pipeline.inference.predict``: offline classification with the service's model loading, decoding and
-ranking; bad files reported and skipped."""
+"""``cifar10-predict`` (``inference.predict_cli``): offline classification with the service's model loading,
+decoding and ranking; bad files reported and skipped; a progress bar on a terminal only."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from cifar10_pipeline.inference.predict import Progress, main
+from cifar10_pipeline.inference.predict_cli import main, progress_bar
 from tests.support.api import post_files
 from tests.support.images import COLOUR, png
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
@@ -100,8 +100,10 @@ def test_a_refused_model_is_never_used(photos, tmp_path, capsys):
 
 
 def test_it_imports_what_the_service_imports_and_nothing_more():
-    probe = ("import sys, cifar10_pipeline.inference.predict; "
-             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'tqdm', 'cifar10_pipeline.training', 'cifar10_pipeline.export') if m in sys.modules))")
+    # tqdm draws the progress bar: it is in the serving extra, as everything else this command imports
+    probe = ("import sys, cifar10_pipeline.inference.predict_cli; "
+             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'cifar10_pipeline.training', "
+             "'cifar10_pipeline.export') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
@@ -114,8 +116,8 @@ class Terminal(io.StringIO):
 def test_the_progress_bar_draws_on_a_terminal_only():
     terminal, pipe = Terminal(), io.StringIO()
     for stream in (terminal, pipe):
-        bar = Progress(3, stream)
-        bar.update(2)
-        bar.update(1)
+        with progress_bar(3, stream) as bar:
+            bar.update(2)
+            bar.update(1)
     assert "\r[" + "#" * 30 + "] 3/3 images" in terminal.getvalue() and terminal.getvalue().endswith("/s\n")
     assert pipe.getvalue() == ""

@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from cifar10_pipeline.contract import ContractError
-from cifar10_pipeline.inference.model import load_model
+from cifar10_pipeline.inference.runtime import load_session
 from tests.support.api import post_files, sha256
 from tests.support.images import COLOUR, png
 from tests.support.onnx_edits import tampered
@@ -51,4 +51,4 @@ def test_a_tampered_int8_file_is_refused_by_its_golden_self_test(make_app, quant
     error = response.json["error"]
     assert "golden self-test" in error and "differ from the quantization report" in error
     with pytest.raises(ContractError, match="golden self-test"):
-        load_model(path, ["CPUExecutionProvider"], 1)
+        load_session(path, ["CPUExecutionProvider"], 1)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.server import free_port, wait_ready
 from tests.support.images import png
-from tests.support.net import free_port, http, post_chunked, predict, wait_ready
+from tests.support.net import http, post_chunked, predict
 from tests.support.onnx_models import write_model
 from tests.support.paths import REPO
 from tests.support.reference import expected_label

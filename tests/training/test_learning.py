@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifar10_pipeline.export.parity import OrtRunner, check_parity
+from cifar10_pipeline.export.gates import OrtRunner, check_parity
+from cifar10_pipeline.export.pipeline import convert_run
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.loop import train
 from cifar10_pipeline.training.run import Run
@@ -43,12 +44,12 @@ def test_short_synthetic_run_learns_and_records_everything(trained, framework):
     assert (run.path / framework.checkpoint_file).is_file() and (run.path / framework.model_file).is_file()
 
 
-def test_bfloat16_training_learns_and_saves_a_float32_model_that_exports(tmp_path, framework, exporter):
+def test_bfloat16_training_learns_and_saves_a_float32_model_that_exports(tmp_path, framework):
     # explicit bfloat16: the path "auto" takes on a GPU (both frameworks) and on CPUs with native bfloat16 (PyTorch)
     result = train(tiny_config(tmp_path, precision="bfloat16", tta=False), framework.name)
     assert result.run.info["precision"] == "bfloat16"
     assert result.accuracy > 0.5, f"accuracy {result.accuracy:.3f} is not well above chance (0.1)"
-    runner, model, _ = exporter.convert(result.run)
+    runner, model, _ = convert_run(result.run, framework)
     images = np.random.default_rng(0).integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
     report = check_parity(runner, OrtRunner(model.SerializeToString()), images, np.zeros(256), log=lambda _: None)
     assert report["passed"] and report["max_abs_diff"] <= 1e-4, report["max_abs_diff"]

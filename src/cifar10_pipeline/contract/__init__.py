@@ -56,13 +56,13 @@ METADATA_KEYS: dict[str, str] = {
     "input_channels": "int",
     "test_accuracy": "float",  # fraction in [0, 1] on the dataset's test split
     "train_config": "json",  # the training config that produced the weights
-    "parity": "json",  # the export parity report (see export.parity)
+    "parity": "json",  # the export parity report (see export.gates)
     "created": "str",  # ISO 8601, UTC
     "project_version": "str",
 }
 # keys a file may carry on top of METADATA_KEYS; any other key is refused
 OPTIONAL_METADATA_KEYS: dict[str, str] = {
-    "quantization": "json",  # INT8 files only: how it was quantized and its accuracy gate (export.quantize)
+    "quantization": "json",  # INT8 files only: how it was quantized and its accuracy gate (export.gates)
 }
 
 

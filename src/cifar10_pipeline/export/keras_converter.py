@@ -1,4 +1,4 @@
-"""TensorFlow adapter: the trained Keras model as a parity runner, and its conversion to ONNX (tf2onnx).
+"""TensorFlow converter: a trained Keras network as a parity runner, and its conversion to ONNX (tf2onnx).
 
 tf2onnx's Keras entry point (``from_keras``) relies on Keras 2 attributes (``output_names``, ``_get_save_spec``)
 that Keras 3 dropped, so the model is wrapped in a ``tf.function`` with an explicit uint8 input signature and
@@ -15,11 +15,9 @@ import tensorflow as tf
 import tf2onnx
 
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME, ContractError
-from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.keras_net import load_model_file, pooling_last
-from cifar10_pipeline.training.run import Run
+from cifar10_pipeline.export.converter import OPSET, Conversion
+from cifar10_pipeline.model.keras_net import pooling_last
 
-OPSET = 18
 BATCH_DIM = "batch"  # the symbolic batch axis, named as the PyTorch export names it
 
 
@@ -75,7 +73,6 @@ def to_onnx(model: keras.Model) -> onnx.ModelProto:
     return _apply_contract_names(proto)
 
 
-def convert(run: Run) -> tuple[KerasRunner, onnx.ModelProto, str]:
-    """(framework runner, ONNX model, framework version) for a finished TensorFlow run."""
-    model = load_model_file(run.final_model(frameworks.get("tensorflow").model_file))
-    return KerasRunner(model), to_onnx(model), tf.__version__
+def convert(model: keras.Model) -> Conversion:
+    """The trained ``model`` as a parity runner, its ONNX graph and TensorFlow's version."""
+    return Conversion(KerasRunner(model), to_onnx(model), tf.__version__)

@@ -1,4 +1,4 @@
-"""INT8: an exported float model -> onnxruntime's static quantizer -> the accuracy gate, the INT8 twin of parity.
+"""INT8: the recipe that turns an exported float model into its statically quantized twin (onnxruntime's quantizer).
 
 The recipe is onnxruntime's for CPUs with VNNI: the graph pre-processed (``quant_pre_process``), then
 ``quantize_static`` in the QDQ format with per-channel QInt8 weights, QUInt8 activations, no reduced range, and
@@ -7,29 +7,23 @@ convolution, which reads 1-3 channels) stays float: an INT8 convolution over so 
 than the float one on onnxruntime's CPU kernels, and its input would be quantized twice (pixels, then the
 normalised image). Figures: ``python -m benchmarks.quantize`` (BENCHMARKS.md).
 
-The gate runs both files on the whole test set: the INT8 file may lose at most ``max_accuracy_drop`` points
-of accuracy; on a fail a QuantizationError carries every figure and nothing is stamped.
+The accuracy gate that the INT8 model passes before it is written is ``export.gates.check_quantized``.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from cifar10_pipeline.contract import (GOLDEN_ATOL, GOLDEN_BATCH, GOLDEN_QUANTIZED_STEPS, GOLDEN_SEED, INPUT_NAME, OUTPUT_NAME,
-                      golden_input)
-from cifar10_pipeline.export.parity import CHUNK, OrtRunner
+from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
 
 QUANTIZE_CHOICES = ("int8",)
 CALIBRATION_IMAGES = 512
-MAX_ACCURACY_DROP = 0.3  # percentage points on the test set
 CALIBRATION_BATCH = 64
 METHOD = {
     "tool": "onnxruntime.quantization.quantize_static",
@@ -42,15 +36,6 @@ METHOD = {
 }
 
 
-class QuantizationError(RuntimeError):
-    """The quantized model failed the accuracy gate; ``report`` holds every figure."""
-
-    def __init__(self, failures: list[str], report: dict[str, Any]):
-        self.failures = failures
-        self.report = report
-        super().__init__("quantization gate failed:\n  - " + "\n  - ".join(failures))
-
-
 class CalibrationImages(CalibrationDataReader):
     """uint8 [N, H, W, C] images fed to the calibration session in batches."""
 
@@ -60,6 +45,13 @@ class CalibrationImages(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
+
+
+def calibration_sample(images: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` of ``images`` (all of them when fewer), drawn without replacement by ``seed`` and kept in their
+    order: the calibration set, the same for every export of a run."""
+    rng = np.random.default_rng(seed)
+    return images[np.sort(rng.choice(len(images), min(count, len(images)), replace=False))]
 
 
 def quantized_path(path: Path, kind: str = "int8") -> Path:
@@ -107,58 +99,3 @@ def logits_step(model: onnx.ModelProto) -> float | None:
         if node.op_type == "DequantizeLinear" and OUTPUT_NAME in node.output and node.input[1] in initializers:
             return float(np.max(onnx.numpy_helper.to_array(initializers[node.input[1]])))
     return None
-
-
-def _infer(runner: OrtRunner, images: np.ndarray) -> np.ndarray:
-    return np.concatenate([runner.infer({INPUT_NAME: images[i:i + CHUNK]})[OUTPUT_NAME]
-                           for i in range(0, len(images), CHUNK)])
-
-
-def check_quantized(float_model: onnx.ModelProto, quantized: onnx.ModelProto, test_images: np.ndarray,
-                    test_labels: np.ndarray, *, calibration_size: int, max_accuracy_drop: float = MAX_ACCURACY_DROP,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run both models on the test images; return the ``quantization`` report or raise QuantizationError.
-
-    The report holds the method, calibration size, both test accuracies, top-1 agreement and max |logit
-    difference| with the float model, and the quantized model's own logits on the golden input (the service's
-    self-test reference for this file, with its tolerance).
-    """
-    float_runner, int8_runner = OrtRunner(float_model.SerializeToString()), OrtRunner(quantized.SerializeToString())
-    ref, got = _infer(float_runner, test_images), _infer(int8_runner, test_images)
-    float_accuracy = float((ref.argmax(1) == test_labels).mean())
-    int8_accuracy = float((got.argmax(1) == test_labels).mean())
-    drop = 100 * (float_accuracy - int8_accuracy)
-    diff = np.abs(ref.astype(np.float64) - got)
-    step = logits_step(quantized)
-    h, w, c = test_images.shape[1:]
-    golden = golden_input(GOLDEN_BATCH, h, w, c, GOLDEN_SEED)
-    report = {
-        "method": METHOD,
-        "calibration_images": calibration_size,
-        "test_images": len(test_images),
-        "float_test_accuracy": float_accuracy,
-        "int8_test_accuracy": int8_accuracy,
-        "accuracy_drop_points": drop,
-        "max_accuracy_drop_points": max_accuracy_drop,
-        "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "onnx": int8_runner.name,
-        "golden": {"seed": GOLDEN_SEED, "batch": GOLDEN_BATCH,
-                   "atol": max(GOLDEN_ATOL, GOLDEN_QUANTIZED_STEPS * step) if step else GOLDEN_ATOL,
-                   "logits": int8_runner.infer({INPUT_NAME: golden})[OUTPUT_NAME].tolist()},
-    }
-    failures = []
-    if not np.isfinite(got).all():
-        failures.append("the quantized model's logits are not all finite")
-    if drop > max_accuracy_drop:
-        failures.append(f"test accuracy {100 * int8_accuracy:.2f}% is {drop:.2f} points below the float model's "
-                        f"{100 * float_accuracy:.2f}%; at most {max_accuracy_drop:g} allowed")
-    report["passed"] = not failures
-    log(f"int8 on {len(test_images)} test images: accuracy {100 * int8_accuracy:.2f}% (float "
-        f"{100 * float_accuracy:.2f}%, drop {drop:.2f} points, at most {max_accuracy_drop:g}), top-1 agreement "
-        f"{100 * report['top1_agreement']:.2f}%, max |diff| {report['max_abs_diff']:.3g}"
-        f"{'  FAIL' if failures else ''}")
-    if failures:
-        raise QuantizationError(failures, report)
-    return report

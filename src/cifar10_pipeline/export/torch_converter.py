@@ -1,4 +1,4 @@
-"""PyTorch adapter: the trained model as a parity runner, and its conversion to ONNX (dynamo exporter)."""
+"""PyTorch converter: a trained network as a parity runner, and its conversion to ONNX (dynamo exporter)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ import onnx
 import torch
 
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
-from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.torch_net import Net, load_model_file, pooling_last
-from cifar10_pipeline.training.run import Run
-
-# the opset the TensorFlow exporter writes too (export.keras_converter), so files of both frameworks are alike
-OPSET = 18
+from cifar10_pipeline.export.converter import OPSET, Conversion
+from cifar10_pipeline.model.torch_net import Net, pooling_last
 
 
 class TorchRunner:
@@ -45,7 +41,6 @@ def to_onnx(model: Net) -> onnx.ModelProto:
     return program.model_proto
 
 
-def convert(run: Run) -> tuple[TorchRunner, onnx.ModelProto, str]:
-    """(framework runner, ONNX model, framework version) for a finished PyTorch run."""
-    model = load_model_file(run.final_model(frameworks.get("torch").model_file))
-    return TorchRunner(model), to_onnx(model), torch.__version__
+def convert(model: Net) -> Conversion:
+    """The trained ``model`` as a parity runner, its ONNX graph and PyTorch's version."""
+    return Conversion(TorchRunner(model), to_onnx(model), torch.__version__)

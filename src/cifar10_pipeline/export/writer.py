@@ -1,4 +1,4 @@
-"""Stamp the contract's metadata into an ONNX model, check it, and write it atomically."""
+"""Stamp the contract's metadata into an ONNX model, read it back, check the model, and write it atomically."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import onnx
 
 from cifar10_pipeline.files import write_bytes, write_json
-from cifar10_pipeline.contract import MIN_OPSET, ContractError, ModelInfo, TensorSpec, check_signature, encode_metadata, project_version
+from cifar10_pipeline.contract import (MIN_OPSET, ContractError, ModelInfo, TensorSpec, check_signature, decode_metadata,
+                                       encode_metadata, project_version)
 
 
 def stamp_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> onnx.ModelProto:
@@ -19,6 +20,15 @@ def stamp_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> onnx.Model
     for key, value in encode_metadata(values).items():
         model.metadata_props.add(key=key, value=value)
     return model
+
+
+def _raw_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def read_metadata(model: onnx.ModelProto) -> dict[str, Any]:
+    """The contract's metadata stamped into ``model``, decoded; checking it is ``check_model``'s job."""
+    return decode_metadata(_raw_metadata(model))[0]
 
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
@@ -37,7 +47,7 @@ def check_model(model: onnx.ModelProto) -> ModelInfo:
     initializers = {i.name for i in graph.initializer}  # some exporters list them among the inputs
     inputs = [_spec(i) for i in graph.input if i.name not in initializers]
     return check_signature(inputs, [_spec(o) for o in graph.output],
-                           {p.key: p.value for p in model.metadata_props}, "exported model")
+                           _raw_metadata(model), "exported model")
 
 
 def write_model(model: onnx.ModelProto, path: Path, report: dict[str, Any], kind: str = "parity") -> Path:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cifar10_pipeline.inference.model import LoadedModel
+from cifar10_pipeline.inference.runtime import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import choose_encoder
 
 from cifar10_pipeline.inference.config import METRICS_DIR_ENV
-from cifar10_pipeline.inference.model import LoadedModel
+from cifar10_pipeline.inference.runtime import LoadedModel
 
 # no *_created series: one more sample per counter and histogram child that dashboards of this service never use
 disable_created_metrics()

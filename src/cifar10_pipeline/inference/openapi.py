@@ -11,10 +11,16 @@ from typing import Any
 
 from cifar10_pipeline.contract import project_version
 from cifar10_pipeline.inference.config import ServiceConfig
-from cifar10_pipeline.inference.model import LoadedModel
+from cifar10_pipeline.inference.runtime import LoadedModel
+from cifar10_pipeline.inference.v2 import models as v2_models
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-JSON_ERROR = {"application/json": {"schema": ERROR}}
+
+
+def _component(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+JSON_ERROR = {"application/json": {"schema": _component("Error")}}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -26,51 +32,35 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v2_paths(config: ServiceConfig, model: LoadedModel | None, unavailable: dict[str, Any]) -> dict[str, Any]:
-    """The Open Inference Protocol's endpoints (inference.v2), each model path also under /versions/{version}."""
+    """The Open Inference Protocol's endpoints (inference.v2), each model path also under /versions/{version}; their
+    JSON bodies' schemas are the pydantic models' (``v2.models.schemas()``)."""
     name = {"name": "name", "in": "path", "required": True, "schema": {"const": config.model_name},
             "description": "the model's name (another one is 404)"}
     version = {"name": "version", "in": "path", "required": True,
                "schema": {"const": model.model_id} if model else {"type": "string"},
                "description": "the served file's id, sha256 (a swapped-out one is 404)"}
     unknown = _error("no model of that name, or not that version")
-    tensor_request = {"type": "object", "required": ["inputs"], "properties": {
-        "id": {"type": "string"}, "parameters": {"type": "object"},
-        "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
-            "type": "object", "required": ["name", "datatype", "shape"], "properties": {
-                "name": {"const": "image"}, "datatype": {"const": "UINT8"},
-                "shape": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4},
-                "parameters": {"type": "object"},
-                "data": {"type": "array", "description": "N*H*W*C integers 0-255, flat or nested"}}}},
-        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-            "name": {"const": "logits"}, "parameters": {"type": "object", "properties": {
-                "binary_data": {"type": "boolean"},
-                "classification": {"type": "integer", "minimum": 1,
-                                   "description": "top k of each row as BYTES 'score:index:label'"}}}}}},
-    }}
-    tensor_response = {"type": "object", "required": ["model_name", "model_version", "outputs"], "properties": {
-        "id": {"type": "string"}, "model_name": {"type": "string"}, "model_version": {"type": "string"},
-        "outputs": {"type": "array", "items": {"type": "object", "required": ["name", "datatype", "shape"]}}}}
     infer = {"post": {
         "summary": "Run the model on uint8 image tensors (JSON, or the binary tensor data extension)",
         "requestBody": {"required": True, "content": {
-            "application/json": {"schema": tensor_request},
+            "application/json": {"schema": _component("InferenceRequest")},
             "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"},
                                          "description": "JSON header of Inference-Header-Content-Length bytes, "
                                                         "then the raw tensors"}}},
         "responses": {"200": {"description": "the outputs, in kind", "content": {
-            "application/json": {"schema": tensor_response},
+            "application/json": {"schema": _component("InferenceResponse")},
             "application/octet-stream": {"schema": {"type": "string"}}}},
             "400": _error("a malformed request: names, datatype, shape, byte counts, JSON, header length"),
             "404": unknown, "413": _error(f"more than {config.max_files} images or {config.max_upload_bytes} bytes"),
             "415": _error("a Content-Encoding other than identity, gzip or deflate"),
             "503": unavailable}}}
     metadata = {"get": {"summary": "The model's metadata", "responses": {
-        "200": _json("name, versions, platform, inputs, outputs", {"type": "object", "required": [
-            "name", "versions", "platform", "inputs", "outputs"]}), "404": unknown, "503": unavailable}}}
+        "200": _json("name, versions, platform, inputs, outputs", _component("ModelMetadata")), "404": unknown,
+        "503": unavailable}}}
     ready = {"get": {"summary": "Whether the model is ready", "responses": {
         "200": {"description": "ready"}, "404": unknown, "503": unavailable}}}
     paths = {"/v2": {"get": {"summary": "Server metadata", "responses": {"200": _json(
-                 "name, version, extensions", {"type": "object", "required": ["name", "version", "extensions"]})}}},
+                 "name, version, extensions", _component("ServerMetadata"))}}},
              "/v2/health/live": {"get": {"summary": "The server is alive", "responses": {"200": {"description": "live"}}}},
              "/v2/health/ready": {"get": {"summary": "The server is ready", "responses": {
                  "200": {"description": "ready"}, "503": unavailable}}}}
@@ -104,7 +94,7 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                     "image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}},
                 }},
                 "responses": {
-                    "200": _json("one prediction per image, in upload order", {"$ref": "#/components/schemas/Predictions"}),
+                    "200": _json("one prediction per image, in upload order", _component("Predictions")),
                     "400": _error("an empty, truncated or corrupt image, a form without a file, or a bad top_k"),
                     "413": _error(f"a body over {config.max_upload_bytes} bytes, more than {config.max_files} files, "
                                   f"or an image over {config.max_pixels} pixels (decompression bombs)"),
@@ -124,7 +114,7 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                                                                    "error": {"type": ["string", "null"]}}})}}},
             "/info": {"get": {"summary": "The model being served: metadata, parity report, self-test, providers",
                               "responses": {"200": _json("the model and the service's settings",
-                                                         {"$ref": "#/components/schemas/Info"}),
+                                                         _component("Info")),
                                             "503": unavailable}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "the Prometheus text format, or OpenMetrics when the Accept header asks for it",
@@ -135,6 +125,7 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
             **_v2_paths(config, model, unavailable),
         },
         "components": {"schemas": {
+            **v2_models.schemas(),
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Predictions": {"type": "object", "required": ["model_id", "predictions"], "properties": {
                 "model_id": {"type": "string", "description": "sha256 of the model file"},

@@ -1,154 +1,57 @@
-"""Offline classification, no server: ``python -m cifar10_pipeline.inference.predict --model models/model.onnx FILES_OR_DIRS...``.
-
-The same model loading (contract check and golden self-test), decoding and ranking as the service, in batches;
-one JSON line (or CSV row) per image on stdout or ``--out``. A file that cannot be decoded is reported on
-stderr and skipped, and the exit status is then 1; a model that cannot be loaded, or no image given, is 2.
-Imports only what the service imports.
-"""
+"""The ``/predict`` route: uploaded images (multipart files or one raw image body) -> their ranked labels."""
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
+from flask import Blueprint, Request, jsonify, request
 
-import numpy as np
-
-from cifar10_pipeline.contract import ContractError
-from cifar10_pipeline.contract.images import SUFFIXES
-from cifar10_pipeline.inference.config import ServiceConfig
+from cifar10_pipeline.inference.bodies import read_body
 from cifar10_pipeline.inference.errors import ApiError
-from cifar10_pipeline.inference.images import decode_image, limit_pixels
-from cifar10_pipeline.inference.model import LoadedModel, load_model, rank, resolve_providers
+from cifar10_pipeline.inference.holder import current_holder, current_model
+from cifar10_pipeline.inference.images import decode_image
+from cifar10_pipeline.inference.postprocess import rank
 
-CSV_FIELDS = ("file", "label", "probability", "top_k")
+DEFAULT_TOP_K = 3
 
-
-def image_files(paths: list[Path]) -> Iterator[Path]:
-    """Each path that is a file (tried whatever its suffix), and every file with one of the decoder's ``SUFFIXES``
-    below each path that is a folder (recursively), in sorted order."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        else:
-            yield path
+blueprint = Blueprint("predict", __name__)
 
 
-class Progress:
-    """A one-line progress bar on stderr, redrawn at most ten times a second; silent when stderr is no terminal."""
-
-    def __init__(self, total: int, stream: IO[str] = sys.stderr):
-        self.total, self.done, self.stream = total, 0, stream
-        self.enabled = stream.isatty()
-        self.started = self.drawn = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.drawn >= 0.1 or self.done == self.total):
-            self.drawn = now
-            filled = int(30 * self.done / max(self.total, 1))
-            rate = self.done / max(now - self.started, 1e-9)
-            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} images, "
-                              f"{rate:.0f}/s")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
+@blueprint.post("/predict")
+def predict():
+    holder, model = current_holder(), current_model()  # the model read once: a swap does not affect this request
+    config = holder.config
+    top_k = _parse_top_k(request.args.get("top_k"), model.info.num_classes)
+    uploads = _read_uploads(request, config.max_files, config.max_upload_bytes)
+    images = [decode_image(data, name, model.info.input_shape, config.max_pixels) for name, data in uploads]
+    ranked = rank(holder.infer(model, images), model.info.labels, top_k)
+    predictions = [{"file": name, **r, "model_id": model.model_id} for (name, _), r in zip(uploads, ranked)]
+    return jsonify(model_id=model.model_id, predictions=predictions)
 
 
-class Writer:
-    """JSON lines or CSV rows of predictions."""
-
-    def __init__(self, out: IO[str], fmt: str):
-        self.out, self.fmt = out, fmt
-        self.csv = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n") if fmt == "csv" else None
-        if self.csv:
-            self.csv.writeheader()
-
-    def write(self, row: dict[str, Any]) -> None:
-        if self.csv:
-            top_k = " ".join(f"{t['label']}:{t['probability']:.6f}" for t in row["top_k"])
-            self.csv.writerow({**row, "probability": f"{row['probability']:.6f}", "top_k": top_k})
-        else:
-            self.out.write(json.dumps(row) + "\n")
-
-
-def classify(model: LoadedModel, files: list[Path], writer: Writer, *, top_k: int, batch_size: int,
-             max_pixels: int, progress: Progress) -> list[str]:
-    """Decode, run and write ``files`` in batches of ``batch_size``; returns a message per file that failed."""
-    failures = []
-    for start in range(0, len(files), batch_size):
-        names, images = [], []
-        for path in files[start:start + batch_size]:
-            try:
-                images.append(decode_image(path.read_bytes(), str(path), model.info.input_shape, max_pixels))
-                names.append(str(path))
-            except ApiError as e:
-                failures.append(e.message)
-            except OSError as e:
-                failures.append(f"{str(path)!r} cannot be read: {e.strerror or e}")
-        if images:
-            for name, ranked in zip(names, rank(model.run(np.stack(images)), model.info.labels, top_k)):
-                writer.write({"file": name, **ranked})
-        progress.update(len(files[start:start + batch_size]))
-    return failures
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cifar10_pipeline.inference.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR",
-                        help=f"images, or folders searched recursively for {', '.join(SUFFIXES)}")
-    parser.add_argument("--model", type=Path, default=ServiceConfig.model_path, help="ONNX model file "
-                        f"(default: {ServiceConfig.model_path})")
-    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)")
-    parser.add_argument("--out", type=Path, help="write the predictions to this file (default: stdout)")
-    parser.add_argument("--top-k", type=int, default=3, help="best labels listed per image (default: 3)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per onnxruntime call (default: 64)")
-    parser.add_argument("--max-pixels", type=int, default=ServiceConfig.max_pixels,
-                        help=f"largest image (width * height) decoded (default: {ServiceConfig.max_pixels})")
-    parser.add_argument("--providers", default="", help="onnxruntime execution providers, comma-separated "
-                        "(default: CUDA when available, then CPU)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        parser.error(f"--top-k ({args.top_k}) and --batch-size ({args.batch_size}) must be >= 1")
-    if args.max_pixels < 1:
-        parser.error(f"--max-pixels must be >= 1, got {args.max_pixels}")
-    limit_pixels(args.max_pixels)
+def _parse_top_k(raw: str | None, num_classes: int) -> int:
+    if raw is None:
+        return min(DEFAULT_TOP_K, num_classes)
     try:
-        providers = resolve_providers(tuple(p.strip() for p in args.providers.split(",") if p.strip()))
-        model = load_model(args.model, providers, intra_op_threads=0)  # 0: onnxruntime's default, every core
-    except (ContractError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    files = list(image_files(args.paths))
-    if not files:
-        print(f"error: no image found in {', '.join(map(str, args.paths))}", file=sys.stderr)
-        return 2
-    top_k = min(args.top_k, model.info.num_classes)
-    out = args.out.open("w", newline="") if args.out else sys.stdout
-    try:
-        failures = classify(model, files, Writer(out, args.format), top_k=top_k, batch_size=args.batch_size,
-                            max_pixels=args.max_pixels, progress=Progress(len(files)))
-    finally:
-        out.flush()
-        if args.out:
-            out.close()
-    for message in failures:
-        print(f"error: {message}", file=sys.stderr)
-    print(f"{len(files) - len(failures)} of {len(files)} images classified with {args.model} "
-          f"({model.info.metadata.get('framework')}, id {model.model_id[:12]})", file=sys.stderr)
-    return 1 if failures else 0
+        top_k = int(raw)
+    except ValueError:
+        top_k = 0
+    if not 1 <= top_k <= num_classes:
+        raise ApiError(400, f"top_k must be an integer from 1 to {num_classes}, got {raw!r}")
+    return top_k
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _read_uploads(req: Request, max_files: int, max_bytes: int) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of every uploaded image: multipart files under any field name, or a raw body."""
+    if req.mimetype == "multipart/form-data":
+        files = [f for key in req.files for f in req.files.getlist(key)]
+        if not files:
+            raise ApiError(400, "the multipart form holds no file; send each image as a file field")
+        if len(files) > max_files:
+            raise ApiError(413, f"{len(files)} files in one request, at most {max_files} accepted")
+        return [(f.filename or f.name or f"file {i}", f.read()) for i, f in enumerate(files, 1)]
+    if req.mimetype.startswith("image/"):
+        data = read_body(req, max_bytes)
+        if not data:
+            raise ApiError(400, f"the request body is empty; send the image's bytes as {req.mimetype}")
+        return [("body", data)]
+    sent = f"Content-Type {req.content_type!r}" if req.content_type else "no Content-Type"
+    raise ApiError(415, f"{sent} is not accepted; send multipart/form-data or an image/* body")

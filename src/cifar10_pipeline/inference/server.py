@@ -1,4 +1,4 @@
-"""The production server: ``python -m cifar10_pipeline.inference.server --help``. Serves ``inference.app:create_app()`` on
+"""The production server: ``cifar10-serve --help``. Serves ``inference.app:create_app()`` on
 $HOST:$PORT (default 0.0.0.0:8000) with granian, a WSGI server whose HTTP side is Rust.
 
 Why granian: a pure-Python HTTP server (gunicorn: parsing, keep-alive polling, thread hand-offs) cost about
@@ -11,8 +11,9 @@ and session. With several workers each loads, self-tests and hot-swaps the model
 up all of them (prometheus_client's multiprocess mode, in a folder the server makes: ``inference.metrics``).
 
 Python threads: onnxruntime releases the GIL while it runs, so one thread per CPU keeps the cores busy; more
-only fight over the GIL (throughput fell with 4 and 16 threads on 2 cores). With batching on, a batch can only
-grow as large as the number of requests in flight, so the default is then at least the batch size.
+find no free core and only contend for the GIL, each hand-off of it costing CPU that no request uses. With
+batching on, a batch can only grow as large as the number of requests in flight, so the default is then at least
+the batch size.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from granian import Granian
 from granian.constants import Interfaces
 
 from cifar10_pipeline.inference.config import METRICS_DIR_ENV, ServiceConfig
-from cifar10_pipeline.inference.model import check_providers
+from cifar10_pipeline.inference.providers import check_providers
 
 DEFAULT_APP = "cifar10_pipeline.inference.app:create_app"
 GRACEFUL_S = 10  # seconds in-flight requests get on shutdown (SIGTERM)

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.support.net import free_port
+from harness.server import free_port
 from cifar10_pipeline.training.datasets import DataError, Dataset, load_dataset
 from cifar10_pipeline.training.datasets import cifar10
 from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES, download_cifar10

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmarks.postgres import throwaway_postgres
+from harness.postgres import throwaway_postgres
 from tests.support.paths import REPO
 from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, cli, finished_trials, space_file
 from cifar10_pipeline.training.config import TrainConfig

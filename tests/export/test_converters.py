@@ -1,0 +1,52 @@
+"""The framework's converter (``export.torch_converter``, ``export.keras_converter``): onnxruntime runs the graph
+it writes like the framework runs the network, flip TTA included, and folds every BatchNorm away."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from cifar10_pipeline.export.converter import OPSET
+from cifar10_pipeline.training.datasets import load_dataset
+
+
+def test_onnxruntime_answers_like_the_framework_on_real_images_and_any_batch_size(exported, converted):
+    runner = converted.runner
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    images = load_dataset("synthetic").test_images[:300]
+    for batch in (1, 7, 300):
+        got = session.run(["logits"], {"image": images[:batch]})[0]
+        want = runner.infer({"image": images[:batch]})["logits"]
+        assert got.dtype == np.float32 and got.shape == (batch, 10)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_exported_graph_averages_each_image_with_its_mirror(exported, trained):
+    # the tiny config trains with flips and bakes flip TTA into the graph: mirrored images, same logits
+    assert trained.run.config.flip and trained.run.config.tta
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    images = load_dataset("synthetic").test_images[:64]
+    logits, mirrored = (session.run(["logits"], {"image": x})[0] for x in (images, images[:, :, ::-1].copy()))
+    np.testing.assert_allclose(mirrored, logits, atol=1e-5)
+    assert np.abs(logits).max() > 0.1  # not trivially equal
+
+
+def test_onnxruntime_folds_every_batchnorm_into_its_conv(exported, tmp_path):
+    # the exported graph pools after BatchNorm + ReLU (model.torch_net.ConvPool), so onnxruntime folds every
+    # BatchNorm into the conv before it and fuses the ReLU: no BatchNormalization is left to run when serving
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
+    exported_ops = [node.op_type for node in onnx.load(str(exported)).graph.node]
+    optimized_ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    convs = exported_ops.count("Conv")
+    assert convs in (7, 14)  # the network's 7, twice where flip TTA runs the body once more (TensorFlow's graph)
+    assert "BatchNormalization" not in optimized_ops and "Relu" not in optimized_ops
+    assert optimized_ops.count("FusedConv") + optimized_ops.count("Conv") == convs
+
+
+def test_both_converters_write_the_opset_of_the_export(exported):
+    # one OPSET for both frameworks: their files are alike
+    model = onnx.load(str(exported))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == OPSET
