@@ -35,14 +35,16 @@ BATCH = 128
 TRAIN_IMAGES = 4096
 
 
-def _dataset():
+def _data():
+    from cifar10_pipeline.training.datasets import TrainingData
     from cifar10_pipeline.training.datasets.base import make_dataset
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (TRAIN_IMAGES + 1024, *SHAPE), dtype=np.uint8)
     labels = rng.integers(0, 10, TRAIN_IMAGES + 1024)
-    return make_dataset("synthetic", images[:TRAIN_IMAGES], labels[:TRAIN_IMAGES], images[TRAIN_IMAGES:],
-                        labels[TRAIN_IMAGES:], tuple(str(i) for i in range(10)))
+    return TrainingData.on_test(make_dataset("synthetic", images[:TRAIN_IMAGES], labels[:TRAIN_IMAGES],
+                                             images[TRAIN_IMAGES:], labels[TRAIN_IMAGES:],
+                                             tuple(str(i) for i in range(10))))
 
 
 def _config(**values: Any):
@@ -65,10 +67,10 @@ def time_steps(trainer, steps: int) -> float:
 
 
 def step_rows(framework: str, make, settings: dict[str, dict], steps: int) -> list[dict]:
-    """One row per setting: the median step of the adapter ``make(config, ds)`` builds from those config values."""
-    ds = _dataset()
+    """One row per setting: the median step of the adapter ``make(config, data)`` builds from those config values."""
+    data = _data()
     return [{"choice": f"{framework} training step", "setting": name, "unit": "ms per step",
-             "ms": time_steps(make(_config(**values), ds), steps)} for name, values in settings.items()]
+             "ms": time_steps(make(_config(**values), data), steps)} for name, values in settings.items()]
 
 
 def torch_rows(steps: int) -> list[dict]:
@@ -77,8 +79,8 @@ def torch_rows(steps: int) -> list[dict]:
     from cifar10_pipeline.training import torch_trainer
     from cifar10_pipeline.training.torch_trainer import TorchTrainer
 
-    def contiguous(config, ds) -> TorchTrainer:
-        trainer = TorchTrainer(config, ds)
+    def contiguous(config, data) -> TorchTrainer:
+        trainer = TorchTrainer(config, data)
         trainer.model.body.to(memory_format=torch.contiguous_format)
         return trainer
 
@@ -87,24 +89,24 @@ def torch_rows(steps: int) -> list[dict]:
     with mock.patch.object(torch_trainer, "to_layout", lambda x: x.contiguous()):
         rows += step_rows("PyTorch", contiguous, {"precision float32, contiguous (NCHW)": {"precision": "float32"}},
                           steps)
-    ds = _dataset()
-    trainer = TorchTrainer(_config(), ds)
+    data = _data()
+    trainer = TorchTrainer(_config(), data)
     for batch in (256, 1024):
         with mock.patch.object(torch_trainer, "EVAL_BATCH", batch):
-            trainer.predict(ds.test_images)
+            trainer.predict(data.eval_images)
             t0 = time.perf_counter()
-            trainer.predict(ds.test_images)
+            trainer.predict(data.eval_images)
             rows.append({"choice": "PyTorch evaluation", "setting": f"{batch} images per call",
                          "unit": "ms per 1,000 images",
-                         "ms": 1e6 * (time.perf_counter() - t0) / len(ds.test_images)})
+                         "ms": 1e6 * (time.perf_counter() - t0) / len(data.eval_images)})
     return rows
 
 
 def tensorflow_rows(steps: int) -> list[dict]:
     from cifar10_pipeline.training.keras_trainer import KerasTrainer, make_train_step
 
-    def xla(config, ds) -> KerasTrainer:
-        trainer = KerasTrainer(config, ds)  # XLA-compiled on GPUs only: compile its step here on the CPU too
+    def xla(config, data) -> KerasTrainer:
+        trainer = KerasTrainer(config, data)  # XLA-compiled on GPUs only: compile its step here on the CPU too
         trainer._step = make_train_step(trainer.model, trainer.optimizer, config, jit=True)
         return trainer
 
@@ -120,13 +122,10 @@ def onnxruntime_rows(calls: int) -> list[dict]:
     from cifar10_pipeline.export import torch_converter
     from cifar10_pipeline.inference.runtime import session_options
     from cifar10_pipeline.model.torch_net import build_model
-    from cifar10_pipeline.model.spec import ModelSpec
 
     config = _config()
     torch.manual_seed(0)
-    spec = ModelSpec(image_shape=(32, 32, 3), num_classes=10, mean=(128.0,) * 3, std=(64.0,) * 3,
-                     width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
-    model = build_model(spec).eval()
+    model = build_model(config.model_spec((32, 32, 3), 10, (128.0,) * 3, (64.0,) * 3)).eval()
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
 
     def per_call(session, clock: Callable[[], float]) -> float:

@@ -68,9 +68,9 @@ SMOKE = Counts(warmup_s=1, rounds=1, round_s=1, latency_runs=5, throughput_runs=
 
 
 def load_torch(checkpoint: Path):
-    from cifar10_pipeline.model.torch_net import load_model
+    from cifar10_pipeline.model.torch_net import load_model_file
 
-    return load_model(checkpoint)
+    return load_model_file(checkpoint)
 
 
 def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:

@@ -73,7 +73,7 @@ def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str],
     info = json.loads((run / "run.json").read_text())
     return {"run": str(run), "wall_seconds": round(wall, 1), "epochs": len(rows),
             "train_seconds": round(sum(r["train_seconds"] for r in rows), 1),
-            "trainer_accuracy": info["eval_accuracy"], "onnx_accuracy": parity["test_accuracy"],
+            "trainer_accuracy": info["test_accuracy"], "onnx_accuracy": parity["test_accuracy"],
             "framework_version": info.get("framework_version"), "device": info.get("device"),
             "precision": info.get("precision")}
 

@@ -22,17 +22,14 @@ def make_models(workdir: Path, seed: int = 0) -> tuple[Path, Path]:
     from cifar10_pipeline.export.pipeline import prove_and_stamp
     from cifar10_pipeline.export.torch_converter import TorchRunner, to_onnx
     from cifar10_pipeline.export.writer import write_model
-    from cifar10_pipeline.model.spec import ModelSpec
-    from cifar10_pipeline.model.torch_net import build_model, save_model
+    from cifar10_pipeline.model.torch_net import build_model, save_model_file
     from cifar10_pipeline.training.config import TrainConfig
 
     torch.manual_seed(seed)
     config = TrainConfig()  # the network the default config trains on CIFAR-10
-    spec = ModelSpec(image_shape=(32, 32, 3), num_classes=len(CIFAR10_CLASSES), mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                     width=config.width, dropout=config.dropout, flip_tta=config.flip_tta)
-    model = build_model(spec).eval()
+    model = build_model(config.model_spec((32, 32, 3), len(CIFAR10_CLASSES), CIFAR10_MEAN, CIFAR10_STD)).eval()
     checkpoint = workdir / "model.pt"
-    save_model(model, checkpoint)
+    save_model_file(model, checkpoint)
 
     onnx_model = to_onnx(model)
     rng = np.random.default_rng(0)

@@ -49,10 +49,10 @@ def train_args(runs: Path, name: str, epochs: int, train_images: int) -> list[st
 
 
 def outcome(run_dir: Path) -> tuple[list[dict], float]:
-    """(metrics rows without timings, final eval accuracy) of a finished run."""
+    """(metrics rows without timings, final test accuracy) of a finished run."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     info = json.loads((run_dir / "run.json").read_text())
-    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows], info["eval_accuracy"]
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows], info["test_accuracy"]
 
 
 def epochs_logged(run_dir: Path) -> int:

@@ -70,3 +70,12 @@ def test_one_cycle_schedule_warms_up_peaks_and_decays_to_zero():
     assert one_cycle_lr(config, 0.25) == pytest.approx(0.4)
     assert one_cycle_lr(config, 0.625) == pytest.approx(0.2)
     assert one_cycle_lr(config, 1.0) == 0.0
+
+
+@pytest.mark.parametrize("flip, tta, averaged", [(True, True, True), (False, True, False), (True, False, False)])
+def test_the_model_averages_over_mirrors_only_if_it_trained_on_them(flip, tta, averaged):
+    config = TrainConfig.from_dict({"flip": flip, "tta": tta})  # the user-facing key of params files and config.json
+    spec = config.model_spec((28, 28, 1), 10, (72.9,), (90.0,))
+    assert spec.tta is averaged
+    assert (spec.image_shape, spec.num_classes, spec.mean, spec.std) == ((28, 28, 1), 10, (72.9,), (90.0,))
+    assert (spec.width, spec.dropout) == (config.width, config.dropout)

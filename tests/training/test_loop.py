@@ -12,7 +12,7 @@ import pytest
 from tests.support.runs import tiny_config
 from cifar10_pipeline.training import loop
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
-from cifar10_pipeline.training.datasets import Dataset
+from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import Run, RunError
 
 N_TRAIN, N_TEST = 300, 40
@@ -31,8 +31,8 @@ class Recorder:
     checkpoint_file = "checkpoint.json"
     instances: list[Recorder] = []
 
-    def __init__(self, config: TrainConfig, ds: Dataset):
-        self.ds, self.steps, self.calls = ds, 0, []
+    def __init__(self, config: TrainConfig, data: TrainingData):
+        self.data, self.steps, self.calls = data, 0, []
         Recorder.instances.append(self)
 
     def describe(self) -> dict:
@@ -44,12 +44,12 @@ class Recorder:
     def step(self, idx: np.ndarray, lr: float):
         self.steps += 1
         self.calls.append(("step", idx.copy(), lr))
-        labels = self.ds.train_labels[idx]
+        labels = self.data.train_labels[idx]
         return np.float32(0.5), np.int64((labels == 0).sum())  # "predicts" class 0 for every image
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         self.calls.append(("predict", len(images)))
-        logits = np.zeros((len(images), self.ds.num_classes), np.float32)
+        logits = np.zeros((len(images), self.data.num_classes), np.float32)
         logits[:, 0] = self.steps  # class 0, as confident as the run is long
         return logits
 
@@ -104,12 +104,20 @@ def test_each_epoch_seeds_orders_and_schedules_as_documented(tmp_path):
 def test_the_run_records_what_the_adapter_reports(tmp_path):
     result = loop.fit(Recorder, small(tmp_path))
     rows, info = result.metrics, result.run.info
-    share_of_class_0 = float((Recorder.instances[0].ds.train_labels == 0).mean())
+    share_of_class_0 = float((Recorder.instances[0].data.train_labels == 0).mean())
     assert [r["train_loss"] for r in rows] == pytest.approx([0.5] * 3)
     assert [r["train_acc"] for r in rows] == pytest.approx([share_of_class_0] * 3)
     assert info["framework"] == "numpy" and info["num_parameters"] == 1 and info["status"] == "finished"
-    assert info["eval_split"] == "test" and info["eval_accuracy"] == result.eval_accuracy
+    assert result.split == "test" and info["test_accuracy"] == result.accuracy
+    assert "val_accuracy" not in info and "eval_accuracy" not in info
     assert json.loads((result.run.path / "model.json").read_text()) == {"steps": 9}
+
+
+def test_a_validation_split_evaluates_and_names_the_accuracy(tmp_path):
+    result = loop.fit(Recorder, small(tmp_path, val_fraction=0.2))
+    assert {r["eval_split"] for r in result.metrics} == {"val"} and result.split == "val"
+    info = result.run.info
+    assert info["val_accuracy"] == result.accuracy and "test_accuracy" not in info
 
 
 def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_run(tmp_path):
@@ -137,7 +145,19 @@ def test_resuming_a_finished_run_evaluates_once_and_saves_the_model_again(tmp_pa
     first = loop.fit(Recorder, config)
     again = loop.fit(Recorder, config, resume=first.run)
     assert names(Recorder.instances[-1].calls) == ["load_checkpoint", "predict", "save_model"]
-    assert again.eval_accuracy == first.eval_accuracy and len(again.metrics) == 3
+    assert again.accuracy == first.accuracy and len(again.metrics) == 3
+
+
+def test_resuming_an_older_run_replaces_its_former_accuracy_keys(tmp_path):
+    config = small(tmp_path)
+    first = loop.fit(Recorder, config)
+    info = first.run.info
+    accuracy = info.pop("test_accuracy")
+    (first.run.path / "run.json").write_text(json.dumps({**info, "eval_accuracy": accuracy, "eval_split": "test"}))
+    again = loop.fit(Recorder, config, resume=Run.open(first.run.path))
+    info = again.run.info
+    assert info["test_accuracy"] == accuracy == again.accuracy and info["status"] == "finished"
+    assert "eval_accuracy" not in info and "eval_split" not in info
 
 
 def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):

@@ -70,7 +70,7 @@ def run_framework(run: Run) -> Framework:
 
 def convert_run(run: Run, framework: Framework) -> Conversion:
     """The final model of ``run``, loaded by ``framework``'s network module and converted by its converter."""
-    model = framework.load("network").load_model(run.final_model(framework.model_file))
+    model = framework.load("network").load_model_file(run.final_model(framework.model_file))
     return framework.load("converter").convert(model)
 
 

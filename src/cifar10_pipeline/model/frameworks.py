@@ -26,7 +26,7 @@ class Framework:
     name: str  # as run.json and the ONNX metadata record it
     title: str  # for people: --help, messages
     package: str  # the distribution's import name: whether it is installed here
-    network: str  # module: build_model, load_model, pooling_last
+    network: str  # module: build_model, load_model_file, pooling_last
     trainer: str  # the training loop's adapter class (training.loop.Trainer), module:attribute
     converter: str  # module: the exporter's adapter, convert(model) -> (runner, ONNX model, version)
     model_file: str  # the final model in a run directory
@@ -52,7 +52,8 @@ class Framework:
         environment to use when the framework is not installed here."""
         if not self.installed():
             raise FrameworkError(f"{self.title} ({self.package}) is not installed in this environment "
-                                 f"({sys.prefix}); use {self.venv} (make {self.make_install}, or pip install '.[{self.extra}]')")
+                                 f"({sys.prefix}); use {self.venv} (make {self.make_install}, "
+                                 f"or pip install '.[{self.extra}]')")
         for key, value in self.environment.items():
             os.environ.setdefault(key, value)
         module_name, _, attribute = getattr(self, role).partition(":")

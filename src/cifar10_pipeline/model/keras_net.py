@@ -2,8 +2,9 @@
 contract's raw ``uint8 [B, H, W, C]`` image.
 
 The full model is ``image -> Preprocess -> body``; the trainer calls the two parts separately so that
-augmentation runs on the normalised float batch between them, as in the PyTorch trainer. With ``flip_tta`` the
-full model averages the body's logits for the image and its mirror (the trainer never trains through it).
+augmentation runs on the normalised float batch between them, as in the PyTorch trainer. With the spec's
+``tta`` the full model averages the body's logits for the image and its mirror (the trainer never trains
+through it).
 
 Initialisation, BatchNorm momentum and epsilon follow PyTorch's defaults, so that hyperparameters tuned with
 one framework carry over to the other.
@@ -132,11 +133,11 @@ def build_model(spec: ModelSpec, dtype: str = "float32") -> keras.Model:
     x = Preprocess(list(spec.mean), list(spec.std), name=PREPROCESS)(image)
     body = _body(spec.image_shape, spec.num_classes, spec.width, spec.dropout, dtype)
     logits = body(x)
-    if spec.flip_tta:  # the same body (same weights) on the mirror; the mean of the two logits
+    if spec.tta:  # the same body (same weights) on the mirror; the mean of the two logits
         logits = keras.layers.Average(dtype="float32")([logits, body(Mirror(dtype="float32")(x))])
     return keras.Model(image, logits, name="cnn")
 
 
-def load_model(path: Path) -> keras.Model:
+def load_model_file(path: Path) -> keras.Model:
     """A model file written by the trainer (``Model.save``): float32, device placement left to TensorFlow."""
     return keras.saving.load_model(path)

@@ -5,8 +5,8 @@ between their two convs (resolution 32 -> 16 -> 8 -> 4), a global max-pool, Drop
 BatchNorm's scale is fixed at 1, so the pooled conv may pool before or after BatchNorm + ReLU: training pools
 first (cheaper), inference last (foldable).
 The input is the contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing
-(scale, mean/std, layout). With ``flip_tta`` the eval-mode model averages the logits of each image and its
-mirror (test-time augmentation), so the exported graph does it too and every client gets it for free.
+(scale, mean/std, layout). With ``tta`` (test-time augmentation) the eval-mode model averages the logits of each
+image and its mirror, so the exported graph does it too and every client gets it for free.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+# a field's former name -> its name, so that the spec dicts of older PyTorch model files still load
+FORMER_NAMES = {"flip_tta": "tta"}
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,12 @@ class ModelSpec:
     std: tuple[float, ...]
     width: int  # channels of the first block; the blocks have width, 2 * width, 4 * width
     dropout: float
-    flip_tta: bool  # eval mode: mean logits of the image and its horizontal mirror
+    tta: bool  # test-time augmentation: in eval mode, the mean logits of the image and its horizontal mirror
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
+        """The spec ``to_dict`` wrote; older PyTorch model files name its TTA field ``flip_tta``."""
+        values = {FORMER_NAMES.get(k, k): v for k, v in values.items()}
         return cls(**{**values, **{k: tuple(values[k]) for k in ("image_shape", "mean", "std")}})
 
     def to_dict(self) -> dict[str, Any]:

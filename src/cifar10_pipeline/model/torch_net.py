@@ -96,8 +96,8 @@ class Net(nn.Module):
         return self.classify(self.preprocess(image))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with flip TTA in eval mode."""
-        if self.training or not self.spec.flip_tta:
+        """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with the spec's TTA in eval mode."""
+        if self.training or not self.spec.tta:
             return self.body(x).float()
         # one body call on [2B, ...]: the batch then its mirror (flip along W); [2B, K] -> [2, B, K] -> mean
         return self.body(torch.cat([x, x.flip(3)])).float().unflatten(0, (2, -1)).mean(0)
@@ -113,13 +113,13 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
         torch.save(payload, tmp)
 
 
-def save_model(model: Net, path: Path, **extra: Any) -> None:
+def save_model_file(model: Net, path: Path, **extra: Any) -> None:
     """The weights with the spec that rebuilds them (and ``extra`` entries such as the training config)."""
     save_atomic({"spec": model.spec.to_dict(), "model": model.state_dict(), **extra}, path)
 
 
-def load_model(path: Path) -> Net:
-    """A model file written by ``save_model``: the rebuilt network, in eval mode on the CPU."""
+def load_model_file(path: Path) -> Net:
+    """A model file written by ``save_model_file``: the rebuilt network, in eval mode on the CPU."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     model = build_model(ModelSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["model"])

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, RunError, FrameworkError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{result.run.path}: {result.metrics[-1]['eval_split']} accuracy {100 * result.eval_accuracy:.2f}%")
+    print(f"{result.run.path}: {result.split} accuracy {100 * result.accuracy:.2f}%")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar10_pipeline.model.spec import ModelSpec
-from cifar10_pipeline.training.datasets import DATASETS, Dataset
+from cifar10_pipeline.training.datasets import DATASETS
 
 
 class ConfigError(ValueError):
@@ -35,8 +35,10 @@ class TrainConfig:
     dataset: str = _f("cifar10", "data set", choices=DATASETS)
     data_dir: str | None = _f(None, "data directory (default depends on the data set)")
     max_train_samples: int = _f(0, "use only the first N training images (0: all)")
-    max_test_samples: int = _f(0, "evaluate on only the first N test images (0: all)")
-    val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the test set (tuning)")
+    max_test_samples: int = _f(0, "evaluate on only the first N test images (validation images with "
+                                     "val_fraction; 0: all)")
+    val_fraction: float = _f(0.0, "hold this fraction of the training set out and evaluate on it instead of the "
+                                  "test set (tuning)")
     # the network halves the resolution three times, so it needs at least 8 pixels (checked in __post_init__)
     image_size: int = _f(0, "side of the square model input in pixels, every image brought to it by the service's own "
                             "decoder (0: 32 for folder, the native size of the built-in sets: 32 for cifar10 and "
@@ -59,7 +61,8 @@ class TrainConfig:
     # off by default: it doubles the work of every prediction (the service's throughput included) for a small gain
     # in accuracy
     tta: bool = _f(False, "test-time augmentation: the model averages the logits of each image and its mirror; part "
-                          "of the exported graph (only with flip: a model never trained on mirrors is not averaged over them)")
+                          "of the exported graph (only with flip: a model never trained on mirrors is not averaged "
+                          "over them)")
     # run
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     device: str = _f("auto", "training device", choices=("auto", "cpu", "cuda"))
@@ -117,15 +120,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def model_spec(self, ds: Dataset) -> ModelSpec:
-        """The network this config trains on ``ds``: input shape, classes and normalisation from the data."""
-        return ModelSpec(image_shape=ds.image_shape, num_classes=ds.num_classes, mean=ds.mean, std=ds.std,
-                         width=self.width, dropout=self.dropout, flip_tta=self.flip_tta)
-
-    @property
-    def flip_tta(self) -> bool:
-        """Whether the model averages each image with its mirror at test time: only if it trained on mirrors."""
-        return self.flip and self.tta
+    def model_spec(self, image_shape: tuple[int, int, int], num_classes: int, mean: tuple[float, ...],
+                   std: tuple[float, ...]) -> ModelSpec:
+        """The network this config trains on data of that (H, W, C) image shape, number of classes and per-channel
+        mean and std (pixel units). Its TTA averages each image with its mirror only if it trained on mirrors."""
+        return ModelSpec(image_shape=image_shape, num_classes=num_classes, mean=mean, std=std, width=self.width,
+                         dropout=self.dropout, tta=self.flip and self.tta)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -166,7 +166,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         hint = hints[f.name]
         base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
-        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {f.default!r})", "default": argparse.SUPPRESS}
+        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {f.default!r})",
+                                  "default": argparse.SUPPRESS}
         if base is bool:
             kwargs.update(type=_parse_bool, metavar="BOOL")
         else:

@@ -23,7 +23,7 @@ from cifar10_pipeline.files import atomic_path
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, build_model
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
-from cifar10_pipeline.training.datasets import Dataset
+from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import RunError
 
 FRAMEWORK = frameworks.get("tensorflow")
@@ -121,10 +121,10 @@ class KerasTrainer:
     model_file = FRAMEWORK.model_file
     checkpoint_file = FRAMEWORK.checkpoint_file
 
-    def __init__(self, config: TrainConfig, ds: Dataset):
+    def __init__(self, config: TrainConfig, data: TrainingData):
         self.device, use_gpu = resolve_device(config.device)
         keras.utils.set_random_seed(config.seed)
-        self.spec = config.model_spec(ds)
+        self.spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
         # XLA fuses BatchNorm + ReLU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
         self.jit = use_gpu
         self.dtype = resolve_precision(config.precision, use_gpu)
@@ -132,8 +132,8 @@ class KerasTrainer:
             self.model = build_model(self.spec, self.dtype)
             self.optimizer = make_optimizer(config)
             self.optimizer.build(self.model.get_layer(BODY).trainable_variables)
-            train_x = tf.constant(ds.train_images)
-            self.train_y = tf.constant(ds.train_labels)
+            train_x = tf.constant(data.train_images)
+            self.train_y = tf.constant(data.train_labels)
             preprocess = self.model.get_layer(PREPROCESS)
             # not XLA-compiled: XLA has no kernel for the projective transform
             self._batch = tf.function(lambda idx, seed: augment(preprocess(tf.gather(train_x, idx)), config, seed))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
-from cifar10_pipeline.training.datasets import Dataset, prepare_for_training
+from cifar10_pipeline.training.datasets import TrainingData, prepare_for_training
 from cifar10_pipeline.training.run import Run, RunError, epoch_row
 
 # an epoch's augmentation seed is seed * SEED_STRIDE + epoch: distinct for every (seed, epoch) of any run
@@ -33,7 +33,8 @@ PROGRESS_EVERY = 10  # steps between progress-bar updates: each one waits for th
 
 
 class Trainer(Protocol):
-    """One framework's side of the loop, built by ``make(config, dataset)`` with the model and optimiser."""
+    """One framework's side of the loop, built by ``make(config, data)`` (``TrainingData``) with the model and
+    optimiser."""
 
     framework: str  # torch | tensorflow, as recorded in run.json
     model_file: str  # the final model's file name in the run directory
@@ -65,7 +66,8 @@ class Trainer(Protocol):
 @dataclass
 class TrainResult:
     run: Run
-    eval_accuracy: float
+    split: str  # the split that evaluated the run (TrainingData.eval_split): "test" or "val"
+    accuracy: float  # the final model's on that split, as run.json's <split>_accuracy
     metrics: list[dict]
 
 
@@ -78,12 +80,12 @@ def train(config: TrainConfig, framework: str, *, resume: Run | None = None,
     return fit(frameworks.get(framework).load("trainer"), config, resume=resume, on_epoch=on_epoch)
 
 
-def fit(make: Callable[[TrainConfig, Dataset], Trainer], config: TrainConfig, *, resume: Run | None = None,
+def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfig, *, resume: Run | None = None,
         on_epoch: EpochCallback | None = None) -> TrainResult:
     """Train ``config`` with the adapter ``make`` builds; a run directory records everything. ``resume``
     continues a run from its checkpoint."""
-    ds = prepare_for_training(config)
-    trainer = make(config, ds)
+    data = prepare_for_training(config)
+    trainer = make(config, data)
     run, start_epoch = resume, 0
     if run is not None:
         checkpoint = run.path / trainer.checkpoint_file
@@ -95,12 +97,11 @@ def fit(make: Callable[[TrainConfig, Dataset], Trainer], config: TrainConfig, *,
         print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
     else:
         run = Run.create(config, trainer.framework)
-    run.update_info(**trainer.describe(), dataset=ds.name, classes=list(ds.classes))
+    run.update_info(**trainer.describe(), dataset=data.name, classes=list(data.classes))
 
-    n = len(ds.train_images)
+    n = len(data.train_images)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    split = "val" if config.val_fraction > 0 else "test"
     eval_logits = None
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
@@ -118,16 +119,16 @@ def fit(make: Callable[[TrainConfig, Dataset], Trainer], config: TrainConfig, *,
                 bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}")
         train_seconds = time.perf_counter() - t0
 
-        eval_logits = trainer.predict(ds.test_images)
-        row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, ds.test_labels, split,
-                        train_seconds, time.perf_counter() - t0)
+        eval_logits = trainer.predict(data.eval_images)
+        row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, data.eval_labels,
+                        data.eval_split, train_seconds, time.perf_counter() - t0)
         run.log_epoch(row)
         trainer.save_checkpoint(run.path / trainer.checkpoint_file, epoch + 1)
         if on_epoch is not None:
             on_epoch(epoch + 1, row)
 
     if eval_logits is None:  # resumed a run whose last epoch was done: nothing evaluated it here
-        eval_logits = trainer.predict(ds.test_images)
+        eval_logits = trainer.predict(data.eval_images)
     trainer.save_model(run.path / trainer.model_file)
-    accuracy = run.finish(eval_logits, ds.test_labels, ds.classes, split)
-    return TrainResult(run=run, eval_accuracy=accuracy, metrics=run.metrics())
+    accuracy = run.finish(eval_logits, data.eval_labels, data.classes, data.eval_split)
+    return TrainResult(run=run, split=data.eval_split, accuracy=accuracy, metrics=run.metrics())

@@ -2,8 +2,8 @@
 
 runs/<name>/
   config.json      the TrainConfig that made the run
-  run.json         framework, versions, data set, classes, status, final accuracy on the eval split
-                   (eval_accuracy; eval_split says which: "test", or "val" when tuning holds some out)
+  run.json         framework, versions, data set, classes, status, and the final model's accuracy on the split
+                   that evaluated it: test_accuracy, or val_accuracy when tuning holds a validation split out
   metrics.jsonl    one JSON object per epoch
   checkpoint.*     latest epoch (model + optimiser + RNG state) for --resume
   model.*          final weights, with the spec that builds the model
@@ -25,6 +25,10 @@ from cifar10_pipeline.files import write_json
 from cifar10_pipeline.training.config import TrainConfig
 
 
+# run.json keys of older runs, whose final accuracy was eval_accuracy on eval_split: a resumed run drops them
+FORMER_KEYS = ("eval_accuracy", "eval_split")
+
+
 class RunError(RuntimeError):
     """A run directory that is missing or unusable."""
 
@@ -42,7 +46,8 @@ class Run:
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         write_json(path / "config.json", config.to_dict())
-        run.update_info(framework=framework, status="running", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        run.update_info(framework=framework, status="running",
+                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         (path / "metrics.jsonl").write_text("")
         write_json(Path(config.runs_dir) / "LAST.json", {"run": str(path)})
         return run
@@ -53,7 +58,8 @@ class Run:
         if path is None:
             pointer = Path(runs_dir) / "LAST.json"
             if not pointer.exists():
-                raise RunError(f"no run recorded in {pointer}: train first (make train-torch or make train-tf) or pass a run directory")
+                raise RunError(f"no run recorded in {pointer}: train first (make train-torch or make train-tf) or pass "
+                               "a run directory")
             path = json.loads(pointer.read_text())["run"]
         run = cls(Path(path))
         if not (run.path / "config.json").is_file():
@@ -94,16 +100,19 @@ class Run:
         (self.path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def finish(self, logits: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], split: str) -> float:
-        """Record the final evaluation (float logits [N, classes], int labels [N]) and plot; returns accuracy."""
-        from cifar10_pipeline.training.report import plot_confusion, plot_curves  # matplotlib only when a run ends
+        """Record the final evaluation on ``split`` (float logits [N, classes], int labels [N]) as run.json's
+        ``<split>_accuracy`` and the confusion matrix, and plot; returns the accuracy."""
+        from cifar10_pipeline.training.plots import plot_confusion, plot_curves  # matplotlib only when a run ends
 
         predictions = logits.argmax(1)
         accuracy = float((predictions == labels).mean())
         confusion = confusion_matrix(labels, predictions, len(classes))
         plot_curves(self.metrics(), self.path / "curves.png")
         plot_confusion(confusion, classes, self.path / "confusion.png", split)
-        self.update_info(status="finished", eval_accuracy=accuracy, eval_split=split,
-                         confusion=confusion.tolist(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        kept = {k: v for k, v in self.info.items() if k not in FORMER_KEYS}
+        write_json(self.path / "run.json", {**kept, "status": "finished", f"{split}_accuracy": accuracy,
+                                            "confusion": confusion.tolist(),
+                                            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return accuracy
 
 

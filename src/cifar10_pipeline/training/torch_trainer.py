@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model
+from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model_file
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
-from cifar10_pipeline.training.datasets import Dataset
+from cifar10_pipeline.training.datasets import TrainingData
 
 FRAMEWORK = frameworks.get("torch")
 # eval batch: small enough for its activations to stay in the CPU's cache
@@ -51,8 +51,9 @@ def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch
     """Random shift (reflection padding), horizontal flip and rotation of a float batch [B, C, H, W].
 
     Parameters are drawn on the CPU generator so runs match across devices. Without rotation the batch is
-    gathered pixel for pixel (lossless, and on CPU about 4x cheaper than resampling); with rotation one affine
-    grid per image is resampled bilinearly, and integer shifts still land exactly on pixel centres.
+    gathered pixel for pixel (lossless, and cheaper than resampling: one read per pixel, no interpolation weights);
+    with rotation one affine grid per image is resampled bilinearly, and integer shifts still land exactly on
+    pixel centres.
     """
     if not (config.crop_padding or config.flip or config.rotation):
         return x
@@ -129,17 +130,18 @@ class TorchTrainer:
     model_file = FRAMEWORK.model_file
     checkpoint_file = FRAMEWORK.checkpoint_file
 
-    def __init__(self, config: TrainConfig, ds: Dataset):
+    def __init__(self, config: TrainConfig, data: TrainingData):
         self.config = config
         self.device = resolve_device(config.device)
         self.step_dtype = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model_spec(ds)).to(self.device)
+        spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
+        self.model = build_model(spec).to(self.device)
         self.model.body.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.model, config)
-        self.train_x = torch.from_numpy(ds.train_images).to(self.device)
-        self.train_y = torch.from_numpy(ds.train_labels).to(self.device)
+        self.train_x = torch.from_numpy(data.train_images).to(self.device)
+        self.train_y = torch.from_numpy(data.train_labels).to(self.device)
         self.generator = torch.Generator()  # augmentation parameters: drawn on the CPU, so runs match across devices
 
     def describe(self) -> dict[str, Any]:
@@ -180,5 +182,5 @@ class TorchTrainer:
         return ckpt["epoch"]
 
     def save_model(self, path: Path) -> None:
-        save_model(self.model, path, config=self.config.to_dict())
+        save_model_file(self.model, path, config=self.config.to_dict())
 

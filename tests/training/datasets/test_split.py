@@ -1,4 +1,4 @@
-"""split_validation: a stratified, disjoint, deterministic hold-out of the train split."""
+"""split_validation: a stratified, disjoint, deterministic hold-out of the train split, which then evaluates."""
 
 import numpy as np
 import pytest
@@ -16,22 +16,22 @@ def numbered():
 
 def test_split_validation_holds_out_a_stratified_disjoint_part(numbered, assert_stats):
     split = split_validation(numbered, 0.2, seed=0)
-    kept, held = split.train_images.ravel(), split.test_images.ravel()
+    kept, held = split.train_images.ravel(), split.eval_images.ravel()
     assert (len(kept), len(held)) == (80, 20)
-    assert np.bincount(split.test_labels).tolist() == [8, 6, 4, 2]  # 20 % of each class
+    assert np.bincount(split.eval_labels).tolist() == [8, 6, 4, 2]  # 20 % of each class
     assert set(kept).isdisjoint(held) and sorted({*kept, *held}) == list(range(100))
     assert (np.diff(kept) > 0).all() and (np.diff(held) > 0).all()  # both parts keep the original order
     # every image keeps its own label
     np.testing.assert_array_equal(split.train_labels, numbered.train_labels[kept])
-    np.testing.assert_array_equal(split.test_labels, numbered.train_labels[held])
-    assert split.name == "numbered" and split.classes == numbered.classes
+    np.testing.assert_array_equal(split.eval_labels, numbered.train_labels[held])
+    assert split.name == "numbered" and split.classes == numbered.classes and split.eval_split == "val"
     assert_stats(split)
 
 
 def test_split_validation_is_deterministic_per_seed(numbered):
     first, again, other = (split_validation(numbered, 0.2, seed) for seed in (5, 5, 6))
-    np.testing.assert_array_equal(first.test_images, again.test_images)
-    assert not np.array_equal(first.test_images, other.test_images)
+    np.testing.assert_array_equal(first.eval_images, again.eval_images)
+    assert not np.array_equal(first.eval_images, other.eval_images)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])

@@ -17,10 +17,10 @@ from optuna.trial import TrialState
 from cifar10_pipeline.training.tuning.space import DEFAULT_SPACE
 from cifar10_pipeline.training.tuning.study import open_storage
 
-# 2000 synthetic images, width 8, 3 epochs: about 5 s a trial on 2 idle cores, and a good lr learns to ~80%
-# float32: these tests are about the tuner, and this tiny width-8 net's 3-epoch accuracy swings with the arithmetic
-# as much as with the seed (seeds 0-3: 34-96% in float32, 24-87% in bfloat16, the auto precision on CPUs with
-# native bfloat16); float32 keeps the assertions on the same numbers on every CPU
+# 2000 synthetic images, width 8, 3 epochs: small enough for a study of several trials in a test, and a good lr
+# learns far above chance. float32: these tests are about the tuner, and this tiny width-8 net's 3-epoch accuracy
+# swings with the arithmetic as much as with the seed (bfloat16 is the auto precision on CPUs with native
+# bfloat16); float32 keeps the assertions on the same numbers on every CPU
 SMALL = ["--dataset", "synthetic", "--epochs", "3", "--width", "8", "--batch-size", "64",
          "--max-train-samples", "2000", "--max-test-samples", "500", "--precision", "float32"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -3,7 +3,8 @@
 Every loader returns a ``Dataset`` (``base.py``): uint8 images ``[N, H, W, C]`` (C = 3 RGB or 1 gray), int64
 labels ``[N]``, the class names, and the per-channel mean/std of the train split in pixel units (0..255).
 ``load_dataset`` picks the loader by name and brings the images to the config's ``image_size``;
-``prepare_for_training`` adds the validation split and sample limits a config asks for.
+``prepare_for_training`` makes what a run trains and evaluates on (``TrainingData``): the test split or the
+validation split, and the sample limits a config asks for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cifar10_pipeline.contract.images import resize_pixels
-from cifar10_pipeline.training.datasets.base import Dataset, DataError, make_dataset
+from cifar10_pipeline.training.datasets.base import Dataset, DataError, TrainingData, channel_stats, make_dataset
 from cifar10_pipeline.training.datasets.cifar10 import load_cifar10
 from cifar10_pipeline.training.datasets.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from cifar10_pipeline.training.datasets.folder import load_folder
@@ -26,7 +27,8 @@ from cifar10_pipeline.training.datasets.synthetic import make_synthetic
 if TYPE_CHECKING:
     from cifar10_pipeline.training.config import TrainConfig
 
-__all__ = ["DATASETS", "DataError", "Dataset", "load_dataset", "prepare_for_training", "split_validation"]
+__all__ = ["DATASETS", "DataError", "Dataset", "TrainingData", "load_dataset", "prepare_for_training",
+           "split_validation"]
 
 DATASETS = ("cifar10", "fashion-mnist", "folder", "synthetic")
 
@@ -68,12 +70,12 @@ def _resize_dataset(ds: Dataset, size: int) -> Dataset:
     return make_dataset(ds.name, resized[:n_train], ds.train_labels, resized[n_train:], ds.test_labels, ds.classes)
 
 
-def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
+def split_validation(ds: Dataset, fraction: float, seed: int) -> TrainingData:
     """Hold out ``fraction`` of the train split, stratified by class, as a validation set.
 
-    Returns a Dataset whose train_* is the rest and whose test_* is the held-out part, so hyperparameter tuning
-    never sees the real test set. Every class with at least 2 images keeps at least one in each part; mean/std are
-    recomputed on the new train part. Deterministic for a given seed; both parts keep the original image order.
+    Trains on the rest and evaluates on the held-out part (``eval_split`` "val"), so hyperparameter tuning never
+    sees the real test set. Every class with at least 2 images keeps at least one in each part; mean/std are
+    recomputed on the part that trains. Deterministic for a given seed; both parts keep the original image order.
     """
     if not 0.0 < fraction < 1.0:
         raise DataError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}")
@@ -93,27 +95,26 @@ def split_validation(ds: Dataset, fraction: float, seed: int) -> Dataset:
         raise DataError(
             f"cannot hold out {fraction} of {len(is_val)} train images of {ds.name!r}: one part would be empty"
         )
-    return make_dataset(
-        ds.name,
-        ds.train_images[~is_val],
-        ds.train_labels[~is_val],
-        ds.train_images[is_val],
-        ds.train_labels[is_val],
-        ds.classes,
-    )
+    train_images = ds.train_images[~is_val]
+    mean, std = channel_stats(train_images)
+    return TrainingData(ds.name, train_images, ds.train_labels[~is_val], ds.train_images[is_val],
+                        ds.train_labels[is_val], "val", ds.classes, mean, std)
 
 
-def prepare_for_training(config: TrainConfig) -> Dataset:
-    """What a trainer trains and evaluates on: the data set, a held-out validation split in place of the test
-    set when ``config.val_fraction`` > 0 (tuning never sees the test set), then the smoke-run sample limits."""
+def prepare_for_training(config: TrainConfig) -> TrainingData:
+    """What a trainer trains and evaluates on: the data set, evaluated on a validation split held out of its
+    training images when ``config.val_fraction`` > 0 (tuning never sees the test set), else on its test split;
+    then the smoke-run sample limits (``max_test_samples`` limits whichever split evaluates)."""
     ds = load_dataset(config.dataset, config.data_dir, seed=config.seed, image_size=config.image_size)
     if config.val_fraction > 0:
-        ds = split_validation(ds, config.val_fraction, config.seed)
-    train_n, test_n = config.max_train_samples or None, config.max_test_samples or None
+        data = split_validation(ds, config.val_fraction, config.seed)
+    else:
+        data = TrainingData.on_test(ds)
+    train_n, eval_n = config.max_train_samples or None, config.max_test_samples or None
     return dataclasses.replace(
-        ds,
-        train_images=ds.train_images[:train_n],
-        train_labels=ds.train_labels[:train_n],
-        test_images=ds.test_images[:test_n],
-        test_labels=ds.test_labels[:test_n],
+        data,
+        train_images=data.train_images[:train_n],
+        train_labels=data.train_labels[:train_n],
+        eval_images=data.eval_images[:eval_n],
+        eval_labels=data.eval_labels[:eval_n],
     )

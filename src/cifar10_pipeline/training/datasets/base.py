@@ -1,4 +1,5 @@
-"""What every data set is: uint8 NHWC images with int64 labels, class names and train-split statistics.
+"""What every data set is: uint8 NHWC images with int64 labels, class names and train-split statistics; and what a
+run trains and evaluates on, which is the data set's test split or a validation split held out of its training images.
 
 Framework-neutral on purpose (numpy only), so the PyTorch and the TensorFlow trainers (and the tuner) read
 exactly the same pixels, labels and normalisation statistics. Any problem a user can cause raises
@@ -57,6 +58,37 @@ class Dataset:
         return len(self.classes)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains on and scores each epoch and at the end: training images, and the split that evaluates
+    them, named by ``eval_split``. Made by ``datasets.prepare_for_training``."""
+
+    name: str  # the data set's
+    train_images: np.ndarray  # uint8 [N, H, W, C]
+    train_labels: np.ndarray  # int64 [N]
+    eval_images: np.ndarray  # uint8 [M, H, W, C]
+    eval_labels: np.ndarray  # int64 [M]
+    eval_split: str  # "test": the data set's test split; "val": a part held out of its training images (tuning)
+    classes: tuple[str, ...]
+    # per channel, pixel units, over the training images the split leaves; a sample limit does not change them
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def on_test(cls, ds: Dataset) -> TrainingData:
+        """Train on ``ds``'s train split, evaluate on its test split."""
+        return cls(ds.name, ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, "test", ds.classes,
+                   ds.mean, ds.std)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
 
 def make_dataset(
     name: str,
@@ -66,7 +98,7 @@ def make_dataset(
     test_labels: np.ndarray,
     classes: tuple[str, ...],
 ) -> Dataset:
-    mean, std = _channel_stats(train_images)
+    mean, std = channel_stats(train_images)
     return Dataset(
         name=name,
         train_images=train_images,
@@ -79,7 +111,7 @@ def make_dataset(
     )
 
 
-def _channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 [N, H, W, C] images, in pixel units."""
     channels = images.shape[-1]
     # a histogram of the 256 pixel values per channel gives exact moments, fast and without a float copy of the

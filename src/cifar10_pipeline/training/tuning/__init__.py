@@ -9,7 +9,7 @@ building on the ones above it:
   config.py   TuneConfig, the tuning settings, and the command line that fills them
   study.py    storage (SQLite, journal file, PostgreSQL) and the study in it; re-running a command resumes it
   workers.py  trials: the objective, worker processes, the target number of finished trials, dead workers
-  report.py   plots, report.json, best_params.json and the final test accuracy of the best params
+  results.py  plots, report.json, best_params.json and the final test accuracy of the best params
 
 Outputs, under ``studies/<study>/``: PNG plots, ``report.json`` and the trial runs (``runs/<host>-<pid>/trial-NNNN``);
 the best params go to ``best_params.json`` (``--best``).
@@ -21,7 +21,7 @@ import time
 
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import TuneError
-from cifar10_pipeline.training.tuning.report import FinalTest, Report, evaluate_on_test, write_report
+from cifar10_pipeline.training.tuning.results import FinalTest, Report, evaluate_on_test, write_results
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS, Param, SearchSpace
 from cifar10_pipeline.training.tuning.study import open_storage, open_study, redact, storage_url
 from cifar10_pipeline.training.tuning.workers import count_finished, load_trainer, quiet_optuna, run_workers
@@ -45,4 +45,4 @@ def tune(config: TuneConfig) -> Report:
     if count_finished(trials) < config.trials:
         print(f"stopped by --timeout with {count_finished(trials)}/{config.trials} trials finished: "
               f"run the same command to continue", flush=True)
-    return write_report(config, study, url)
+    return write_results(config, study, url)

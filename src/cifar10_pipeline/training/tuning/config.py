@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune = parser.add_argument_group("tuning")
     default = frameworks.default()
     tune.add_argument("--framework", choices=frameworks.NAMES, default=default,
-                      help=f"the framework that trains (default here: {default}, the one installed in this environment)")
+                      help=f"the framework that trains (default here: {default}, the one installed in this "
+                           "environment)")
     tune.add_argument("--study-name", default="", metavar="NAME", help="study name (default: <framework>-<dataset>)")
     tune.add_argument("--storage", metavar="URL",
                       help="sqlite:///FILE, postgresql://user:pw@host/db, or a FILE.journal (default: "

@@ -34,7 +34,8 @@ from cifar10_pipeline.training.loop import TrainResult, train
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import USER_ERRORS, TuneError
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS
-from cifar10_pipeline.training.tuning.study import experimental_ok, open_storage, open_study, retry_dead_trial, storage_url
+from cifar10_pipeline.training.tuning.study import (experimental_ok, open_storage, open_study, retry_dead_trial,
+                                                    storage_url)
 
 POLL_S = 1.0  # how often a worker waiting for other workers' last trials looks again (seconds)
 HOST = socket.gethostname()
@@ -132,7 +133,7 @@ def make_objective(config: TuneConfig, train: Callable[..., Any]) -> Callable[[o
                 raise optuna.TrialPruned(f"epoch {epoch}/{train_config.epochs}: validation accuracy "
                                          f"{row['eval_acc']:.4f}")
 
-        return train(train_config, on_epoch=on_epoch).eval_accuracy
+        return train(train_config, on_epoch=on_epoch).accuracy
 
     return objective
 

@@ -1,5 +1,6 @@
-"""TensorFlow-only parts of the trainer: the Keras model's raw uint8 input, batched augmentation, weight decay.
-The shared behaviour is in tests/training/test_trainers.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
+"""TensorFlow-only parts of the trainer (``training.keras_trainer``): batched augmentation, weight decay and precision.
+The network is tested in tests/model/test_keras_net.py; what both trainers share in test_learning.py, test_resume.py
+and test_cli.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar10_pipeline.training.config import TrainConfig
-from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, ConvPool, build_model, load_model, pooling_last
+from cifar10_pipeline.model.keras_net import BODY, build_model
 from cifar10_pipeline.model.spec import ModelSpec
 from cifar10_pipeline.training.keras_trainer import (
     augment,
@@ -16,24 +17,6 @@ from cifar10_pipeline.training.keras_trainer import (
     make_train_step,
     resolve_precision,
 )
-
-
-def test_final_model_takes_raw_uint8_images_and_normalises_inside(trained):
-    model = load_model(trained.run.final_model("model.keras"))
-    assert model.input.dtype == "uint8" and model.input.name == "image"
-    assert tuple(model.input.shape) == (None, 32, 32, 3)
-    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    preprocess = model.get_layer(PREPROCESS)
-    mean, std = np.array(preprocess.mean), np.array(preprocess.std)
-    normalised = (images.astype(np.float32) - mean) / std
-    body = model.get_layer(BODY)
-    # the tiny config bakes flip TTA in: the mean of the body's logits for the image and its mirror
-    expected = (body(normalised, training=False) + body(normalised[:, :, ::-1], training=False)) / 2
-    np.testing.assert_allclose(model(images, training=False), expected, atol=1e-4)
-    # eval mode is deterministic (dropout off) and the logits are float32
-    logits = model(images, training=False)
-    assert logits.dtype == tf.float32 and logits.shape == (4, 10)
-    np.testing.assert_array_equal(logits, model(images, training=False))
 
 
 def _batch(seed=0, b=16, h=32, w=32, c=3):
@@ -97,12 +80,13 @@ def test_weight_decay_hits_conv_and_dense_kernels_only():
     """One SGD step (no momentum) with and without decay: kernels differ by lr * wd * w, nothing else differs."""
     keras.utils.set_random_seed(0)
     lr, wd = 0.1, 0.5
-    initial = build_model(ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False)).get_weights()
+    spec = ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, tta=False)
+    initial = build_model(spec).get_weights()
     x, labels = _batch(b=8, h=8, w=8), tf.constant(np.arange(8) % 4)
     after = {}
     for decay in (0.0, wd):
         config = TrainConfig(momentum=0.0, weight_decay=decay, dropout=0.0)
-        model = build_model(ModelSpec((8, 8, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False))
+        model = build_model(spec)
         model.set_weights(initial)
         make_train_step(model, make_optimizer(config), config, jit=False)(x, labels, tf.constant(lr))
         after[decay] = [v.numpy() for v in model.get_layer(BODY).trainable_variables]
@@ -116,29 +100,8 @@ def test_weight_decay_hits_conv_and_dense_kernels_only():
 
 
 def test_precision_auto_is_mixed_bfloat16_on_the_gpu_only():
-    # on the CPU TensorFlow's bfloat16 gained 4% per step (measured on native-bfloat16 Zen 4 cores): float32
+    # on the CPU TensorFlow's mixed-precision steps gain too little over float32's to trade precision for
     assert resolve_precision("auto", use_gpu=True) == "mixed_bfloat16"
     assert resolve_precision("auto", use_gpu=False) == "float32"
     assert resolve_precision("bfloat16", use_gpu=False) == "mixed_bfloat16"
     assert resolve_precision("float32", use_gpu=True) == "float32"
-
-
-def test_conv_pool_computes_the_same_function_in_both_orders():
-    # Keras pools first, the graph the ONNX export traces pools last; with BatchNorm's scale fixed at 1 the two
-    # agree exactly
-    keras.utils.set_random_seed(0)
-    spec = ModelSpec((12, 12, 3), 4, (0.0,) * 3, (1.0,) * 3, width=8, dropout=0.0, flip_tta=False)
-    model = build_model(spec)
-    body = model.get_layer(BODY)
-    block = next(layer for layer in body.layers if isinstance(layer, ConvPool))
-    for _ in range(3):
-        body(_batch(b=16, h=12, w=12), training=True)  # moves the running statistics off their defaults
-    block.bn.beta.assign(np.random.default_rng(0).normal(size=8).astype(np.float32))
-    images = np.random.default_rng(1).integers(0, 256, (4, 12, 12, 3), dtype=np.uint8)
-    pool_first = model(images, training=False).numpy()
-    with pooling_last(model):
-        assert block.pool_last
-        pool_last = model(images, training=False).numpy()
-    assert not block.pool_last
-    np.testing.assert_array_equal(pool_first, pool_last)
-    assert block.bn.gamma is None and block.bn.beta.trainable

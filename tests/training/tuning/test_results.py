@@ -20,7 +20,7 @@ from tests.support.paths import REPO
 from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, finished_trials, journal_study, space_file
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning.__main__ import main
-from cifar10_pipeline.training.tuning.report import write_plots
+from cifar10_pipeline.training.tuning.results import write_plots
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -80,8 +80,9 @@ def test_best_params_hold_only_config_keys_and_the_trainer_cli_accepts_them(prun
     config = TrainConfig.from_json(path)
     assert (config.lr, config.epochs, config.width, config.batch_size) == (0.1, 3, 8, 64)
     assert f"params written to {path}" in pruned_study.out
-    result = subprocess.run([sys.executable, "-m", "cifar10_pipeline.training", "--framework", "torch", "--params", str(path), "--dataset",
-                             "synthetic", "--dry-run", "--runs-dir", str(tmp_path / "runs")],
+    result = subprocess.run([sys.executable, "-m", "cifar10_pipeline.training", "--framework", "torch",
+                             "--params", str(path), "--dataset", "synthetic", "--dry-run",
+                             "--runs-dir", str(tmp_path / "runs")],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip().splitlines()[-1].split(":")[0]).is_dir()

@@ -52,7 +52,7 @@ def evaluate_on_test(framework: str, config: TrainConfig) -> FinalTest:
     """Train ``config`` on the whole training set (no validation split) and score it on the test set."""
     config = TrainConfig.from_dict({"val_fraction": 0.0}, config)
     result = load_trainer(framework)(config)
-    return FinalTest(accuracy=result.eval_accuracy, train_seconds=sum(r["train_seconds"] for r in result.metrics),
+    return FinalTest(accuracy=result.accuracy, train_seconds=sum(r["train_seconds"] for r in result.metrics),
                      run_dir=str(Path(config.runs_dir) / config.run_name))
 
 
@@ -93,7 +93,7 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[str]:
     return written
 
 
-def write_report(config: TuneConfig, study: optuna.Study, url: str) -> Report:
+def write_results(config: TuneConfig, study: optuna.Study, url: str) -> Report:
     """Plots, best_params.json and, if asked, the final test of the best params; report.json last."""
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

@@ -1,0 +1,66 @@
+"""``cifar10-train`` of both trainers (``--framework``): the smoke run, --help, and user errors that exit 2 with a
+clear message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cifar10_pipeline.training.run import Run
+from tests.support.runs import tiny_config, train_cli
+
+
+def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, framework):
+    # CUDA_VISIBLE_DEVICES="" hides every GPU from both frameworks: this machine has none, whatever it has
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    args = ["--dataset", "synthetic", "--max-train-samples", "256", "--device", "cuda", "--runs-dir", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-m", "cifar10_pipeline.training", "--framework", framework.name, *args],
+                            capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: device='cuda' but ") and "use device=auto or cpu" in last, last
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_dry_run_smoke(tmp_path, framework, capsys):
+    code, out, err = train_cli(framework, ["--dataset", "synthetic", "--dry-run", "--width", "8",
+                                           "--runs-dir", str(tmp_path)], capsys)
+    assert code == 0, err
+    run = Run.open(None, tmp_path)
+    assert f"{run.path}: test accuracy " in out
+    assert len(run.metrics()) == 1 and run.config.max_train_samples == 512 and run.info["framework"] == framework.name
+
+
+def test_help_lists_every_config_flag(framework, capsys):
+    code, out, _ = train_cli(framework, ["--help"], capsys)
+    assert code == 0
+    for flag in ("--batch-size", "--lr", "--label-smoothing", "--crop-padding", "--tta", "--params", "--resume",
+                 "--dry-run"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "abc"], "invalid int value: 'abc'"),
+    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["--flip", "maybe"], "expected true or false"),
+    (["--lr", "-1"], "lr=-1.0 must be > 0"),
+    (["--image-size", "4"], "image_size=4 must be 0 (the data set's native size) or >= 8"),
+    (["--params", "/nonexistent/params.json"], "does not exist"),
+    (["--dataset", "folder", "--data-dir", "{tmp}/empty"], "is not a folder"),
+    (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "put it at"),
+    (["--resume", "{tmp}/no-such-run"], "is not a run directory"),
+    (["--resume", "{tmp}/x", "--epochs", "3"], "--resume continues a run with its saved config"),
+    (["--resume", "{other_run}"], "was trained with 'other', not"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, framework, capsys, monkeypatch, args, message):
+    # no network in tests: a CIFAR-10 download attempt must fail at once, so point it at a closed local port
+    monkeypatch.setenv("CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    other = Run.create(tiny_config(tmp_path, run_name="other-run"), "other").path if "{other_run}" in args else ""
+    code, _, err = train_cli(framework, [a.format(tmp=tmp_path, other_run=other) for a in args]
+                             + ["--runs-dir", str(tmp_path / "runs")], capsys)
+    assert code == 2, err
+    assert message in err
