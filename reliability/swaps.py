@@ -23,6 +23,7 @@ from typing import Any
 
 from cifar10_pipeline.files import write_bytes
 from harness.load import start_wrk, wrk_result
+from reliability.model_files import CORRUPT, HALF_WRITTEN, good_variant
 from reliability.serving import (
     answers_correctly,
     cnn_model,
@@ -35,7 +36,6 @@ from reliability.serving import (
     start_server,
     workdir,
 )
-from reliability.model_files import CORRUPT, HALF_WRITTEN, good_variant
 
 NAME = "swaps"
 SEED = 13

@@ -14,9 +14,8 @@ import os
 
 import bentoml
 import numpy as np
-from PIL import Image
-
 from peer_model import PeerModel
+from PIL import Image
 
 
 @bentoml.service(

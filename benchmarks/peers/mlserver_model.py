@@ -14,7 +14,6 @@ from __future__ import annotations
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
-
 from peer_model import PeerModel
 
 

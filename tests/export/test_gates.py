@@ -11,8 +11,8 @@ import pytest
 from cifar10_pipeline.contract import golden_input
 from cifar10_pipeline.export.gates import GateError, OrtRunner, Tolerance, check_parity, check_quantized, infer_chunked
 from cifar10_pipeline.export.quantize import quantize_int8
-from tests.support.contract import check_contract
 from cifar10_pipeline.training.datasets import load_dataset
+from tests.support.contract import check_contract
 from tests.support.onnx_edits import tampered
 from tests.support.onnx_models import build_model, reference_logits
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cifar10_pipeline.training.datasets import load_dataset
 from tests.support.api import post_files
 from tests.support.images import GRAY_KINDS, PHOTO_KINDS, write_photos
 from tests.support.onnx_models import build_pixel_echo, echoed_pixels, write_model
-from cifar10_pipeline.training.datasets import load_dataset
 
 SIZE = 8  # pixels: an 8x8x3 echo has 193 classes
 

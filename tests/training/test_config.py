@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cifar10_pipeline.training.config import ConfigError, TrainConfig, config_from_args, one_cycle_lr
 from cifar10_pipeline.training.cli import build_parser
+from cifar10_pipeline.training.config import ConfigError, TrainConfig, config_from_args, one_cycle_lr
 
 
 def test_defaults_are_valid_and_round_trip():

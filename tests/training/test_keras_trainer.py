@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.model.keras_net import BODY, build_model
 from cifar10_pipeline.model.spec import ModelSpec
+from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.keras_trainer import (
     augment,
     make_optimizer,

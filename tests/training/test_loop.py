@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.runs import tiny_config
 from cifar10_pipeline.training import loop
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import Run, RunError
+from tests.support.runs import tiny_config
 
 N_TRAIN, N_TEST = 300, 40
 

@@ -7,10 +7,9 @@ converted with ``from_function``.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import onnx
-
-import keras
 import tensorflow as tf
 import tf2onnx
 

@@ -15,7 +15,6 @@ from cifar10_pipeline.inference.runtime import LoadedModel
 from cifar10_pipeline.inference.v2 import models as v2_models
 
 
-
 def _component(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 

@@ -24,7 +24,6 @@ import numpy as np
 from cifar10_pipeline.files import write_json
 from cifar10_pipeline.training.config import TrainConfig
 
-
 # run.json keys of older runs, whose final accuracy was eval_accuracy on eval_split: a resumed run drops them
 FORMER_KEYS = ("eval_accuracy", "eval_split")
 

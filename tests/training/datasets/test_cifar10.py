@@ -18,10 +18,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness.server import free_port
-from cifar10_pipeline.training.datasets import DataError, Dataset, load_dataset
-from cifar10_pipeline.training.datasets import cifar10
+from cifar10_pipeline.training.datasets import DataError, Dataset, cifar10, load_dataset
 from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES, download_cifar10
+from harness.server import free_port
 
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 PER_BATCH = 10  # images per generated CIFAR-10 batch

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from cifar10_pipeline.contract.images import decode_image
-from tests.support.images import encode
 from cifar10_pipeline.training.datasets import DataError, load_dataset
 from cifar10_pipeline.training.datasets.fashion_mnist import FASHION_MNIST_CLASSES
+from tests.support.images import encode
 
 IDX_FILES = {  # file stem -> (split, what)
     "train-images-idx3-ubyte": ("train", "images"),

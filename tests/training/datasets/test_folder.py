@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from cifar10_pipeline.contract.images import decode_image
-from tests.support.images import GRAY_KINDS, red_over_blue, write_photos
 from cifar10_pipeline.training.datasets import DataError, load_dataset
 from cifar10_pipeline.training.datasets.folder import MAX_PIXELS
+from tests.support.images import GRAY_KINDS, red_over_blue, write_photos
 
 
 def _write_images(root: Path, images: dict[str, np.ndarray]) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from cifar10_pipeline.contract.images import decode_image
-from tests.support.images import encode, photo, write_photos
 from cifar10_pipeline.training.datasets import folder, load_dataset
+from tests.support.images import encode, photo, write_photos
 
 COUNTS = {"train": 4, "test": 2}  # per class, two classes: 12 images
 

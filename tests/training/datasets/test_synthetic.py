@@ -4,9 +4,9 @@ import numpy as np
 from PIL import Image
 
 from cifar10_pipeline.contract.images import decode_image
-from tests.support.images import encode
 from cifar10_pipeline.training.datasets import load_dataset
 from cifar10_pipeline.training.datasets.synthetic import SYNTHETIC_CLASSES, make_synthetic
+from tests.support.images import encode
 
 
 def test_synthetic_is_deterministic_per_seed():

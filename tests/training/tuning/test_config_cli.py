@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import REPO
-from tests.training.tuning.conftest import SMALL, TRIAL_LINE, cli
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning.__main__ import main
 from cifar10_pipeline.training.tuning.config import DRY_RUN_TRIALS
+from tests.support.paths import REPO
+from tests.training.tuning.conftest import SMALL, TRIAL_LINE, cli
 
 
 @pytest.mark.parametrize("args, message", [

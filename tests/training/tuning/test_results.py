@@ -16,12 +16,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.support.paths import REPO
-from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, finished_trials, journal_study, space_file
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning.__main__ import main
 from cifar10_pipeline.training.tuning.results import write_plots
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS
+from tests.support.paths import REPO
+from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, finished_trials, journal_study, space_file
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

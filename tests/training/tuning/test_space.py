@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from tests.training.tuning.conftest import SMALL
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning.__main__ import main
 from cifar10_pipeline.training.tuning.space import Param, SearchSpace
+from tests.training.tuning.conftest import SMALL
 
 
 def test_default_space_covers_the_issue_and_every_bound_is_a_valid_config():

@@ -12,13 +12,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.training.tuning.conftest import journal_study, space_file
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning import study as study_module
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS, SearchSpace
 from cifar10_pipeline.training.tuning.study import MAX_RETRIES, make_pruner, open_storage
 from cifar10_pipeline.training.tuning.workers import HOST, _Surplus, fail_dead_trials, make_objective
+from tests.training.tuning.conftest import journal_study, space_file
 
 
 def test_dead_local_workers_trials_are_failed_and_live_or_remote_ones_kept(tmp_path):

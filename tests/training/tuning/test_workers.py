@@ -15,11 +15,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.tuning.study import open_storage
 from harness.postgres import throwaway_postgres
 from tests.support.paths import REPO
 from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, cli, finished_trials, space_file
-from cifar10_pipeline.training.config import TrainConfig
-from cifar10_pipeline.training.tuning.study import open_storage
 
 
 def _worker_args(tmp: Path, name: str, trials: int, *extra: str) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cifar10_pipeline.contract.images import resize_pixels
-from cifar10_pipeline.training.datasets.base import Dataset, DataError, TrainingData, channel_stats, make_dataset
+from cifar10_pipeline.training.datasets.base import DataError, Dataset, TrainingData, channel_stats, make_dataset
 from cifar10_pipeline.training.datasets.cifar10 import load_cifar10
 from cifar10_pipeline.training.datasets.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 from cifar10_pipeline.training.datasets.folder import load_folder

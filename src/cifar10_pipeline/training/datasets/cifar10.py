@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 from tqdm import tqdm
 
-from cifar10_pipeline.training.datasets.base import Dataset, DataError, check_labels, make_dataset
+from cifar10_pipeline.training.datasets.base import DataError, Dataset, check_labels, make_dataset
 
 log = logging.getLogger(__name__)
 

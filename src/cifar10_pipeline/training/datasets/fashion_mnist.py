@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10_pipeline.training.datasets.base import Dataset, DataError, check_labels, make_dataset
+from cifar10_pipeline.training.datasets.base import DataError, Dataset, check_labels, make_dataset
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist installs it
 FASHION_MNIST_CLASSES = (

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from cifar10_pipeline.contract.images import DECODER, GRAY_MODES, SUFFIXES, ImageError, decode_image, open_image
 from cifar10_pipeline.training.datasets import cache
-from cifar10_pipeline.training.datasets.base import Dataset, DataError, make_dataset
+from cifar10_pipeline.training.datasets.base import DataError, Dataset, make_dataset
 
 DEFAULT_IMAGE_SIZE = 32  # pixels, when the config leaves image_size at 0
 # Pillow's own default decompression-bomb limit (Image.MAX_IMAGE_PIXELS, about 89 megapixels): a user's own

@@ -26,6 +26,7 @@ from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS
 from cifar10_pipeline.training.tuning.study import redact
 from cifar10_pipeline.training.tuning.workers import load_trainer, trial_seconds, worker_id
 
+
 @dataclass
 class FinalTest:
     accuracy: float  # on the test set
