@@ -31,8 +31,10 @@ from harness.postgres import postgres_bin, throwaway_postgres
 NAME = "kill_tuning"
 SEED = 13
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# (trials, epochs, training images): a trial of the smoke takes a few seconds on 2 busy cores
-SIZES = {True: (3, 3, 800), False: (6, 3, 2000)}
+# (trials, epochs, training images): a trial of the smoke takes a few seconds on 2 busy cores. At least 4 trials: the
+# two workers start their first trials together and may finish them together, so the kill (which waits for a
+# finished trial) needs the victim to start a second one
+SIZES = {True: (4, 3, 800), False: (6, 3, 2000)}
 STUDY = "kill-tuning"
 POLL_S = 0.2
 WAIT_S = 900  # the longest the survivor may take to finish the study
