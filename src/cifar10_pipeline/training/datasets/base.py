@@ -20,8 +20,24 @@ class DataError(Exception):
     """A data problem the user can fix; the message names the path or value at fault and what to do."""
 
 
+class _Images:
+    """What both a Dataset and a TrainingData tell about their images (``train_images``) and ``classes``."""
+
+    train_images: np.ndarray
+    classes: tuple[str, ...]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(_Images):
     """A train/test pair of uint8 NHWC image arrays with int64 labels, class names and train-split statistics."""
 
     name: str
@@ -48,18 +64,9 @@ class Dataset:
         if not len(self.mean) == len(self.std) == self.train_images.shape[-1]:
             raise ValueError(f"mean {self.mean} and std {self.std} need one value per channel")
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of every image."""
-        return tuple(self.train_images.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
 
 @dataclass(frozen=True)
-class TrainingData:
+class TrainingData(_Images):
     """What a run trains on and scores each epoch and at the end: training images, and the split that evaluates
     them, named by ``eval_split``. Made by ``datasets.prepare_for_training``."""
 
@@ -79,15 +86,6 @@ class TrainingData:
         """Train on ``ds``'s train split, evaluate on its test split."""
         return cls(ds.name, ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, "test", ds.classes,
                    ds.mean, ds.std)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of every image."""
-        return tuple(self.train_images.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
 
 def make_dataset(
