@@ -204,13 +204,18 @@ def _archive(tmp: Path, content: bytes) -> tuple[Path, Path]:
     return tmp, tmp / ARCHIVE
 
 
-def _tar_gz(members: dict[str, bytes]) -> bytes:
+def _tar_gz(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    """A gzipped tar of regular files (name -> content) and symbolic links (name -> target)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, content in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
     return buffer.getvalue()
 
 
@@ -235,6 +240,10 @@ def _tree_with(tmp: Path, cifar, name: str, content: bytes | None) -> tuple[Path
                  ["has no cifar-10-batches-py/", "not the CIFAR-10 archive"], id="no-batches-folder"),
     pytest.param(lambda tmp, cifar: _archive(tmp, _tar_gz({"../escape.txt": b"x"})), True,
                  ["cannot be extracted", "escape.txt"], id="unsafe-member"),
+    pytest.param(lambda tmp, cifar: _archive(tmp, _tar_gz({"/tmp/absolute.txt": b"x"})), True,
+                 ["cannot be extracted", "absolute.txt"], id="absolute-member"),
+    pytest.param(lambda tmp, cifar: _archive(tmp, _tar_gz({}, {"cifar-10-batches-py/test_batch": "/etc/passwd"})),
+                 True, ["cannot be extracted", "is a link"], id="link-member"),
     pytest.param(lambda tmp, cifar: _tree_with(tmp, cifar, "data_batch_3", None), False,
                  ["is missing", "Delete"], id="missing-batch"),
     pytest.param(lambda tmp, cifar: _tree_with(tmp, cifar, "data_batch_2", b"\x80\x02garbage"), False,
