@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from cifar10_pipeline.model.spec import ModelSpec
-from cifar10_pipeline.model.torch_net import ConvPool, build_model, load_model_file, pooling_last, save_model_file
+from cifar10_pipeline.model.torch_net import (
+    ConvPool,
+    build_model,
+    load_model_file,
+    load_payload,
+    pooling_last,
+    save_model_file,
+)
 
 SPEC = ModelSpec((16, 16, 3), 10, (120.0, 110.0, 100.0), (60.0, 50.0, 40.0), width=8, dropout=0.0, tta=False)
 
@@ -86,7 +93,7 @@ def test_a_model_file_rebuilds_the_same_network_in_eval_mode(tmp_path):
     save_model_file(model.train(), path, config={"width": 8})
     loaded = load_model_file(path)
     assert loaded.spec == model.spec and not loaded.training
-    assert torch.load(path, weights_only=False)["config"] == {"width": 8}  # the extra entries are kept
+    assert load_payload(path)["config"] == {"width": 8}  # the extra entries are kept
     with torch.no_grad():
         torch.testing.assert_close(loaded(_images()), model.eval()(_images()))
 

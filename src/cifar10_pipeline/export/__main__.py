@@ -19,6 +19,7 @@ from cifar10_pipeline.contract import ContractError
 from cifar10_pipeline.export.gates import MAX_ACCURACY_DROP, MIN_PARITY_IMAGES, GateError, Tolerance
 from cifar10_pipeline.export.pipeline import ExportOptions, export_run, run_framework
 from cifar10_pipeline.export.quantize import CALIBRATION_IMAGES, QUANTIZE_CHOICES, quantized_path
+from cifar10_pipeline.model import ModelFileError
 from cifar10_pipeline.model.frameworks import FrameworkError
 from cifar10_pipeline.training.config import ConfigError
 from cifar10_pipeline.training.datasets import DataError
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {e}\nnothing written to {written}")
         log(json.dumps({k: v for k, v in e.report.items() if k != "golden"}, indent=2))
         return 1
-    except (RunError, DataError, ConfigError, ContractError, FrameworkError) as e:
+    except (RunError, DataError, ConfigError, ContractError, FrameworkError, ModelFileError) as e:
         log(f"error: {e}")
         return 2
     float_file, report = exported.model, exported.model.report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cifar10_pipeline.files import atomic_path
+from cifar10_pipeline.model import ModelFileError
 from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks
 
 
@@ -118,9 +120,21 @@ def save_model_file(model: Net, path: Path, **extra: Any) -> None:
     save_atomic({"spec": model.spec.to_dict(), "model": model.state_dict(), **extra}, path)
 
 
+def load_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """What ``save_atomic`` wrote. Only tensors and plain containers are unpickled (``weights_only``): a shared
+    model file or checkpoint whose pickle would call a function is refused before anything in it runs."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelFileError(
+            f"{path} is refused: it holds more than tensors and plain containers (a pickle that would run code when "
+            f"loaded, or a file this project did not write). Re-train, or get the file from a source you trust. "
+            f"PyTorch said: {str(e).splitlines()[0]}") from e
+
+
 def load_model_file(path: Path) -> Net:
     """A model file written by ``save_model_file``: the rebuilt network, in eval mode on the CPU."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = load_payload(path)
     model = build_model(ModelSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["model"])
     return model.eval()

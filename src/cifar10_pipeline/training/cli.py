@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.model import ModelFileError
 from cifar10_pipeline.model.frameworks import FrameworkError
 from cifar10_pipeline.training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
 from cifar10_pipeline.training.datasets import DataError
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 config = TrainConfig.from_dict(DRY_RUN, config)
         result = train(config, framework, resume=run)
-    except (ConfigError, DataError, RunError, FrameworkError) as e:
+    except (ConfigError, DataError, RunError, FrameworkError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{result.run.path}: {result.split} accuracy {100 * result.accuracy:.2f}%")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model.torch_net import Net, build_model, save_atomic, save_model_file
+from cifar10_pipeline.model.torch_net import Net, build_model, load_payload, save_atomic, save_model_file
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.datasets import TrainingData
 
@@ -175,7 +175,7 @@ class TorchTrainer:
                      "torch_rng": torch.get_rng_state()}, path)
 
     def load_checkpoint(self, path: Path) -> int:
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = load_payload(path, map_location=self.device)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
