@@ -34,6 +34,7 @@ def test_config_from_environment():
         ({"INFERENCE_MAX_UPLOAD_BYTES": "0"}, "max_upload_bytes must be >= 1, got 0"),
         ({"INFERENCE_RELOAD_POLL_S": "-1"}, "reload_poll_s must be >= 0, got -1.0"),
         ({"INFERENCE_BATCH_WORKERS": "0"}, "batch_workers must be >= 1, got 0"),
+        ({"INFERENCE_INFER_TIMEOUT_S": "0"}, "infer_timeout_s must be > 0, got 0.0"),
     ],
 )
 def test_bad_config_is_refused_naming_the_value(env, message):

@@ -1,4 +1,5 @@
-"""Gathers images from concurrent requests into one onnxruntime call, run by batching worker threads."""
+"""Gathers images from concurrent requests into one onnxruntime call, run by batching worker threads. Every image
+goes through it, batching on or off, so that a request waits for its calls with a time limit."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ class Batcher:
             thread.start()
 
     def submit(self, model: LoadedModel, image: np.ndarray) -> Future:
-        """Queue one image; the future resolves to its float32 logits row (or the error of its batch)."""
+        """Queue one image; the future resolves to its float32 logits row (or the error of its batch). A future
+        cancelled while still queued (its request gave up) is dropped instead of run."""
         item = _Item(model, image)
         self._queue.put(item)
         return item.future
@@ -80,6 +82,9 @@ class Batcher:
                 self._run(group)
 
     def _run(self, group: list[_Item]) -> None:
+        group = [item for item in group if item.future.set_running_or_notify_cancel()]
+        if not group:
+            return
         try:
             logits = group[0].model.run(np.stack([item.image for item in group]))
         except Exception as e:  # never let one bad call kill the thread every request depends on

@@ -24,7 +24,7 @@ class ServiceConfig:
     # decoded pixels of one image (width * height): the decompression-bomb guard. 24 Mpx is a 6000x4000
     # photo, about 72 MB once decoded as RGB; Pillow's MAX_IMAGE_PIXELS is set to the same number.
     max_pixels: int = 24_000_000
-    # images gathered into one onnxruntime call; 1 turns batching off (each request runs its own call).
+    # images gathered into one onnxruntime call; 1 turns batching off (each image runs its own call).
     # Off by default: on CPU the CNN's cost per image is flat in the batch size, so batching only adds the
     # hand-off between threads (the serving benchmark runs both: BENCHMARKS.md). The GPU image turns it on
     # (INFERENCE_BATCH_MAX_SIZE=32), where one call on many images costs little more than one on one image.
@@ -40,6 +40,10 @@ class ServiceConfig:
     intra_op_threads: int = 1
     # onnxruntime execution providers in priority order; empty: CUDA when available, then CPU
     providers: tuple[str, ...] = ()
+    # how long a request waits for its images' onnxruntime calls (seconds) before it is answered 503: a stuck call
+    # (a hung GPU, a deadlock) then costs one batching thread, never the request or the server. Far above any
+    # call's time (a full batch on the CPU takes milliseconds), below the 60 s proxies commonly give a request
+    infer_timeout_s: float = 30.0
     # how often the model file is checked for a change (seconds); 0 turns hot swapping off
     reload_poll_s: float = 1.0
     # the model's name in the Open Inference Protocol's URLs (/v2/models/<name>/...); its version is the file's id
@@ -53,6 +57,8 @@ class ServiceConfig:
         for name in ("batch_max_wait_ms", "reload_poll_s", "intra_op_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.infer_timeout_s <= 0:
+            raise ValueError(f"infer_timeout_s must be > 0, got {self.infer_timeout_s}")
         if not self.model_name or "/" in self.model_name or self.model_name != self.model_name.strip():
             raise ValueError(f"model_name must be a non-empty URL path segment (no '/'), got {self.model_name!r}")
 

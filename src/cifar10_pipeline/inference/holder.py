@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import numpy as np
 from flask import Flask, current_app
@@ -45,11 +46,8 @@ class ModelHolder:
         self.providers = resolve_providers(config.providers)
         self.model: LoadedModel | None = None
         self.load_error: str | None = None  # why the last load failed, for /readyz
-        self._batcher = (
-            Batcher(config.batch_max_size, config.batch_max_wait_ms / 1000, config.batch_workers, metrics.observe_batch)
-            if config.batch_max_size > 1
-            else None
-        )
+        self._batcher = Batcher(config.batch_max_size, config.batch_max_wait_ms / 1000, config.batch_workers,
+                                metrics.observe_batch)
         self._stop = threading.Event()
         self._loaded_signature = file_signature(config.model_path)
         log.info("requesting providers %s for %s", self.providers, config.model_path)
@@ -90,20 +88,26 @@ class ModelHolder:
         return True
 
     def infer(self, model: LoadedModel, images: list[np.ndarray]) -> np.ndarray:
-        """Logits ``[len(images), num_classes]`` from ``model``; through the batcher when batching is on."""
-        if self._batcher is None:
-            self.metrics.observe_batch(len(images))
-            return model.run(np.stack(images))
+        """Logits ``[len(images), num_classes]`` from ``model``, through the batcher; an ApiError 503 when they
+        take longer than ``infer_timeout_s`` (the images still queued are dropped)."""
         futures = [self._batcher.submit(model, image) for image in images]
-        return np.stack([f.result() for f in futures])
+        deadline = time.monotonic() + self.config.infer_timeout_s
+        try:
+            return np.stack([f.result(timeout=max(deadline - time.monotonic(), 0.0)) for f in futures])
+        except TimeoutError:
+            for f in futures:
+                f.cancel()
+            self.metrics.observe_timeout()
+            raise ApiError(503, f"inference did not finish within {self.config.infer_timeout_s:g} s "
+                                "(INFERENCE_INFER_TIMEOUT_S): the model is stuck or the server overloaded; "
+                                "retry later") from None
 
     def close(self) -> None:
         """Stop the watcher and the batching thread (tests create many apps in one process)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
-        if self._batcher is not None:
-            self._batcher.close()
+        self._batcher.close()
 
     def _watch(self) -> None:
         # a change must hold still for one poll before it is loaded, so a file still being copied is not

@@ -44,6 +44,8 @@ class Metrics:
                                  ["endpoint", "status"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.batch_size = Histogram("inference_batch_size", "Images per onnxruntime call.",
                                     buckets=BATCH_SIZE_BUCKETS, registry=self.registry)
+        self.timeouts = Counter("inference_timeouts", "Requests answered 503 because their onnxruntime calls took "
+                                "longer than infer_timeout_s.", registry=self.registry)
         self.loads = Counter("inference_model_loads", "Model files loaded (ok) or refused, the first load "
                              "included; every ok after the first is a swap.", ["result"], registry=self.registry)
         # the gauges describe each live worker: ready only if every worker is, and each worker's model
@@ -62,6 +64,9 @@ class Metrics:
 
     def observe_batch(self, size: int) -> None:
         self.batch_size.observe(size)
+
+    def observe_timeout(self) -> None:
+        self.timeouts.inc()
 
     def observe_load(self, ok: bool, old: LoadedModel | None = None, new: LoadedModel | None = None) -> None:
         """A load attempt; on success ``new`` replaces ``old`` (None at the first load)."""

@@ -30,6 +30,12 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _timed_out(config: ServiceConfig) -> dict[str, Any]:
+    """The 503 of an endpoint that runs the model."""
+    return _error(f"no model is loaded (it is missing or was refused; /readyz says why), or inference took longer "
+                  f"than {config.infer_timeout_s:g} s (INFERENCE_INFER_TIMEOUT_S)")
+
+
 def _v2_paths(config: ServiceConfig, model: LoadedModel | None, unavailable: dict[str, Any]) -> dict[str, Any]:
     """The Open Inference Protocol's endpoints (inference.v2), each model path also under /versions/{version}; their
     JSON bodies' schemas are the pydantic models' (``v2.models.schemas()``)."""
@@ -52,7 +58,7 @@ def _v2_paths(config: ServiceConfig, model: LoadedModel | None, unavailable: dic
             "400": _error("a malformed request: names, datatype, shape, byte counts, JSON, header length"),
             "404": unknown, "413": _error(f"more than {config.max_files} images or {config.max_upload_bytes} bytes"),
             "415": _error("a Content-Encoding other than identity, gzip or deflate"),
-            "503": unavailable}}}
+            "503": _timed_out(config)}}}
     metadata = {"get": {"summary": "The model's metadata", "responses": {
         "200": _json("name, versions, platform, inputs, outputs", _component("ModelMetadata")), "404": unknown,
         "503": unavailable}}}
@@ -99,7 +105,7 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                                   f"or an image over {config.max_pixels} pixels (decompression bombs)"),
                     "415": _error("a body that is neither multipart/form-data nor image/*, or a file that is not a "
                                   "PNG, JPEG, GIF, BMP or WebP image"),
-                    "503": unavailable,
+                    "503": _timed_out(config),
                 },
             }},
             "/healthz": {"get": {"summary": "The process is alive", "responses": {
