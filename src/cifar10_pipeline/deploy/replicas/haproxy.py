@@ -22,6 +22,11 @@ from pathlib import Path
 BACKEND = "replicas"
 START_TIMEOUT_S = 10.0  # HAProxy binds and reads its socket in milliseconds; more means something is wrong
 STOP_TIMEOUT_S = 5.0  # SIGTERM stops it at once; SIGKILL after this
+# HAProxy's buffer per direction of a request (bytes): a request whose headers and body fit in it is held whole
+# (option http-buffer-request) and can be replayed on another replica. 1 MiB takes a CIFAR-size PNG (3 kB) or a
+# 1080p JPEG (about 300 kB); HAProxy gives every active request two such buffers, so the service's upload limit
+# (16 MiB) would cost 32 MiB per request. Larger uploads pass through, but are never replayed.
+BUFFER_BYTES = 1024 * 1024
 # one request: the replica that answered, status, retries, termination state and when it was accepted (epoch s)
 LOG_FORMAT = "request server=%s status=%ST retries=%rc term=%ts accepted=%Ts.%ms"
 _REQUEST = re.compile(r"request server=(\S+) status=(-?\d+) retries=\+?(\d+) term=(\S+) accepted=(\d+)\.(\d+)")
@@ -55,6 +60,7 @@ global
     log stdout format iso local0
     stats socket {stats_socket} mode 600 level admin
     stats timeout 10s
+    tune.bufsize {BUFFER_BYTES}
 
 defaults
     mode http
@@ -63,12 +69,14 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout check {checks.timeout_ms}ms
-    # a request that fails to connect, or whose replica closes without answering (killed mid-request), or that a
-    # replica answers 503 (no model), is sent again to another replica: /predict is a pure function of its
-    # body, so replaying it is safe. Requests over tune.bufsize (16 kB) are never replayed.
+    # a request that fails to connect, or whose replica closes without answering or answers half (killed
+    # mid-request), or that a replica answers 503 (no model, or inference timed out), is sent again to another
+    # replica: classifying an image is a pure function of the body, so replaying it is safe. Replaying needs the
+    # whole request in HAProxy's buffer, hence http-buffer-request (requests up to BUFFER_BYTES)
+    option http-buffer-request
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response 503
+    retry-on conn-failure empty-response junk-response 503
 
 frontend serve
     bind 127.0.0.1:{port}
