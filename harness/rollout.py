@@ -174,6 +174,8 @@ def kill_under_load(running: Stack, victim: str, body: Path, counts: Counts) -> 
         "detected_after_s": None if marked_down is None else marked_down - killed_at,
         "requests": result["requests"],
         "failed": result["failed"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
         "balancer_failed_before_window": sum(failed(r) for r in after_kill if r.accepted < killed_at + window),
         "balancer_failed_after_window": sum(failed(r) for r in after_kill if r.accepted >= killed_at + window),
         "replayed_on_another_replica": sum(r.retries > 0 for r in after_kill),
