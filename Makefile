@@ -122,7 +122,7 @@ test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) system-deps  ## the whole test suit
 	$(PY) -m pytest -m "not containers"
 	$(TF_PY) -m pytest --framework tensorflow $(TF_TESTS)
 
-test-images: $(TEST_INSTALLED)  ## build, lint, run and check both serving images with podman (root); replica tests
+test-images: $(TEST_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
 	mkdir -p build
 	$(PY) tests/support/onnx_models.py build/ci-model.onnx
 	bash .ci/containers.sh build/ci-model.onnx

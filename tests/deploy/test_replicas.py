@@ -1,5 +1,5 @@
 """Replicas behind HAProxy with podman: all on loopback, a rollout under load with a corrupt file among the new
-ones, a replica killed under load, and nothing left behind by `down`."""
+ones, a replica killed under load (each of these with either serving image), and nothing left behind by `down`."""
 
 from __future__ import annotations
 

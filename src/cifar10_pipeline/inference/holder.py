@@ -73,6 +73,8 @@ class ModelHolder:
             return True  # same bytes (touched or copied over itself): nothing to swap
         self.model = new
         self.metrics.observe_load(ok=True, old=old, new=new)
+        for provider, why in new.providers_not_started.items():
+            log.warning("%s was asked for but did not start, serving on %s: %s", provider, list(new.providers), why)
         log.info(
             "serving %s: id %s, %s %s, %d labels, input %s, active providers %s, self-test %s%s",
             path,

@@ -148,7 +148,14 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                          "metadata": {"type": "object"}, "self_test": {"type": "object"},
                          "quantized": {"type": "boolean",
                                        "description": "an INT8 file: metadata.quantization says how it was made"},
-                         "providers": {"type": "object"}, "last_refused": {"type": ["string", "null"]},
+                         "providers": {"type": "object", "required": ["requested", "active", "not_started",
+                                                                      "available"], "properties": {
+                             **{k: {"type": "array", "items": {"type": "string"}}
+                                for k in ("requested", "active", "available")},
+                             "not_started": {"type": "object", "additionalProperties": {"type": "string"},
+                                             "description": "each requested provider the session runs without, "
+                                                            "and why (CUDA in the GPU image without a GPU)"}}},
+                         "last_refused": {"type": ["string", "null"]},
                          "config": {"type": "object"}, "pid": {"type": "integer"}, "versions": {"type": "object"},
                          "imported_frameworks": {"type": "array", "items": {"type": "string"}}}},
         }},

@@ -61,7 +61,8 @@ def info():
         metadata=model.info.metadata,  # parity report included, and the quantization report of an INT8 file
         quantized=is_quantized(model.info.metadata),
         self_test=model.self_test,
-        providers={"active": list(model.providers), "available": ort.get_available_providers()},
+        providers={"requested": list(model.requested_providers), "active": list(model.providers),
+                   "not_started": model.providers_not_started, "available": ort.get_available_providers()},
         last_refused=holder.load_error,
         config={k: str(v) if isinstance(v, Path) else v for k, v in vars(config).items()},
         imported_frameworks=[m for m in TRAINING_FRAMEWORKS if m in sys.modules],

@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME, ContractError, ModelInfo, TensorSpec, check_signature
+from cifar10_pipeline.inference.providers import not_started
 from cifar10_pipeline.inference.selftest import golden_self_test
 
 
@@ -23,7 +24,9 @@ class LoadedModel:
     model_id: str  # sha256 of the file's bytes, hex
     session: ort.InferenceSession
     info: ModelInfo
-    providers: tuple[str, ...]  # read back from the session: onnxruntime may fall back to CPU silently
+    providers: tuple[str, ...]  # active: read back from the session, as onnxruntime may fall back to CPU silently
+    requested_providers: tuple[str, ...]
+    providers_not_started: dict[str, str]  # requested but not active: why each did not start
     self_test: dict[str, Any]  # what the golden self-test compared
     loaded_at: float  # unix time, seconds
 
@@ -69,12 +72,15 @@ def load_session(path: Path, providers: list[str], intra_op_threads: int) -> Loa
     info = check_session(session, source)
     if info.channels not in (1, 3):
         raise ContractError(source, [f"input_channels={info.channels}, the service decodes to 1 (gray) or 3 (RGB)"])
+    active = tuple(session.get_providers())
     return LoadedModel(
         path=path,
         model_id=hashlib.sha256(data).hexdigest(),
         session=session,
         info=info,
-        providers=tuple(session.get_providers()),
+        providers=active,
+        requested_providers=tuple(providers),
+        providers_not_started=not_started(providers, active),
         self_test=golden_self_test(session, info, source),
         loaded_at=time.time(),
     )
