@@ -18,7 +18,7 @@ IMAGES  ?=
 TRIALS  ?= 20
 STORAGE ?=
 BEST    ?= best_params.json
-WORKERS ?= 1
+WORKERS ?=
 TUNE_FLAGS ?=
 BUDGET  ?= 30
 BENCH_OUT ?= bench-results
@@ -32,7 +32,8 @@ BIN     := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 # tuning: the fixed config values (TRAIN_ARGS) plus the study's target, workers, storage and output
-TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) --workers $(WORKERS) --best $(BEST) \
+# (no WORKERS: cifar10-tune runs one worker per visible GPU, else one)
+TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) $(if $(WORKERS),--workers $(WORKERS)) --best $(BEST) \
             $(if $(STORAGE),--storage $(STORAGE)) $(TUNE_FLAGS)
 # TensorFlow lives in its own environment: TensorFlow and PyTorch never share a process
 TF_VENV ?= .venv-tf

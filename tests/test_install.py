@@ -4,26 +4,14 @@ kind is made afresh. ``make -n`` prints the commands without running them; a fak
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.paths import REPO
+from tests.support.make import dry_run
 
 PLAIN = ["-c", "constraints-tf.txt", "-e", "'.[tf,tune]'"]
 CUDA = ["-c", "constraints-tf.txt", "-c", "constraints-tf-gpu.txt", "-e", "'.[tf,tune]'", "'tensorflow[and-cuda]'"]
-
-
-def _commands(target: str, *variables: str) -> list[str]:
-    """The commands ``make TARGET VARIABLES`` would run, with PYTHON=python3 (the Makefile's default) and no GPU
-    variable from outside (the environment, or the MAKEFLAGS of a ``make test GPU=1`` running this test)."""
-    env = {name: value for name, value in os.environ.items() if name not in ("GPU", "MAKEFLAGS", "MFLAGS")}
-    result = subprocess.run(["make", "-n", target, "PYTHON=python3", *variables], cwd=REPO, capture_output=True,
-                            text=True, env=env, check=False)
-    assert result.returncode == 0, result.stderr
-    return [" ".join(line.split()) for line in result.stdout.splitlines()]
 
 
 def _installs(commands: list[str]) -> list[str]:
@@ -40,7 +28,7 @@ def test_install_tf_has_the_cuda_wheels_exactly_where_a_gpu_is_or_gpu_says_so(tm
                                                                               cuda):
     fake_gpus(gpus)
     venv = tmp_path / "venv-tf"
-    commands = _commands("install-tf", f"TF_VENV={venv}", *variables)
+    commands = dry_run("install-tf", f"TF_VENV={venv}", *variables)
     assert commands[0] == f"python3 -m venv {venv}"
     installs = _installs(commands)
     assert len(installs) == 1
@@ -49,7 +37,7 @@ def test_install_tf_has_the_cuda_wheels_exactly_where_a_gpu_is_or_gpu_says_so(tm
         assert not any("and-cuda" in c or "constraints-tf-gpu" in c for c in commands)
     assert commands[-1] == f"touch {venv}/.installed-{'gpu' if cuda else 'cpu'}"
     # the test tools come on top, from the same wheels
-    test_installs = _installs(_commands(f"{venv}/.installed-test", f"TF_VENV={venv}", *variables))
+    test_installs = _installs(dry_run(f"{venv}/.installed-test", f"TF_VENV={venv}", *variables))
     assert len(test_installs) == 2 and all(("'tensorflow[and-cuda]'" in c) == cuda for c in test_installs)
 
 
@@ -63,7 +51,7 @@ def test_an_environment_of_the_other_kind_is_made_afresh(tmp_path, had, wanted):
     # pip would leave the CUDA wheels of a GPU environment behind, and add them to a CPU one in place
     venv = tmp_path / "venv-tf"
     _stamp(venv, had)
-    commands = _commands("install-tf", f"TF_VENV={venv}", f"GPU={wanted}")
+    commands = dry_run("install-tf", f"TF_VENV={venv}", f"GPU={wanted}")
     assert commands[0] == f"python3 -m venv --clear {venv}"
     assert ("'tensorflow[and-cuda]'" in _installs(commands)[0]) == (wanted == "1")
 
@@ -72,4 +60,4 @@ def test_an_environment_of_the_other_kind_is_made_afresh(tmp_path, had, wanted):
 def test_an_environment_of_the_wanted_kind_is_kept(tmp_path, variant, gpu):
     venv = tmp_path / "venv-tf"
     _stamp(venv, variant)
-    assert _commands("install-tf", f"TF_VENV={venv}", f"GPU={gpu}") == ["make: Nothing to be done for 'install-tf'."]
+    assert dry_run("install-tf", f"TF_VENV={venv}", f"GPU={gpu}") == ["make: Nothing to be done for 'install-tf'."]
