@@ -125,7 +125,7 @@ def driver_too_old(driver_version: int, cuda_version: str) -> str | None:
 def driver_fix(cuda_version: str) -> str:
     """What to do about a ``driver_problem``."""
     return (f"install an NVIDIA driver that supports CUDA {cuda_version.split('.')[0]} (nvidia-smi prints the CUDA "
-            "version of the driver), and in a container pass the GPU through (podman/docker --gpus all, or "
+            "version of the driver), and in a container pass the GPU through (docker run --gpus all, podman run "
             "--device nvidia.com/gpu=all)")
 
 
