@@ -18,7 +18,7 @@ IMAGES  ?=
 TRIALS  ?= 20
 STORAGE ?=
 BEST    ?= best_params.json
-WORKERS ?= 1
+WORKERS ?=
 TUNE_FLAGS ?=
 BUDGET  ?= 30
 BENCH_OUT ?= bench-results
@@ -32,12 +32,24 @@ BIN     := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 # tuning: the fixed config values (TRAIN_ARGS) plus the study's target, workers, storage and output
-TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) --workers $(WORKERS) --best $(BEST) \
+# (no WORKERS: cifar10-tune runs one worker per visible GPU, else one)
+TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) $(if $(WORKERS),--workers $(WORKERS)) --best $(BEST) \
             $(if $(STORAGE),--storage $(STORAGE)) $(TUNE_FLAGS)
 # TensorFlow lives in its own environment: TensorFlow and PyTorch never share a process
 TF_VENV ?= .venv-tf
 TF_PY   := $(TF_VENV)/bin/python
-TF_INSTALLED := $(TF_VENV)/.installed
+# GPU=1: TensorFlow with its CUDA wheels (tensorflow[and-cuda], pinned by constraints-tf-gpu.txt), GPU=0: plain
+# tensorflow. By default 1 where an NVIDIA GPU is visible, as the trainers judge it (training/gpus.py: nvidia-smi -L)
+ifeq ($(origin GPU),undefined)
+GPU := $(if $(filter-out 0,$(shell $(PYTHON) src/cifar10_pipeline/training/gpus.py 2>/dev/null)),1,0)
+endif
+TF_GPU := $(filter 1,$(GPU))
+TF_VARIANT := $(if $(TF_GPU),gpu,cpu)
+TF_OTHER_VARIANT := $(if $(TF_GPU),cpu,gpu)
+TF_CONSTRAINTS := -c constraints-tf.txt$(if $(TF_GPU), -c constraints-tf-gpu.txt)
+TF_CUDA := $(if $(TF_GPU),'tensorflow[and-cuda]')
+# one stamp per variant: asking for the other one remakes the environment
+TF_INSTALLED := $(TF_VENV)/.installed-$(TF_VARIANT)
 TF_TEST_INSTALLED := $(TF_VENV)/.installed-test
 # the framework registry (cifar10_pipeline.model.frameworks) finds each framework's environment through these
 export VENV TF_VENV
@@ -63,17 +75,18 @@ $(TEST_INSTALLED): $(INSTALLED)
 	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,dev,api-test]'
 	touch $@
 
-$(TF_INSTALLED): pyproject.toml constraints-tf.txt
-	$(PYTHON) -m venv $(TF_VENV)
+# --clear when the environment holds the other variant: pip would leave the CUDA wheels behind
+$(TF_INSTALLED): pyproject.toml constraints-tf.txt $(if $(TF_GPU),constraints-tf-gpu.txt)
+	$(PYTHON) -m venv $(if $(wildcard $(TF_VENV)/.installed-$(TF_OTHER_VARIANT)),--clear )$(TF_VENV)
 	$(TF_PY) -m pip install -q --upgrade pip
-	$(TF_PY) -m pip install -q -c constraints-tf.txt -e '.[tf,tune]'
+	$(TF_PY) -m pip install -q $(TF_CONSTRAINTS) -e '.[tf,tune]' $(TF_CUDA)
 	touch $@
 
 $(TF_TEST_INSTALLED): $(TF_INSTALLED)
-	$(TF_PY) -m pip install -q -c constraints-tf.txt -e '.[tf,tune,dev]'
+	$(TF_PY) -m pip install -q $(TF_CONSTRAINTS) -e '.[tf,tune,dev]' $(TF_CUDA)
 	touch $@
 
-install-tf: $(TF_INSTALLED)  ## the TensorFlow environment (.venv-tf): trainer, exporter, tuner
+install-tf: $(TF_INSTALLED)  ## the TensorFlow environment (.venv-tf); with CUDA wheels where a GPU is (GPU=1|0)
 
 install: $(INSTALLED)  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
 

@@ -48,7 +48,8 @@ def worker_command(url: str, workdir: Path, trials: int, epochs: int, train_imag
                                                                         "log": True}}))
     return [sys.executable, "-m", "cifar10_pipeline.training.tuning", "--framework", "torch", "--storage", url,
             "--study-name", STUDY, "--trials", str(trials), "--pruner", "none", "--space", str(space),
-            "--no-final-test",
+            # one process per command whatever GPUs the machine has (several would make more): the one killed
+            "--no-final-test", "--workers", "1",
             "--studies-dir", str(workdir / "studies"), "--best", str(workdir / "best_params.json"),
             "--dataset", "synthetic", "--epochs", str(epochs), "--width", "8", "--batch-size", "64",
             "--max-train-samples", str(train_images), "--max-test-samples", "300", "--precision", "float32"]

@@ -10,13 +10,16 @@ pass the same tests; neither framework is imported where it is not installed.
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
+from typing import Callable
 
 import pytest
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.frameworks import Framework
 from cifar10_pipeline.training.loop import TrainResult, train
+from tests.support.gpus import fake_uuid, nvidia_smi_listing, write_nvidia_smi
 from tests.support.runs import tiny_config
 
 
@@ -40,3 +43,18 @@ def exporter(framework) -> ModuleType:
 def trained(framework, tmp_path_factory) -> TrainResult:
     """A finished tiny run, trained once per session."""
     return train(tiny_config(tmp_path_factory.mktemp("trained")), framework.name)
+
+
+@pytest.fixture
+def fake_gpus(tmp_path_factory, monkeypatch) -> Callable[[int], list[str]]:
+    """``fake_gpus(n)`` makes this process, and every process it starts, see a machine with ``n`` NVIDIA GPUs (a fake
+    nvidia-smi first on PATH, CUDA_VISIBLE_DEVICES unset) that the frameworks cannot use; returns their UUIDs."""
+
+    def fake(count: int) -> list[str]:
+        folder = tmp_path_factory.mktemp("fake-nvidia-smi")
+        write_nvidia_smi(folder, nvidia_smi_listing(count))
+        monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        return [fake_uuid(i) for i in range(count)]
+
+    return fake

@@ -2,7 +2,8 @@
 
 training -> model, contract; export -> model, contract and the run directory, config and data sets of training (never
 its trainers); inference -> contract only; model -> contract; contract and deploy -> nothing of the project. The
-atomic file writer (``files``, standard library only) serves whoever writes files.
+atomic file writer (``files``, standard library only) serves whoever writes files; ``training.gpus``, the GPU check
+of both trainers and the tuner, is standard library only too.
 
 Beside ``src/``, not installed: ``harness`` (what tests, benchmarks and reliability share: no pytest), ``reliability``
 -> harness, ``tests`` -> harness, reliability; ``benchmarks`` -> harness. Nothing imports ``benchmarks``, and the
@@ -38,9 +39,11 @@ def test_every_package_has_its_rule():
     assert sorted(p.name for p in SOURCE.glob("*.py")) == ["__init__.py", "files.py"]
 
 
-def test_the_file_writer_imports_the_standard_library_only():
-    imported = {name.split(".")[0] for name in imports_of(SOURCE / "files.py")}
-    assert imported <= set(sys.stdlib_module_names)
+@pytest.mark.parametrize("module", ["files.py", "training/gpus.py"])
+def test_the_file_writer_and_the_gpu_check_import_the_standard_library_only(module):
+    # gpus.py: both trainers' environments import it, and the Makefile runs it with the system Python
+    imported = {name.split(".")[0] for name in imports_of(SOURCE / module)}
+    assert imported and imported <= set(sys.stdlib_module_names)
 
 
 def _within(name: str, prefixes: tuple[str, ...]) -> bool:

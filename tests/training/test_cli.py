@@ -1,5 +1,5 @@
-"""``cifar10-train`` of both trainers (``--framework``): the smoke run, --help, and user errors that exit 2 with a
-clear message."""
+"""``cifar10-train`` of both trainers (``--framework``): the smoke run, --help, user errors that exit 2 with a clear
+message, and a GPU the framework cannot use."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from cifar10_pipeline.training.run import Run
+from tests.support.gpus import GPU_NAME
 from tests.support.runs import tiny_config, train_cli
 
 
@@ -24,6 +25,27 @@ def test_device_cuda_without_a_gpu_exits_2_saying_so(tmp_path, framework):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: device='cuda' but ") and "use device=auto or cpu" in last, last
     assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_a_gpu_the_framework_cannot_use_is_named_by_auto_and_refused_by_cuda(tmp_path, framework, fake_gpus):
+    # the driver lists a GPU (a fake nvidia-smi) and neither framework can use it: this machine has no GPU and no driver
+    fake_gpus(1)
+    cause, fix = sys.modules[framework.load("trainer").__module__].why_no_gpu()
+    message = f"{framework.title} cannot use the NVIDIA GPU visible here (GPU 0: {GPU_NAME}): {cause}. Fix: {fix}"
+    command = [sys.executable, "-m", "cifar10_pipeline.training", "--framework", framework.name,
+               "--dataset", "synthetic", "--dry-run", "--width", "8"]
+
+    auto = subprocess.run([*command, "--runs-dir", str(tmp_path / "auto")], capture_output=True, text=True, check=False)
+    assert auto.returncode == 0 and "Traceback" not in auto.stderr, auto.stderr[-2000:]
+    assert [line for line in auto.stderr.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {message}. Training on the CPU (--device cpu trains there without this warning)."]
+    assert "cpu" in Run.open(None, tmp_path / "auto").info["device"].lower()
+
+    cuda = subprocess.run([*command, "--device", "cuda", "--runs-dir", str(tmp_path / "cuda")],
+                          capture_output=True, text=True, check=False)
+    assert cuda.returncode == 2 and "Traceback" not in cuda.stderr, cuda.stderr[-2000:]
+    assert cuda.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert not (tmp_path / "cuda").exists()  # refused before a run directory was made
 
 
 def test_dry_run_smoke(tmp_path, framework, capsys):

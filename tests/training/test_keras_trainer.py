@@ -1,22 +1,31 @@
-"""TensorFlow-only parts of the trainer (``training.keras_trainer``): batched augmentation, weight decay and precision.
-The network is tested in tests/model/test_keras_net.py; what both trainers share in test_learning.py, test_resume.py
-and test_cli.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
+"""TensorFlow-only parts of the trainer (``training.keras_trainer``): batched augmentation, weight decay, precision, and
+why TensorFlow cannot use a GPU the driver shows. The network is tested in tests/model/test_keras_net.py; what both
+trainers share in test_learning.py, test_resume.py and test_cli.py (run with ``--framework tensorflow`` in
+``.venv-tf``)."""
 
 from __future__ import annotations
+
+import importlib.metadata
 
 import keras
 import numpy as np
 import tensorflow as tf
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from cifar10_pipeline.model.keras_net import BODY, build_model
 from cifar10_pipeline.model.spec import ModelSpec
+from cifar10_pipeline.training import gpus, keras_trainer
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.keras_trainer import (
     augment,
     make_optimizer,
     make_train_step,
+    missing_cuda_wheels,
     resolve_precision,
+    why_no_gpu,
 )
+from tests.support.paths import REPO
 
 
 def _batch(seed=0, b=16, h=32, w=32, c=3):
@@ -105,3 +114,53 @@ def test_precision_auto_is_mixed_bfloat16_on_the_gpu_only():
     assert resolve_precision("auto", use_gpu=False) == "float32"
     assert resolve_precision("bfloat16", use_gpu=False) == "mixed_bfloat16"
     assert resolve_precision("float32", use_gpu=True) == "float32"
+
+
+def test_a_tensorflow_built_without_cuda_is_named_with_make_install_tf_gpu(monkeypatch):
+    monkeypatch.setattr(tf.test, "is_built_with_cuda", lambda: False)
+    cause, fix = why_no_gpu()
+    assert cause == f"this TensorFlow ({tf.__version__}) is built without CUDA"
+    assert fix.startswith("make install-tf GPU=1 (tensorflow[and-cuda]")
+
+
+def test_plain_tensorflow_is_told_from_tensorflow_and_cuda(monkeypatch):
+    monkeypatch.setattr(tf.test, "is_built_with_cuda", lambda: True)
+    monkeypatch.setattr(keras_trainer, "missing_cuda_wheels", lambda: ["nvidia-cublas-cu12", "nvidia-cudnn-cu12"])
+    cause, fix = why_no_gpu()
+    assert cause == ("TensorFlow's CUDA libraries are not installed (nvidia-cublas-cu12 and 1 more): this is plain "
+                     "tensorflow, not tensorflow[and-cuda]")
+    assert fix.startswith("make install-tf GPU=1 (tensorflow[and-cuda]")
+
+
+def test_with_its_cuda_libraries_installed_the_driver_is_named(monkeypatch):
+    monkeypatch.setattr(tf.test, "is_built_with_cuda", lambda: True)
+    monkeypatch.setattr(keras_trainer, "missing_cuda_wheels", lambda: [])
+    monkeypatch.setattr(gpus, "LIBCUDA", "libcuda-not-installed.so.1")
+    cuda = tf.sysconfig.get_build_info()["cuda_version"]
+    assert why_no_gpu() == ("the NVIDIA driver's libcuda-not-installed.so.1 cannot be loaded here",
+                            gpus.driver_fix(cuda))
+
+
+def test_the_missing_cuda_wheels_are_the_and_cuda_requirements_not_installed(monkeypatch):
+    requires = ["numpy>=1.26", 'nvidia-cublas-cu12<13.0,>=12.5.3.2; extra == "and-cuda"',
+                "nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == 'and-cuda'", 'tensorflow-io; extra == "gcs"']
+    installed = {"numpy", "nvidia-cublas-cu12"}  # not tensorflow-io: another extra's, not looked for
+
+    def distribution(name):
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "requires", lambda name: requires if name == "tensorflow" else None)
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    assert missing_cuda_wheels() == ["nvidia-cudnn-cu12"]
+
+
+def test_constraints_tf_gpu_pins_every_cuda_wheel_of_this_tensorflow_within_its_range():
+    # what make install-tf GPU=1 installs is what the trainer looks for: no more, no fewer, at allowed versions
+    pins = dict(line.split("==") for line in (REPO / "constraints-tf-gpu.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    wanted = [Requirement(r) for r in importlib.metadata.requires("tensorflow")]
+    wanted = {r.name: r.specifier for r in wanted
+              if r.marker and r.marker.evaluate({"extra": "and-cuda"}) and not r.marker.evaluate({"extra": ""})}
+    assert wanted and sorted(pins) == sorted(wanted)
+    assert {name: pins[name] for name in pins if Version(pins[name]) not in wanted[name]} == {}

@@ -1,18 +1,22 @@
-"""PyTorch-only parts of the trainer (``training.torch_trainer``): batched augmentation and precision. The network is
-tested in tests/model/test_torch_net.py; what both trainers share in test_learning.py, test_resume.py and
-test_cli.py."""
+"""PyTorch-only parts of the trainer (``training.torch_trainer``): batched augmentation, precision, and why PyTorch
+cannot use a GPU the driver shows. The network is tested in tests/model/test_torch_net.py; what both trainers share in
+test_learning.py, test_resume.py and test_cli.py."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import torch
 
+from cifar10_pipeline.training import gpus
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.torch_trainer import (
     augment,
     resolve_precision,
     rotate_shift_flip,
     shift_flip,
+    why_no_gpu,
 )
 
 
@@ -63,3 +67,30 @@ def test_precision_auto_is_bfloat16_exactly_where_it_is_native():
     assert resolve_precision("auto", cuda) == torch.bfloat16
     assert resolve_precision("float32", cuda) == torch.float32
     assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+
+
+def test_a_cpu_only_build_is_named_with_the_commands_that_install_the_cuda_build(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    cause, fix = why_no_gpu()
+    assert cause == f"this PyTorch ({torch.__version__}) is a CPU-only build"
+    pip = f"{sys.executable} -m pip"
+    assert fix.endswith(f": {pip} uninstall -y torch && {pip} install 'torch=={torch.__version__.split('+')[0]}' "
+                        "--index-url https://pypi.org/simple")
+
+
+def test_a_cuda_build_names_what_the_driver_lacks(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(gpus, "LIBCUDA", "libcuda-not-installed.so.1")
+    assert why_no_gpu() == ("the NVIDIA driver's libcuda-not-installed.so.1 cannot be loaded here",
+                            gpus.driver_fix("12.8"))
+
+
+def test_a_cuda_build_on_a_driver_that_starts_gives_pytorchs_own_reason(monkeypatch):
+    def init():
+        raise RuntimeError("The NVIDIA driver on your system is too old (found version 11040).\nPlease update it.")
+
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(gpus, "driver_problem", lambda cuda_version: None)
+    monkeypatch.setattr(torch.cuda, "init", init)
+    assert why_no_gpu() == ("PyTorch cannot start CUDA 12.8: The NVIDIA driver on your system is too old (found "
+                            "version 11040).", gpus.driver_fix("12.8"))

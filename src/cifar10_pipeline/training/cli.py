@@ -13,6 +13,7 @@ from cifar10_pipeline.model import ModelFileError
 from cifar10_pipeline.model.frameworks import FrameworkError
 from cifar10_pipeline.training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
 from cifar10_pipeline.training.datasets import DataError
+from cifar10_pipeline.training.gpus import DeviceError
 from cifar10_pipeline.training.loop import train
 from cifar10_pipeline.training.run import Run, RunError
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 config = TrainConfig.from_dict(DRY_RUN, config)
         result = train(config, framework, resume=run)
-    except (ConfigError, DataError, RunError, FrameworkError, ModelFileError) as e:
+    except (ConfigError, DataError, DeviceError, RunError, FrameworkError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{result.run.path}: {result.split} accuracy {100 * result.accuracy:.2f}%")

@@ -11,7 +11,9 @@ continues where the run stopped.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +24,8 @@ import tensorflow as tf
 from cifar10_pipeline.files import atomic_path
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, build_model
-from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training import gpus
+from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import RunError
 
@@ -31,12 +34,39 @@ EVAL_BATCH = 1024
 
 
 def resolve_device(name: str) -> tuple[str, bool]:
-    """(TensorFlow device string, whether it is a GPU) for ``config.device``."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if name == "cuda" and not gpus:
-        raise ConfigError("device='cuda' but TensorFlow sees no GPU (use device=auto or cpu)")
-    use_gpu = name in ("cuda", "auto") and bool(gpus)
+    """(TensorFlow device string, whether it is a GPU) for ``config.device``; where TensorFlow cannot use a GPU
+    the driver shows, auto warns and cuda is refused (``gpus.use_gpu``)."""
+    use_gpu = gpus.use_gpu(name, FRAMEWORK.title, bool(tf.config.list_physical_devices("GPU")), why_no_gpu)
     return ("/GPU:0" if use_gpu else "/CPU:0"), use_gpu
+
+
+def why_no_gpu() -> tuple[str, str]:
+    """(cause, fix) of a TensorFlow that finds no GPU where the NVIDIA driver shows one. TensorFlow's own "Cannot
+    dlopen some GPU libraries" line is hidden by TF_CPP_MIN_LOG_LEVEL (``model.frameworks``)."""
+    reinstall = "make install-tf GPU=1 (tensorflow[and-cuda], its NVIDIA wheels pinned in constraints-tf-gpu.txt)"
+    if not tf.test.is_built_with_cuda():
+        return f"this TensorFlow ({tf.__version__}) is built without CUDA", reinstall
+    missing = missing_cuda_wheels()
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return (f"TensorFlow's CUDA libraries are not installed ({missing[0]}{more}): this is plain tensorflow, not "
+                "tensorflow[and-cuda]"), reinstall
+    cuda = tf.sysconfig.get_build_info()["cuda_version"]
+    return (gpus.driver_problem(cuda) or f"TensorFlow (CUDA {cuda}) lists no GPU although the driver starts CUDA",
+            gpus.driver_fix(cuda))
+
+
+def missing_cuda_wheels() -> list[str]:
+    """The NVIDIA wheels of tensorflow[and-cuda] (its requirements with extra == "and-cuda") not installed here."""
+    needed = [re.match(r"[A-Za-z0-9._-]+", r)[0] for r in importlib.metadata.requires("tensorflow") or ()
+              if re.search(r"""extra\s*==\s*["']and-cuda["']""", r)]
+    missing = []
+    for name in needed:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
 
 
 def resolve_precision(name: str, use_gpu: bool) -> str:

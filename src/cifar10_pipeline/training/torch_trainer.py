@@ -10,6 +10,7 @@ writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (o
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.torch_net import Net, build_model, load_payload, save_atomic, save_model_file
-from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training import gpus
+from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.datasets import TrainingData
 
 FRAMEWORK = frameworks.get("torch")
@@ -28,11 +30,27 @@ EVAL_BATCH = 256
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' but no CUDA device is available (use device=auto or cpu)")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The training device for ``config.device``; where PyTorch cannot use a GPU the driver shows, auto warns
+    and cuda is refused (``gpus.use_gpu``)."""
+    return torch.device("cuda" if gpus.use_gpu(name, FRAMEWORK.title, torch.cuda.is_available(), why_no_gpu)
+                        else "cpu")
+
+
+def why_no_gpu() -> tuple[str, str]:
+    """(cause, fix) of a PyTorch that finds no CUDA device where the NVIDIA driver shows one."""
+    if torch.version.cuda is None:
+        pip = f"{sys.executable} -m pip"
+        return (f"this PyTorch ({torch.__version__}) is a CPU-only build",
+                f"replace it with a CUDA build (PyPI's Linux x86_64 wheel is one): {pip} uninstall -y torch && "
+                f"{pip} install 'torch=={torch.__version__.split('+')[0]}' --index-url https://pypi.org/simple")
+    cause = gpus.driver_problem(torch.version.cuda)
+    if cause is None:  # the driver starts CUDA: PyTorch's own words say what else stops it
+        try:
+            torch.cuda.init()
+            cause = f"PyTorch (CUDA {torch.version.cuda}) lists no CUDA device"
+        except (RuntimeError, AssertionError) as e:
+            cause = f"PyTorch cannot start CUDA {torch.version.cuda}: {str(e).splitlines()[0]}"
+    return cause, gpus.driver_fix(torch.version.cuda)
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:

@@ -24,10 +24,11 @@ from tests.training.tuning.conftest import FINISHED, SMALL, TRIAL_LINE, cli, fin
 
 def _worker_args(tmp: Path, name: str, trials: int, *extra: str) -> list[str]:
     space = space_file(tmp, lr={"type": "float", "low": 0.03, "high": 0.3, "log": True})
-    # 2 epochs (the later --epochs wins): enough to kill a worker between a trial's first and last epoch
+    # 2 epochs (the later --epochs wins): enough to kill a worker between a trial's first and last epoch; one
+    # worker process per command on any machine (several GPUs would make more) unless extra says otherwise
     return [*SMALL, "--epochs", "2", "--space", str(space), "--study-name", name, "--trials", str(trials),
             "--pruner", "none", "--studies-dir", str(tmp / "studies"), "--best", str(tmp / "best_params.json"),
-            *extra]
+            "--workers", "1", *extra]
 
 
 def _assert_shared(study: optuna.Study, outputs: list[str], target: int) -> None:

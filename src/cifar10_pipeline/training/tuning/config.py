@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.config import TrainConfig, add_config_arguments, config_from_args
+from cifar10_pipeline.training.gpus import visible_gpus
 from cifar10_pipeline.training.tuning.errors import TuneError
 from cifar10_pipeline.training.tuning.space import DEFAULT_SPACE, SearchSpace
 
@@ -106,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="finished trials the study should have in all; only the missing ones run (default: 20)")
     tune.add_argument("--timeout", type=float, metavar="SECONDS",
                       help="start no new trial after this many seconds (running ones finish)")
-    tune.add_argument("--workers", type=int, default=1, metavar="N",
-                      help="local worker processes sharing the study (default: 1)")
+    tune.add_argument("--workers", type=int, metavar="N",
+                      help="local worker processes sharing the study, each on its own GPU while there are enough "
+                           "(default: one per visible NVIDIA GPU, else 1)")
     tune.add_argument("--pruner", choices=PRUNERS, default="median", help="early stopping of trials (default: median)")
     tune.add_argument("--pruner-startup-trials", type=int, default=5, metavar="N",
                       help="median: completed trials before any pruning (default: 5)")
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "fresh temporary directory")
     add_config_arguments(parser)
     return parser
+
+
+def default_workers(base: TrainConfig) -> int:
+    """One worker per visible GPU (run_workers gives each its own), or one: on the CPU, one process already uses
+    every core."""
+    return (len(visible_gpus()) if base.device != "cpu" else 0) or 1
 
 
 def tune_config_from_args(args: argparse.Namespace) -> TuneConfig:
@@ -151,7 +159,7 @@ def tune_config_from_args(args: argparse.Namespace) -> TuneConfig:
     return TuneConfig(
         base=base, space=SearchSpace.load(args.space, frozenset(fixed)), framework=args.framework,
         study_name=args.study_name, storage=args.storage, studies_dir=studies_dir, trials=trials,
-        timeout=args.timeout, workers=args.workers, pruner=args.pruner,
-        pruner_startup_trials=args.pruner_startup_trials, pruner_warmup=args.pruner_warmup,
+        timeout=args.timeout, workers=default_workers(base) if args.workers is None else args.workers,
+        pruner=args.pruner, pruner_startup_trials=args.pruner_startup_trials, pruner_warmup=args.pruner_warmup,
         sampler_seed=args.sampler_seed, best_path=best or Path("best_params.json"), final_test=args.final_test,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cifar10_pipeline.training.config import ConfigError
 from cifar10_pipeline.training.datasets import DataError
+from cifar10_pipeline.training.gpus import DeviceError
 from cifar10_pipeline.training.run import RunError
 
 
@@ -12,4 +13,4 @@ class TuneError(Exception):
 
 
 # a user's mistake or missing data, not a bug: the message is printed instead of a traceback
-USER_ERRORS = (TuneError, ConfigError, DataError, RunError)
+USER_ERRORS = (TuneError, ConfigError, DataError, DeviceError, RunError)

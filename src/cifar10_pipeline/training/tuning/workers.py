@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.frameworks import FrameworkError
 from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.gpus import Gpu, visible_gpus
 from cifar10_pipeline.training.loop import TrainResult, train
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import USER_ERRORS, TuneError
@@ -175,13 +176,10 @@ def work(config: TuneConfig, deadline: float | None) -> None:
 
 
 @contextlib.contextmanager
-def _threads_per_worker(workers: int) -> Iterator[None]:
-    """Split this machine's cores between worker processes started inside the block (they read it at import)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = str(max(1, cores // workers))
-    names = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
-    saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: os.environ.get(n) or threads for n in names})
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ inside the block, for the processes started there to inherit; restored after."""
+    saved = {n: os.environ.get(n) for n in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -192,8 +190,25 @@ def _threads_per_worker(workers: int) -> Iterator[None]:
                 os.environ[n] = value
 
 
-def _worker_process(config: TuneConfig, deadline: float | None) -> None:
+def _threads_per_worker(workers: int) -> contextlib.AbstractContextManager[None]:
+    """Split this machine's cores between worker processes started inside the block (they read it at import)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = str(max(1, cores // workers))
+    names = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+    return _environment({n: os.environ.get(n) or threads for n in names})
+
+
+def assign_gpus(workers: int, gpus: list[Gpu]) -> list[Gpu | None]:
+    """Worker i's GPU: the visible GPUs in turn (several workers share one when there are fewer GPUs than workers);
+    None for every worker where none is visible."""
+    return [gpus[i % len(gpus)] if gpus else None for i in range(workers)]
+
+
+def _worker_process(config: TuneConfig, deadline: float | None, on_gpu: bool) -> None:
     quiet_optuna()
+    if on_gpu:  # the worker's own view, which proves its CUDA_VISIBLE_DEVICES took
+        print(f"worker {worker_id()}: {', '.join(map(str, visible_gpus()))} "
+              f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})", flush=True)
     try:
         work(config, deadline)
     except USER_ERRORS as e:
@@ -204,15 +219,22 @@ def _worker_process(config: TuneConfig, deadline: float | None) -> None:
 
 
 def run_workers(config: TuneConfig, deadline: float | None) -> None:
+    """Run ``config.workers`` workers: this process alone for one; else as many processes, each given its own GPU
+    (``assign_gpus``) through CUDA_VISIBLE_DEVICES unless the config trains on the CPU."""
     if config.workers == 1:
         work(config, deadline)
         return
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked framework state
+    gpus = [] if config.base.device == "cpu" else visible_gpus()
+    procs = []
     with _threads_per_worker(config.workers):
-        procs = [ctx.Process(target=_worker_process, args=(config, deadline), name=f"tune-worker-{i}")
-                 for i in range(config.workers)]
-        for p in procs:
-            p.start()
+        for i, gpu in enumerate(assign_gpus(config.workers, gpus)):
+            procs.append(ctx.Process(target=_worker_process, args=(config, deadline, gpu is not None),
+                                     name=f"tune-worker-{i}"))
+            # set before the process starts, so that nothing it imports can see another GPU; by UUID, as CUDA's
+            # device numbering need not be nvidia-smi's
+            with _environment({"CUDA_VISIBLE_DEVICES": gpu.uuid} if gpu else {}):
+                procs[-1].start()
     for p in procs:
         p.join()
     failed = [f"pid {p.pid} exit code {p.exitcode}" for p in procs if p.exitcode != 0]
