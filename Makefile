@@ -59,7 +59,8 @@ TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/
             tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export
 
 .PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
-        image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean
+        image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
+        install-serve-gpu gpu-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -148,6 +149,25 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
+
+# the service on onnxruntime-gpu, as the GPU image has it: what make gpu-check serves with
+SERVE_GPU_VENV ?= .venv-serve-gpu
+SERVE_GPU_INSTALLED := $(SERVE_GPU_VENV)/.installed
+export SERVE_GPU_VENV
+
+$(SERVE_GPU_INSTALLED): pyproject.toml constraints.txt constraints-gpu.txt
+	$(PYTHON) -m venv $(SERVE_GPU_VENV)
+	$(SERVE_GPU_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVE_GPU_VENV)/bin/python -m pip install -q -c constraints.txt -c constraints-gpu.txt -e '.[serve-gpu]'
+	touch $@
+
+install-serve-gpu: $(SERVE_GPU_INSTALLED)  ## the service on onnxruntime-gpu (.venv-serve-gpu), for make gpu-check
+
+# asks for a GPU before installing anything: without one it stops at once, exit 2
+gpu-check:  ## on an NVIDIA GPU: train, tune, export and serve on CUDA, failing at the first step on the CPU (~10 min)
+	@PYTHONPATH=src $(PYTHON) -m benchmarks.gpu_check --preflight
+	$(MAKE) install install-tf install-serve-gpu
+	$(PY) -m benchmarks.gpu_check --out $(BENCH_OUT)/gpu-check
 
 bench-rollout: $(INSTALLED) image  ## rollout and replica-kill figures under load behind HAProxy (podman, root)
 	$(PY) -m benchmarks.rollout --replicas $(REPLICAS) --out $(BENCH_OUT)
