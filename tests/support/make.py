@@ -8,8 +8,8 @@ import subprocess
 from tests.support.paths import REPO
 
 # variables the tests set themselves: none may come from outside (the environment, or the MAKEFLAGS of a
-# `make test GPU=1` running the tests)
-OUTSIDE = ("GPU", "WORKERS", "MAKEFLAGS", "MFLAGS")
+# `make test GPU=1` running the tests; MAKELEVEL would make a nested make print "Entering directory" lines)
+OUTSIDE = ("GPU", "WORKERS", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
 
 
 def dry_run(target: str, *variables: str) -> list[str]:
