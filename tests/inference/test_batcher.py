@@ -22,16 +22,17 @@ from tests.support.reference import all_probabilities, expected_probabilities
 ANSWER_TIMEOUT_S = 30.0  # far beyond any batch's wait and run here
 
 
-def concurrent_posts(client_factory, n: int) -> list:
-    """``n`` requests released at once by a barrier, each from its own thread and client; None for a request
-    not answered within ANSWER_TIMEOUT_S."""
+def concurrent_posts(client_factory, n: int, images: list[bytes] | None = None, query: str = "") -> list:
+    """``n`` requests released at once by a barrier, each from its own thread and client, request i posting
+    ``images[i]`` (default: the test colour's PNG); None for a request not answered within ANSWER_TIMEOUT_S."""
     barrier = threading.Barrier(n)
     responses = [None] * n
+    images = images or [png()] * n
 
     def one(i):
         client = client_factory()
         barrier.wait()
-        responses[i] = post_files(client, [(f"{i}.png", png())])
+        responses[i] = post_files(client, [(f"{i}.png", images[i])], query)
 
     # daemon threads joined with a bound: a request never answered fails the test (None) instead of hanging it
     threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
@@ -53,6 +54,19 @@ def test_concurrent_requests_are_batched(make_app):
     assert m['inference_batch_size_bucket{le="1.0"}'] < m["inference_batch_size_count"]  # a batch of 2+ ran
     labels = {r.json["predictions"][0]["label"] for r in responses}
     assert labels == {CIFAR10_LABELS[int(expected_probabilities(COLOUR).argmax())]}
+
+
+def test_each_request_gets_the_answer_for_its_own_image_from_a_shared_batch(make_app):
+    # a colour per client: a batch's rows handed back in another order would give a client another's answer
+    app = make_app(batch_max_size=32, batch_max_wait_ms=500.0)
+    colours = [(255 - 30 * i, 40 * i % 256, 25 + 28 * i) for i in range(8)]
+    responses = concurrent_posts(app.test_client, 8, [png(colour) for colour in colours], "?top_k=10")
+    assert [r.status_code for r in responses] == [200] * 8
+    for colour, response in zip(colours, responses):
+        np.testing.assert_allclose(all_probabilities(response.json["predictions"][0]), expected_probabilities(colour),
+                                   atol=1e-5)
+    m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
+    assert m['inference_batch_size_bucket{le="1.0"}'] < m["inference_batch_size_count"]  # a batch of 2+ ran
 
 
 def test_batches_are_bounded(make_app):
