@@ -1,5 +1,6 @@
-"""v2 tensors: pixels from JSON data (flat or nested) or binary bytes, logits out as FP32 or classification BYTES,
-inline or binary, mixed per tensor; tensor data that does not add up gets a 400 saying what is wrong."""
+"""v2 tensors: pixels from JSON data (flat or nested) or binary bytes, each in its place, logits out as FP32 or
+classification BYTES, inline or binary, mixed per tensor; tensor data that does not add up gets a 400 saying what is
+wrong."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.support.api import sha256
+from tests.support.onnx_models import ECHO_SCALE, build_pixel_echo, write_model
 from tests.support.v2 import (HEADER_LENGTH, INFER, binary_body, binary_case, binary_input, binary_tensor,
                               check_classification, image_input, onnxruntime_logits, parse_bytes_tensor, pixels,
                               split_binary_response, with_input)
@@ -108,3 +110,22 @@ def test_bad_binary_data_gets_a_4xx_saying_what_is_wrong(client, case):
     (body, headers), status, message = BAD_BINARY[case]
     response = client.post(INFER, data=body, headers=headers, content_type="application/octet-stream")
     assert response.status_code == status and message in response.json["error"], response.json
+
+
+@pytest.mark.parametrize("encoding", ["flat", "nested", "binary"])
+def test_the_model_gets_every_pixel_in_its_place(make_app, tmp_path, encoding):
+    # the pixel echo's logits are its input pixels: a tensor flipped, rotated or transposed on the way shows here,
+    # which the colour-mean models of the other tests cannot see
+    shape = (8, 6, 3)
+    path = write_model(tmp_path / "echo.onnx", build_pixel_echo(*shape))
+    client = make_app(model_path=path).test_client()
+    images = pixels(2, shape=shape)
+    if encoding == "binary":
+        body, headers = binary_body({"inputs": [binary_input(images)]}, images.tobytes())
+        response = client.post(INFER, data=body, headers=headers)
+    else:
+        response = client.post(INFER, json={"inputs": [image_input(images, nested=encoding == "nested")]})
+    assert response.status_code == 200, response.get_data()
+    logits = np.reshape(response.json["outputs"][0]["data"], (2, 1 + images[0].size))
+    echoed = np.rint(logits[:, 1:] / ECHO_SCALE).reshape(images.shape)
+    np.testing.assert_array_equal(echoed, images)
