@@ -1,6 +1,6 @@
 """The golden self-test refuses a model whose answer cannot be right, whatever its metadata claims: logits of
-the wrong shape, NaN or infinite logits, and a parity report whose golden entry is malformed. A refused model
-is never ready."""
+the wrong shape, NaN or infinite logits, a parity report whose golden entry is malformed, and logits off by more
+than the file's own tolerance (float and INT8 files, at the boundary). A refused model is never ready."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import onnx
 import pytest
 
+from cifar10_pipeline.contract import decode_metadata, golden_reference
 from tests.support.onnx_edits import after_logits, dropped_class
-from tests.support.onnx_models import build_model, write_model
+from tests.support.onnx_models import build_model, write_model, write_quantized_model
 
 F32 = np.float32
 BROKEN_OUTPUTS = {
@@ -61,3 +62,24 @@ def test_a_malformed_golden_entry_is_refused_saying_what_is_wrong(make_app, tmp_
     golden, message = MALFORMED_GOLDEN[case]
     path = write_model(tmp_path / "malformed.onnx", seed=3, golden=golden)
     assert message in refusal(make_app, path)
+
+
+@pytest.mark.parametrize("kind", ["float", "int8"])
+@pytest.mark.parametrize("shift, ready", [(0.5, True), (2.0, False)])
+def test_the_golden_tolerance_holds_at_its_boundary(make_app, tmp_path, kind, shift, ready):
+    # the file's logits moved by `shift` times its own golden atol: half of it is served, twice it refused (a
+    # tolerance loosened or ignored in the self-test fails here)
+    path = tmp_path / "model.onnx"
+    if kind == "int8":
+        write_quantized_model(path, seed=3)
+    else:
+        write_model(path, seed=3)
+    model = onnx.load(path)
+    metadata, _ = decode_metadata({p.key: p.value for p in model.metadata_props})
+    atol = golden_reference(metadata)["atol"]
+    onnx.save(after_logits(model, "Add", np.where(np.arange(10) == 4, shift * atol, 0).astype(F32)), path)
+    response = make_app(model_path=path).test_client().get("/readyz")
+    assert (response.status_code == 200) == ready, response.json
+    if not ready:
+        assert f"golden logits differ from the {'quantization' if kind == 'int8' else 'parity'} report by" in \
+            response.json["error"]
