@@ -1,9 +1,10 @@
-"""The OpenAPI document at /openapi.json: it lists every route the app serves, and schemathesis, property-based,
-finds the app answering within it, with its default checks (no server errors; documented status codes, content
-types and headers; responses matching their schemas; invalid data refused; undeclared methods answered 405 with
-an Allow header) but one: positive_data_acceptance, which expects every schema-valid request to succeed. The
-bodies of /predict and of /v2 binary infer are bytes that must decode as an image, or hold a JSON header of the
-length a header declares, which JSON Schema cannot say: schema-valid bytes are mostly refused, rightly."""
+"""The OpenAPI document at /openapi.json: valid OpenAPI 3.1 (openapi-spec-validator), it lists every route the app
+serves, and schemathesis, property-based, finds the app answering within it, with its default checks (no server
+errors; documented status codes, content types and headers; responses matching their schemas; invalid data refused;
+undeclared methods answered 405 with an Allow header) but one: positive_data_acceptance, which expects every
+schema-valid request to succeed. The bodies of /predict and of /v2 binary infer are bytes that must decode as an
+image, or hold a JSON header of the length a header declares, which JSON Schema cannot say: schema-valid bytes are
+mostly refused, rightly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+from openapi_spec_validator import validate
 
 EXAMPLES = 30  # per operation and phase: enough to reach every branch of the API's validation, in seconds
 
@@ -24,6 +27,11 @@ def test_the_document_lists_every_route_and_method(make_app):
               for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert served - documented == {("/", "GET")}  # the upload page: HTML for people, not an API
     assert documented <= served
+
+
+def test_the_document_is_valid_openapi_3_1(client):
+    # what code generators and API gateways check before they take it
+    validate(client.get("/openapi.json").json)
 
 
 def test_top_k_is_bounded_by_the_served_model(client):

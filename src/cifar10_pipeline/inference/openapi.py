@@ -49,9 +49,10 @@ def _v2_paths(config: ServiceConfig, model: LoadedModel | None, unavailable: dic
         "summary": "Run the model on uint8 image tensors (JSON, or the binary tensor data extension)",
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": _component("InferenceRequest")},
-            "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"},
-                                         "description": "JSON header of Inference-Header-Content-Length bytes, "
-                                                        "then the raw tensors"}}},
+            # a media type object has no description (OpenAPI 3.1): the schema carries it
+            "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream",
+                                                    "description": "JSON header of Inference-Header-Content-Length "
+                                                                   "bytes, then the raw tensors"}}}},
         "responses": {"200": {"description": "the outputs, in kind", "content": {
             "application/json": {"schema": _component("InferenceResponse")},
             "application/octet-stream": {"schema": {"type": "string"}}}},

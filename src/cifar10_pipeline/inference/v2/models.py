@@ -53,6 +53,12 @@ class RequestParameters(BaseModel):
     binary_data_output: StrictBool = Field(False, description="every output in binary unless it says otherwise")
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The JSON schema of a field that may be left out but is never null: no ``default`` (its None would contradict
+    the field's type, and OpenAPI validators refuse the document)."""
+    schema.pop("default", None)
+
+
 class InputParameters(BaseModel):
     binary_data_size: StrictInt | None = Field(None, description="the tensor's bytes in the binary part of the body")
 
@@ -63,7 +69,8 @@ class RequestInput(BaseModel):
     shape: Annotated[list[StrictInt], Field(min_length=4, max_length=4, description="[N, height, width, channels]")]
     parameters: InputParameters = Field(default_factory=InputParameters)
     # absent (None) when the tensor is in the binary part; null is refused as any other non-list
-    data: list[Any] = Field(None, description="N*H*W*C integers 0-255, flat (row-major) or nested as the shape")
+    data: list[Any] = Field(None, description="N*H*W*C integers 0-255, flat (row-major) or nested as the shape",
+                            json_schema_extra=_absent_not_null)
 
     @field_validator("shape")
     @classmethod
@@ -81,7 +88,7 @@ class RequestInput(BaseModel):
 class OutputParameters(BaseModel):
     # None when absent: the request's binary_data_output decides; null is refused as any other non-boolean
     binary_data: StrictBool = Field(None, description="this output in binary (default: the request's "
-                                                      "binary_data_output)")
+                                                      "binary_data_output)", json_schema_extra=_absent_not_null)
     classification: StrictInt | None = Field(None, ge=1, description="top k of each row as BYTES 'score:index:label'")
 
     @field_validator("classification")
