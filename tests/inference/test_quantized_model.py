@@ -1,5 +1,5 @@
-"""The service serves an INT8 file unchanged: /info says it is quantized, its own golden logits self-test it,
-and a tampered INT8 file is refused."""
+"""The service serves an INT8 file unchanged: /info says it is quantized, its own golden logits self-test it
+within two quantization steps of its logits, and a tampered INT8 file is refused."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import numpy as np
 import onnx
 import pytest
 
-from cifar10_pipeline.contract import ContractError
+from cifar10_pipeline.contract import GOLDEN_ATOL, GOLDEN_QUANTIZED_STEPS, ContractError
+from cifar10_pipeline.export.quantize import logits_step
 from cifar10_pipeline.inference.runtime import load_session
 from tests.support.api import post_files, sha256
 from tests.support.images import COLOUR, png
-from tests.support.onnx_edits import tampered
+from tests.support.onnx_edits import after_logits, tampered
 from tests.support.onnx_models import write_quantized_model
 from tests.support.reference import all_probabilities, expected_probabilities
 
@@ -52,3 +53,16 @@ def test_a_tampered_int8_file_is_refused_by_its_golden_self_test(make_app, quant
     assert "golden self-test" in error and "differ from the quantization report" in error
     with pytest.raises(ContractError, match="golden self-test"):
         load_session(path, ["CPUExecutionProvider"], 1)
+
+
+@pytest.mark.parametrize("steps, ready", [(1, True), (3, False)])
+def test_an_int8_file_is_held_to_two_steps_of_its_logits_quantization(make_app, tmp_path, steps, ready):
+    # the export sets an INT8 file's golden atol to GOLDEN_QUANTIZED_STEPS (2) steps of its logits' scale: one step
+    # off is another CPU's rounding and is served, three steps off is refused
+    path = write_quantized_model(tmp_path / "model.int8.onnx", seed=3)
+    model = onnx.load(path)
+    step = logits_step(model)
+    assert step and GOLDEN_QUANTIZED_STEPS * step > GOLDEN_ATOL  # the steps decide here, not the floor
+    onnx.save(after_logits(model, "Add", np.where(np.arange(10) == 4, steps * step, 0).astype(np.float32)), path)
+    response = make_app(model_path=path).test_client().get("/readyz")
+    assert (response.status_code == 200) == ready, response.json
