@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import io
 import json
 import os
@@ -35,11 +34,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cifar10_pipeline.files import atomic_path
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.gpus import visible_gpus
 from harness import REPO
 from harness.report import machine, write_report
-from harness.server import Server
+from harness.server import Server, call
 
 CONFIG = REPO / "benchmarks" / "configs" / "cifar10-gpu.json"
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -163,20 +163,8 @@ def tune_step(target: Target, out: Path) -> dict:
     return {"trials": len(devices), "devices": sorted(set(devices))}
 
 
-def http_call(url: str, method: str, path: str, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
-    finally:
-        conn.close()
-
-
-def get_json(url: str, path: str) -> dict:
-    status, body, _ = http_call(url, "GET", path)
+def get_json(port: int, path: str) -> dict:
+    status, body = call(port, "GET", path)
     expect(status == 200, f"GET {path}: {status} {body[:300]!r}")
     return json.loads(body)
 
@@ -191,15 +179,14 @@ def png(height: int, width: int, channels: int) -> bytes:
     return buffer.getvalue()
 
 
-def swap_in(url: str, model_path: Path, new_file: Path) -> tuple[bool, str]:
+def swap_in(port: int, model_path: Path, new_file: Path) -> tuple[bool, str]:
     """Copy ``new_file`` over the served file (atomically) and wait: (served, the refusal's reason if refused)."""
     model_id = hashlib.sha256(new_file.read_bytes()).hexdigest()
-    staging = model_path.with_name(".incoming.onnx")
-    shutil.copyfile(new_file, staging)
-    os.replace(staging, model_path)
+    with atomic_path(model_path) as tmp:
+        shutil.copyfile(new_file, tmp)
     deadline = time.monotonic() + SWAP_TIMEOUT_S
     while time.monotonic() < deadline:
-        info = get_json(url, "/info")
+        info = get_json(port, "/info")
         if info["model_id"] == model_id:
             return True, ""
         if info.get("last_refused") and str(model_path) in info["last_refused"]:
@@ -221,7 +208,7 @@ def serve_step(target: Target, out: Path, torch_onnx: Path, tf_onnx: Path, int8:
     with Server(settings, out / "serving" / "server.log",
                 command=(target.serve_python, "-m", "cifar10_pipeline.inference.server")) as server:
         result["start_to_ready_s"] = round(server.start_to_ready_s, 2)
-        info = get_json(server.url, "/info")
+        info = get_json(server.port, "/info")
         active = info["providers"]["active"]
         expect(active[:1] == [target.provider], f"the service runs on {active}, not {target.provider} first "
                                                 f"(log: {server.log})")
@@ -231,29 +218,30 @@ def serve_step(target: Target, out: Path, torch_onnx: Path, tf_onnx: Path, int8:
                f"golden self-test under {target.provider}: {test}")
         result["self_test_max_abs_diff"] = test["max_abs_diff"]
         height, width, channels = (info["input"][k] for k in ("height", "width", "channels"))
-        status, body, _ = http_call(server.url, "POST", "/predict", png(height, width, channels),
-                                    {"Content-Type": "image/png"})
+        status, body = call(server.port, "POST", "/predict", png(height, width, channels),
+                            {"Content-Type": "image/png"})
         expect(status == 200, f"/predict: {status} {body[:300]!r}")
         label = json.loads(body)["predictions"][0]["label"]
         expect(label in info["labels"], f"/predict answered {label!r}, not one of {info['labels']}")
         pixels = bytes(height * width * channels)
         header = json.dumps({"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, height, width, channels],
                                          "parameters": {"binary_data_size": len(pixels)}}]}).encode()
-        status, body, headers = http_call(
-            server.url, "POST", f"/v2/models/{info['model_name']}/infer", header + pixels,
-            {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))})
+        # binary tensors in, JSON out: no binary output is asked for
+        status, body = call(server.port, "POST", f"/v2/models/{info['model_name']}/infer", header + pixels,
+                            {"Content-Type": "application/octet-stream",
+                             "Inference-Header-Content-Length": str(len(header))})
         expect(status == 200, f"/v2 binary infer: {status} {body[:300]!r}")
-        answer = json.loads(body[: int(headers.get("inference-header-content-length", len(body)))])
+        answer = json.loads(body)
         expect(answer["outputs"][0]["shape"] == [1, len(info["labels"])], f"/v2 logits shape: {answer['outputs']}")
-        served, reason = swap_in(server.url, model_path, tf_onnx)
+        served, reason = swap_in(server.port, model_path, tf_onnx)
         expect(served, f"the hot swap to {tf_onnx} was refused: {reason}")
-        active = get_json(server.url, "/info")["providers"]["active"]
+        active = get_json(server.port, "/info")["providers"]["active"]
         expect(active[:1] == [target.provider], f"after the swap the service runs on {active}")
         int8_file, refusal = int8
-        served, reason = swap_in(server.url, model_path, int8_file) if int8_file else (False, "")
+        served, reason = swap_in(server.port, model_path, int8_file) if int8_file else (False, "")
         result.update(swap="served", int8="served" if served else f"refused by the service: {reason}" if int8_file
                       else f"refused at export: {refusal}",
-                      int8_providers=get_json(server.url, "/info")["providers"]["active"] if served else [])
+                      int8_providers=get_json(server.port, "/info")["providers"]["active"] if served else [])
     return result
 
 

@@ -25,6 +25,7 @@ SERVICE = (sys.executable, "-m", "cifar10_pipeline.inference.server")  # what ci
 START_TIMEOUT_S = 120.0  # a server not ready by then has failed
 POLL_S = 0.01  # between readiness checks: the start-to-ready time is measured with it
 STOP_TIMEOUT_S = 30.0  # after SIGTERM, then SIGKILL
+HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
 
 
 class ServerError(RuntimeError):
@@ -36,6 +37,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """(status, body) of one request to 127.0.0.1:``port`` on a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 def _answers_200(host: str, port: int, path: str) -> bool:

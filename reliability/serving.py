@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
-import http.client
 import io
 import json
 import shutil
@@ -23,9 +22,7 @@ from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.images import decode_image
 from cifar10_pipeline.inference.postprocess import rank
 from harness.models import make_models
-from harness.server import Server
-
-HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
+from harness.server import Server, call
 
 
 @functools.cache
@@ -54,18 +51,6 @@ def start_server(name: str, model_path: Path, **env: str) -> Server:
     ``INFERENCE_*`` variables in ``env`` (hot swapping off unless ``env`` sets the poll)."""
     settings = {"INFERENCE_MODEL_PATH": str(model_path), "INFERENCE_RELOAD_POLL_S": "0", **env}
     return Server(settings, workdir() / f"{name}-server.log")
-
-
-def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """(status, body) of one request on a fresh connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def info(port: int) -> dict[str, Any]:
