@@ -29,7 +29,8 @@ COPY ${MODEL} /models/model.onnx
 ENV INFERENCE_MODEL_PATH=/models/model.onnx \
     PORT=8000
 USER 10001:10001
-EXPOSE 8000
+# 8001: the Open Inference Protocol over gRPC, off unless asked for (docker run -e GRPC_PORT=8001 -p 8001:8001 ...)
+EXPOSE 8000 8001
 # ready = model loaded and golden self-test passed; urlopen raises on 503, so python exits non-zero
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PORT'], timeout=2)"]

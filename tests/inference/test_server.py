@@ -18,6 +18,9 @@ from cifar10_pipeline.inference.config import ServiceConfig
     ({}, ["--threads", "0"], "--threads must be >= 1, got 0"),
     ({}, ["--workers", "0"], "--workers must be >= 1, got 0"),
     ({"SERVER_WORKERS": "a few"}, [], "SERVER_WORKERS='a few' is not an integer"),
+    ({"GRPC_PORT": "grpc"}, [], "GRPC_PORT='grpc' is not a valid int"),
+    ({"GRPC_PORT": "70000"}, [], "grpc_port must be in 0..65535 (0: off), got 70000"),
+    ({}, ["--grpc-port", "8000", "--port", "8000"], "--grpc-port must be 0 (off) or in 1..65535 and not --port"),
     # the CPU image's onnxruntime has no CUDA provider: asking for the GPU there is an error, not a CPU fallback
     ({"INFERENCE_PROVIDERS": "CUDAExecutionProvider"}, [],
      "providers ['CUDAExecutionProvider'] are not in this onnxruntime build"),
@@ -36,7 +39,7 @@ def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, a
 
 
 def test_server_threads_default_to_the_cpus_or_the_batch_size():
-    from cifar10_pipeline.inference.server import default_threads
+    from cifar10_pipeline.inference.config import default_threads
 
     cpus = len(os.sched_getaffinity(0))
     assert default_threads(ServiceConfig()) == cpus  # batching off: more threads only contend for the GIL

@@ -19,13 +19,20 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     """Build the app around one ModelHolder (model, watcher, batcher); ``config`` defaults to the environment.
 
     Routes by area: ``ops`` (the page, health, /info, /metrics, /openapi.json), ``predict`` (/predict) and ``v2``
-    (the Open Inference Protocol); each reaches the holder through ``holder.current_holder()``.
+    (the Open Inference Protocol); each reaches the holder through ``holder.current_holder()``. With
+    ``config.grpc_port`` set, the same protocol over gRPC starts on that port around the same holder
+    (``v2.grpc_service``; its server in ``app.extensions``).
     """
     config = config or ServiceConfig.from_env()
     limit_pixels(config.max_pixels)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes  # Flask has no upload limit by default
-    init_app(app, ModelHolder(config, Metrics()))
+    holder = ModelHolder(config, Metrics())
+    init_app(app, holder)
+    if config.grpc_port:
+        from cifar10_pipeline.inference.v2 import grpc_service  # grpcio and the proto's compile: only when asked
+
+        app.extensions[grpc_service.EXTENSION] = grpc_service.serve(holder, config.grpc_port)[0]
     for blueprint in (ops.blueprint, predict.blueprint, v2_blueprint):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -10,6 +10,10 @@ gathers concurrent requests into one onnxruntime call, which works best when the
 and session. With several workers each loads, self-tests and hot-swaps the model on its own, and /metrics adds
 up all of them (prometheus_client's multiprocess mode, in a folder the server makes: ``inference.metrics``).
 
+gRPC (``--grpc-port`` / GRPC_PORT, off by default): each worker also serves the Open Inference Protocol over gRPC
+(``inference.v2.grpc_service``) on that port, around its own model; gRPC binds with SO_REUSEPORT (its default on
+Linux), so with several workers the kernel spreads the gRPC connections over them as the HTTP ones are.
+
 Python threads: onnxruntime releases the GIL while it runs, so one thread per CPU keeps the cores busy; more
 find no free core and only contend for the GIL, each hand-off of it costing CPU that no request uses. With
 batching on, a batch can only grow as large as the number of requests in flight, so the default is then at least
@@ -29,7 +33,7 @@ from pathlib import Path
 from granian import Granian
 from granian.constants import Interfaces
 
-from cifar10_pipeline.inference.config import METRICS_DIR_ENV, ServiceConfig
+from cifar10_pipeline.inference.config import METRICS_DIR_ENV, ServiceConfig, default_threads
 from cifar10_pipeline.inference.providers import check_providers
 
 DEFAULT_APP = "cifar10_pipeline.inference.app:create_app"
@@ -49,11 +53,6 @@ LOGGING = {
 }
 
 
-def default_threads(config: ServiceConfig) -> int:
-    cpus = len(os.sched_getaffinity(0))
-    return cpus if config.batch_max_size == 1 else max(cpus, config.batch_max_size)
-
-
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -67,10 +66,14 @@ def _env_int(name: str, default: int) -> int:
 def build_parser(config: ServiceConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cifar10_pipeline.inference.server",
-        description="Serve the model (INFERENCE_* environment variables, see inference/config.py) over HTTP.",
+        description="Serve the model (INFERENCE_* environment variables, see inference/config.py) over HTTP, and over "
+                    "gRPC too with --grpc-port.",
     )
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="address to bind (env HOST)")
     parser.add_argument("--port", type=int, default=_env_int("PORT", 8000), help="port (env PORT, default 8000)")
+    parser.add_argument("--grpc-port", type=int, default=config.grpc_port,
+                        help="also serve the Open Inference Protocol over gRPC on this port (env GRPC_PORT; "
+                             "default 0: off)")
     threads = _env_int("SERVER_THREADS", default_threads(config))
     parser.add_argument("--threads", type=int, default=threads,
                         help=f"Python threads running requests (env SERVER_THREADS; default here {threads}: the "
@@ -107,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be in 1..65535, got {args.port}")
+    if not 0 <= args.grpc_port <= 65535 or (args.grpc_port and args.grpc_port == args.port):
+        parser.error(f"--grpc-port must be 0 (off) or in 1..65535 and not --port, got {args.grpc_port}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    # the workers read these: their gRPC side (when on) binds and sizes itself as the HTTP side
+    os.environ.update(HOST=args.host, SERVER_THREADS=str(args.threads), GRPC_PORT=str(args.grpc_port))
     with shared_metrics() if args.workers > 1 else contextlib.nullcontext():
         serve(args)
     return 0
