@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,6 @@ MODEL_NAME = "cifar10"  # not the default, so INFERENCE_MODEL_NAME is seen to wo
 MAX_FILES = 4
 CLIENT = REPO / "tests/support/triton_client.py"
 CLIENT_TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def triton_python(tmp_path_factory) -> Path:
-    """The interpreter of a new venv holding tritonclient[http] and numpy, apart from the project's packages."""
-    venv = tmp_path_factory.mktemp("tritonclient") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    subprocess.run([venv / "bin/pip", "install", "-q", "--disable-pip-version-check", "tritonclient[http]", "numpy"],
-                   check=True, timeout=900)
-    return venv / "bin/python"
 
 
 def server(model: Path, log: Path):
