@@ -21,9 +21,9 @@ path (``/inference.GRPCInferenceService/ModelInfer``) and whose status is the gR
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +46,7 @@ EXTENSION = "inference-grpc"  # the running grpc.Server's key in app.extensions
 STATUS_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
                 413: grpc.StatusCode.INVALID_ARGUMENT, 503: grpc.StatusCode.UNAVAILABLE}
 UINT8_CONTENTS = "uint_contents"  # where the protocol puts UINT8 values
-GRACE_S = 10  # seconds calls in flight get when the process exits, as the HTTP side's
+GRACE_S = 10  # seconds calls in flight get when the process exits, as granian gives the HTTP ones
 
 
 def _value(parameter: Any) -> Any:
@@ -157,11 +157,18 @@ class Servicer(services.GRPCInferenceServiceServicer):
         return self._answer("ModelInfer", infer, context)
 
 
+def _stop_at_exit(server: grpc.Server) -> None:
+    threading.main_thread().join()  # returns as the interpreter begins to exit
+    server.stop(GRACE_S).wait()
+
+
 def serve(holder: ModelHolder, port: int, host: str | None = None,
           threads: int | None = None) -> tuple[grpc.Server, int]:
     """Start answering on ``host``:``port`` (0: a free port) with ``threads`` threads running calls: (the server,
-    stopped with GRACE_S for the calls in flight when the process exits; the port it listens on). Defaults: ``HOST`` and ``SERVER_THREADS`` as
-    ``cifar10-serve`` sets them for its workers, else every address and ``default_threads``: as the HTTP side."""
+    stopped with GRACE_S for the calls in flight when the process exits; the port it listens on). Defaults: ``HOST``
+    and ``SERVER_THREADS`` as ``cifar10-serve`` sets them for its workers, else every address and
+    ``default_threads``: as the HTTP side. Requests up to ``max_upload_bytes``, HTTP's limit (gRPC's own answer
+    beyond it: RESOURCE_EXHAUSTED)."""
     host = host or os.environ.get("HOST") or "0.0.0.0"
     threads = threads or int(os.environ.get("SERVER_THREADS") or default_threads(holder.config))
     server = grpc.server(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference-grpc"),
@@ -169,6 +176,9 @@ def serve(holder: ModelHolder, port: int, host: str | None = None,
     services.add_GRPCInferenceServiceServicer_to_server(Servicer(holder), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
-    atexit.register(server.stop, GRACE_S)
+    # granian's workers end without running atexit handlers, but threads that are not daemons are joined when the
+    # main thread ends: this one then stops the server, so calls arriving during the exit are refused UNAVAILABLE
+    # (a client retries those) while the calls in flight are answered
+    threading.Thread(target=_stop_at_exit, args=(server,), name="inference-grpc-stop").start()
     log.info("serving the Open Inference Protocol over gRPC on %s:%d (%d threads)", host, bound, threads)
     return server, bound
