@@ -72,8 +72,9 @@ class ServiceConfig:
         """Read ``INFERENCE_<FIELD>`` (e.g. ``INFERENCE_MODEL_PATH``, ``INFERENCE_PROVIDERS=a,b``), or the variable a
         field names in its metadata (``GRPC_PORT``); unset: default."""
         values: dict[str, object] = {}
+        names = env_variables()
         for f in fields(cls):
-            var = f.metadata.get("env", ENV_PREFIX + f.name.upper())
+            var = names[f.name]
             raw = environ.get(var, "").strip()
             if not raw:
                 continue
@@ -86,6 +87,11 @@ class ServiceConfig:
             except ValueError as e:
                 raise ValueError(f"{var}={raw!r} is not a valid {type(default).__name__}") from e
         return cls(**values)
+
+
+def env_variables() -> dict[str, str]:
+    """Each field's environment variable: ``INFERENCE_<FIELD>``, or the one its metadata names (``GRPC_PORT``)."""
+    return {f.name: f.metadata.get("env", ENV_PREFIX + f.name.upper()) for f in fields(ServiceConfig)}
 
 
 def default_threads(config: ServiceConfig) -> int:
