@@ -37,7 +37,7 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
-from cifar10_pipeline.inference.v2.grpc_service import SERVICE_NAME, protos
+from cifar10_pipeline.inference.v2.grpc_messages import SERVICE_NAME, protos
 from harness.load import Tally, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report

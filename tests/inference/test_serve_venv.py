@@ -1,5 +1,5 @@
 """The service as it is deployed: ``cifar10-serve`` (granian) from a fresh venv where ``pip install '.[serve]'``
-installed the project, run outside the repository, over real HTTP (chunked uploads included) and gRPC (its .proto
+installed the project, run outside the repository, over real HTTP (chunked uploads included) and gRPC (its schema
 installed with the package)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from cifar10_pipeline.inference.v2.grpc_service import protos, services
+from cifar10_pipeline.inference.v2.grpc_messages import protos, stub
 from harness.server import free_port, wait_ready
 from tests.support.api import sha256
 from tests.support.images import png
@@ -101,7 +101,7 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
 
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             tensor = protos.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[1, 32, 32, 3])
-            answer = services.GRPCInferenceServiceStub(channel).ModelInfer(protos.ModelInferRequest(
+            answer = stub(channel).ModelInfer(protos.ModelInferRequest(
                 model_name="classifier", inputs=[tensor], raw_input_contents=[bytes(32 * 32 * 3)]))
         assert answer.model_version == sha256(model) and list(answer.outputs[0].shape) == [1, 10]
     assert process.returncode == 0  # a clean shutdown on SIGTERM

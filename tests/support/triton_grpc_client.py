@@ -1,6 +1,6 @@
 """Talks to the service's gRPC port with NVIDIA's own client, ``tritonclient.grpc`` (and its asyncio API), unmodified,
 and prints what it saw as one JSON object, with tritonclient's own descriptor of the protocol's messages to compare
-the service's .proto with. Run by tests/inference/v2/test_grpc_tritonclient.py with the interpreter of a venv holding
+the service's schema with. Run by tests/inference/v2/test_grpc_tritonclient.py with the interpreter of a venv holding
 ``tritonclient[grpc]`` (whose pins clash with the project's): numpy and tritonclient only, nothing of the repo.
 
     python -I triton_grpc_client.py --url 127.0.0.1:8001 --model classifier --images images.npy --max-files 4
@@ -59,7 +59,7 @@ def main() -> None:
         "model_metadata": {"name": metadata.name, "versions": list(metadata.versions), "platform": metadata.platform,
                            "inputs": tensors(metadata.inputs), "outputs": tensors(metadata.outputs)},
         # tritonclient's own descriptor of Triton's grpc_service.proto, serialized: the test compares the service's
-        # .proto with it, message by message
+        # schema with it, message by message
         "file_descriptor": base64.b64encode(service_pb2.DESCRIPTOR.serialized_pb).decode(),
     }
 

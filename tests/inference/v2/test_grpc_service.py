@@ -16,7 +16,7 @@ from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.holder import ModelHolder
 from cifar10_pipeline.inference.metrics import Metrics
 from cifar10_pipeline.inference.v2 import grpc_service
-from cifar10_pipeline.inference.v2.grpc_service import protos, services
+from cifar10_pipeline.inference.v2.grpc_messages import protos, stub
 from harness.server import free_port
 from tests.support.api import parse_metrics, sha256
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
@@ -33,10 +33,10 @@ def holder(model_path):
 
 
 @pytest.fixture
-def stub(holder):
+def client(holder):
     server, port = grpc_service.serve(holder, 0, host="127.0.0.1", threads=2)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield services.GRPCInferenceServiceStub(channel)
+        yield stub(channel)
     server.stop(None)
 
 
@@ -58,46 +58,46 @@ def refused(call, request) -> tuple[grpc.StatusCode, str]:
     return caught.value.code(), caught.value.details()
 
 
-def test_health_and_metadata(stub, model_path):
-    assert stub.ServerLive(protos.ServerLiveRequest()).live
-    assert stub.ServerReady(protos.ServerReadyRequest()).ready
-    server = stub.ServerMetadata(protos.ServerMetadataRequest())
+def test_health_and_metadata(client, model_path):
+    assert client.ServerLive(protos.ServerLiveRequest()).live
+    assert client.ServerReady(protos.ServerReadyRequest()).ready
+    server = client.ServerMetadata(protos.ServerMetadataRequest())
     assert (server.name, server.version, list(server.extensions)) == (
         "cifar10-pipeline", project_version(), ["binary_tensor_data", "classification"])
     version = sha256(model_path)
     for asked in ("", version):
-        metadata = stub.ModelMetadata(protos.ModelMetadataRequest(name="classifier", version=asked))
+        metadata = client.ModelMetadata(protos.ModelMetadataRequest(name="classifier", version=asked))
         assert (metadata.name, list(metadata.versions), metadata.platform) == ("classifier", [version], "onnx_onnxv1")
         assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [("image", "UINT8", [-1, 32, 32, 3])]
         assert [(t.name, t.datatype, list(t.shape)) for t in metadata.outputs] == [("logits", "FP32", [-1, 10])]
-        assert stub.ModelReady(protos.ModelReadyRequest(name="classifier", version=asked)).ready
+        assert client.ModelReady(protos.ModelReadyRequest(name="classifier", version=asked)).ready
     # as Triton answers: not ready, rather than an error
-    assert not stub.ModelReady(protos.ModelReadyRequest(name="resnet")).ready
-    assert not stub.ModelReady(protos.ModelReadyRequest(name="classifier", version="1")).ready
+    assert not client.ModelReady(protos.ModelReadyRequest(name="resnet")).ready
+    assert not client.ModelReady(protos.ModelReadyRequest(name="classifier", version="1")).ready
 
 
-def test_infer_raw_and_typed_contents_equal_onnxruntime(stub, model_path):
+def test_infer_raw_and_typed_contents_equal_onnxruntime(client, model_path):
     images = pixels(3)
     expected = onnxruntime_logits(model_path, images)
-    response = stub.ModelInfer(raw_request(images, id="req-1"))
+    response = client.ModelInfer(raw_request(images, id="req-1"))
     assert (response.model_name, response.model_version, response.id) == ("classifier", sha256(model_path), "req-1")
     np.testing.assert_allclose(logits_of(response), expected, rtol=1e-6, atol=1e-6)
 
     contents = protos.InferTensorContents(uint_contents=images.ravel().tolist())
     tensor = protos.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[3, 32, 32, 3],
                                                        contents=contents)
-    typed = stub.ModelInfer(protos.ModelInferRequest(model_name="classifier", model_version=sha256(model_path),
+    typed = client.ModelInfer(protos.ModelInferRequest(model_name="classifier", model_version=sha256(model_path),
                                                      inputs=[tensor]))
     np.testing.assert_allclose(logits_of(typed), expected, rtol=1e-6, atol=1e-6)
     assert typed.id == ""
 
 
-def test_classification_is_triton_bytes(stub, model_path):
+def test_classification_is_triton_bytes(client, model_path):
     images = pixels(2)
     expected = onnxruntime_logits(model_path, images)
     parameters = {"classification": protos.InferParameter(int64_param=3)}
     output = protos.ModelInferRequest.InferRequestedOutputTensor(name="logits", parameters=parameters)
-    response = stub.ModelInfer(raw_request(images, outputs=[output]))
+    response = client.ModelInfer(raw_request(images, outputs=[output]))
     (tensor,) = response.outputs
     assert (tensor.datatype, list(tensor.shape)) == ("BYTES", [2, 3])
     raw, strings = response.raw_output_contents[0], []
@@ -150,14 +150,14 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", REFUSALS)
-def test_refusals_carry_the_protocols_status_codes(stub, case):
+def test_refusals_carry_the_protocols_status_codes(client, case):
     request, code, message = REFUSALS[case]
-    got_code, details = refused(stub.ModelInfer, request)
+    got_code, details = refused(client.ModelInfer, request)
     assert got_code == code and message in details, (got_code, details)
 
 
-def test_unknown_model_metadata_is_not_found(stub):
-    code, details = refused(stub.ModelMetadata, protos.ModelMetadataRequest(name="resnet"))
+def test_unknown_model_metadata_is_not_found(client):
+    code, details = refused(client.ModelMetadata, protos.ModelMetadataRequest(name="resnet"))
     assert code == NOT_FOUND and "unknown model 'resnet'" in details
 
 
@@ -166,37 +166,37 @@ def test_without_a_model_the_server_is_unavailable(tmp_path):
     server, port = grpc_service.serve(holder, 0, host="127.0.0.1", threads=1)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = services.GRPCInferenceServiceStub(channel)
-            assert stub.ServerLive(protos.ServerLiveRequest()).live
-            assert not stub.ServerReady(protos.ServerReadyRequest()).ready
-            assert not stub.ModelReady(protos.ModelReadyRequest(name="classifier")).ready
-            code, details = refused(stub.ModelInfer, raw_request(pixels(1)))
+            calls = stub(channel)
+            assert calls.ServerLive(protos.ServerLiveRequest()).live
+            assert not calls.ServerReady(protos.ServerReadyRequest()).ready
+            assert not calls.ModelReady(protos.ModelReadyRequest(name="classifier")).ready
+            code, details = refused(calls.ModelInfer, raw_request(pixels(1)))
             assert code == grpc.StatusCode.UNAVAILABLE and "model 'classifier' is not ready" in details
-            code, _ = refused(stub.ModelMetadata, protos.ModelMetadataRequest(name="classifier"))
+            code, _ = refused(calls.ModelMetadata, protos.ModelMetadataRequest(name="classifier"))
             assert code == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop(None)
         holder.close()
 
 
-def test_a_swap_is_a_new_version(stub, holder, model_path, tmp_path):
+def test_a_swap_is_a_new_version(client, holder, model_path, tmp_path):
     images = pixels(2)
     old = sha256(model_path)
     write_model(tmp_path / "new.onnx", seed=3).replace(model_path)
     assert holder.reload()
     new = sha256(model_path)
-    response = stub.ModelInfer(raw_request(images))
+    response = client.ModelInfer(raw_request(images))
     assert response.model_version == new != old
     np.testing.assert_allclose(logits_of(response), onnxruntime_logits(model_path, images), rtol=1e-6, atol=1e-6)
-    code, details = refused(stub.ModelInfer, raw_request(images, model_version=old))
+    code, details = refused(client.ModelInfer, raw_request(images, model_version=old))
     assert code == NOT_FOUND and f"has no version '{old}'" in details
-    assert not stub.ModelReady(protos.ModelReadyRequest(name="classifier", version=old)).ready
+    assert not client.ModelReady(protos.ModelReadyRequest(name="classifier", version=old)).ready
 
 
-def test_calls_are_counted_by_method_and_status_code(stub, holder):
-    stub.ModelInfer(raw_request(pixels(2)))
-    refused(stub.ModelInfer, raw_request(pixels(1), model_name="resnet"))
-    stub.ServerLive(protos.ServerLiveRequest())
+def test_calls_are_counted_by_method_and_status_code(client, holder):
+    client.ModelInfer(raw_request(pixels(2)))
+    refused(client.ModelInfer, raw_request(pixels(1), model_name="resnet"))
+    client.ServerLive(protos.ServerLiveRequest())
     metrics = parse_metrics(holder.metrics.render(None)[0].decode())
     infer = 'endpoint="/inference.GRPCInferenceService/ModelInfer"'
     assert metrics[f'inference_requests_total{{{infer},status="OK"}}'] == 1
@@ -212,8 +212,8 @@ def test_grpc_port_starts_it_beside_http(model_path):
     app = create_app(config)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{config.grpc_port}") as channel:
-            stub = services.GRPCInferenceServiceStub(channel)
-            assert stub.ModelInfer(raw_request(pixels(1))).model_version == sha256(model_path)
+            calls = stub(channel)
+            assert calls.ModelInfer(raw_request(pixels(1))).model_version == sha256(model_path)
         # one holder for both protocols: the gRPC call shows in the app's /metrics
         assert "/inference.GRPCInferenceService/ModelInfer" in app.test_client().get("/metrics").get_data(as_text=True)
     finally:

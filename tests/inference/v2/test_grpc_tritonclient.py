@@ -1,5 +1,5 @@
 """NVIDIA's tritonclient (gRPC, and its asyncio API), unmodified and in a venv of its own, against the real server's
-gRPC port (GRPC_PORT) on loopback: the service's .proto equals Triton's message by message, health, metadata,
+gRPC port (GRPC_PORT) on loopback: the service's schema equals Triton's message by message, health, metadata,
 inference, classification, the refusals it can provoke with their gRPC status codes, and a hot swap it sees as a new
 version. Logits are compared with a direct onnxruntime call on the served file."""
 
@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 from google.protobuf import descriptor_pb2
 
-from cifar10_pipeline.inference.v2.grpc_service import protos
+from cifar10_pipeline.inference.v2.grpc_messages import DESCRIPTOR
 from harness.server import call, free_port, served
 from tests.support.api import parse_metrics, sha256
 from tests.support.net import http
@@ -41,11 +41,21 @@ def run_client(python: Path, grpc_port: int, images: Path, *extra: str) -> dict:
     return json.loads(result.stdout)
 
 
+def without_json_names(message: descriptor_pb2.DescriptorProto) -> None:
+    for field in message.field:
+        field.ClearField("json_name")
+    for nested in message.nested_type:
+        without_json_names(nested)
+
+
 def check_proto(file_descriptor: str) -> None:
-    """Every message and call of the service's .proto is Triton's own (tritonclient's descriptor), field for field."""
+    """Every message and call of the service's schema is Triton's own (tritonclient's descriptor), field for field;
+    json_name aside, which protoc derives from the name and the schema leaves to the runtime."""
     theirs = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(file_descriptor))
     mine = descriptor_pb2.FileDescriptorProto()
-    protos.DESCRIPTOR.CopyToProto(mine)
+    DESCRIPTOR.CopyToProto(mine)
+    for message in [*mine.message_type, *theirs.message_type]:
+        without_json_names(message)
     assert mine.package == theirs.package == "inference"
     messages = {m.name: m for m in theirs.message_type}
     assert len(mine.message_type) == 14

@@ -2,11 +2,7 @@
 port (``GRPC_PORT``), in the process of the HTTP service and around its ModelHolder: the same model, batcher, hot
 swap and metrics, and the same answers (``service``), so an HTTP and a gRPC client are told the same things.
 
-The messages come from ``grpc_predict_v2.proto`` compiled when this module is imported, by
-``grpc.protos_and_services`` (grpcio-tools' protoc, in process): the .proto is the one source, no generated
-``*_pb2.py`` is committed or can go stale, and no build step is needed (an editable install and the image work
-alike). The cost: grpcio-tools in the serving extra (its protoc library, a few MB of the image) and a compile of a
-fraction of a second at start, paid only when gRPC is turned on (this module is imported only then).
+The messages and calls are ``grpc_messages``'s (read from ``grpc_predict_v2.textproto``).
 
 A request becomes the HTTP API's JSON header (``request_header``): ``raw_input_contents`` become its binary part,
 ``contents.uint_contents`` its ``data``, an output's ``classification`` parameter its parameter; the v2 models and
@@ -35,13 +31,11 @@ from cifar10_pipeline.inference.config import default_threads
 from cifar10_pipeline.inference.errors import ApiError
 from cifar10_pipeline.inference.holder import ModelHolder
 from cifar10_pipeline.inference.v2 import service
+from cifar10_pipeline.inference.v2.grpc_messages import SERVICE_NAME, handler, protos
 from cifar10_pipeline.inference.v2.models import INPUT_DATATYPE
 
 log = logging.getLogger(__name__)
 
-PROTO = "cifar10_pipeline/inference/v2/grpc_predict_v2.proto"  # found on sys.path, as the package is
-protos, services = grpc.protos_and_services(PROTO)
-SERVICE_NAME = "inference.GRPCInferenceService"
 EXTENSION = "inference-grpc"  # the running grpc.Server's key in app.extensions
 STATUS_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
                 413: grpc.StatusCode.INVALID_ARGUMENT, 503: grpc.StatusCode.UNAVAILABLE}
@@ -89,7 +83,7 @@ def request_header(request: Any) -> tuple[dict[str, Any], bytes]:
     return header, raw[0] if raw else b""
 
 
-class Servicer(services.GRPCInferenceServiceServicer):
+class Servicer:
     """The six calls of the protocol this service answers, each around ``service`` and the holder."""
 
     def __init__(self, holder: ModelHolder):
@@ -173,7 +167,7 @@ def serve(holder: ModelHolder, port: int, host: str | None = None,
     threads = threads or int(os.environ.get("SERVER_THREADS") or default_threads(holder.config))
     server = grpc.server(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inference-grpc"),
                          options=[("grpc.max_receive_message_length", holder.config.max_upload_bytes)])
-    services.add_GRPCInferenceServiceServicer_to_server(Servicer(holder), server)
+    server.add_generic_rpc_handlers((handler(Servicer(holder)),))
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     # granian's workers end without running atexit handlers, but threads that are not daemons are joined when the
