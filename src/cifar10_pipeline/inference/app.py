@@ -30,7 +30,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     holder = ModelHolder(config, Metrics())
     init_app(app, holder)
     if config.grpc_port:
-        from cifar10_pipeline.inference.v2 import grpc_service  # grpcio and the proto's compile: only when asked
+        from cifar10_pipeline.inference.v2 import grpc_service  # grpcio and the messages: only when asked
 
         app.extensions[grpc_service.EXTENSION] = grpc_service.serve(holder, config.grpc_port)[0]
     for blueprint in (ops.blueprint, predict.blueprint, v2_blueprint):

@@ -20,5 +20,5 @@ Modules: ``service`` (the protocol's answers, whatever the transport), ``routes`
 request body: content encoding, the JSON header and the binary part after it), ``models`` (the JSON header and
 answers as pydantic models, which validate a request against the served model and give the OpenAPI document its
 schemas), ``codec`` (tensors: pixels from JSON data or binary bytes, logits as FP32 or classification BYTES),
-``grpc_service`` and ``grpc_predict_v2.proto`` (gRPC).
+``grpc_service``, ``grpc_messages`` and ``grpc_predict_v2.textproto`` (gRPC).
 """
