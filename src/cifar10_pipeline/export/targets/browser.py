@@ -42,6 +42,21 @@ _INFER = """async (shape) => {
 }"""
 
 
+_TIME = """async (shape) => {
+  const pixels = new Uint8Array(await (await fetch("/images", { cache: "no-store" })).arrayBuffer());
+  const [count, ...image] = shape;
+  const size = pixels.length / count;
+  const times = [];
+  for (let i = 0; i < count; i++) {
+    const one = pixels.slice(i * size, (i + 1) * size);
+    const start = performance.now();
+    await window.target.runtime.logits(window.target.session, one, [1, ...image]);
+    times.push(performance.now() - start);
+  }
+  return times;
+}"""
+
+
 def find_chromium() -> Path:
     """The Chromium to drive: $CHROMIUM, else ``chromium`` (Debian's package) or ``chromium-browser`` on the PATH."""
     found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -54,7 +69,8 @@ def find_chromium() -> Path:
 class BrowserRunner:
     """``BrowserRunner(model_path)``: a context manager that opens the model in headless Chromium on entering and
     closes the browser on leaving; ``infer`` runs uint8 ``[N, H, W, C]`` images (any N: chunks of ``chunk``) to
-    float32 logits ``[N, classes]``. Use it from one thread (Playwright's sync API)."""
+    float32 logits ``[N, classes]``, ``latencies`` times batch-1 runs inside the page. Use it from one thread
+    (Playwright's sync API)."""
 
     def __init__(self, model_path: Path, *, chromium: Path | None = None, chunk: int = CHUNK):
         self.model_path = Path(model_path)
@@ -106,6 +122,16 @@ class BrowserRunner:
             values = self._page.evaluate(_INFER, list(part.shape))
             parts.append(np.asarray(values, dtype=np.float32).reshape(len(part), -1))
         return {OUTPUT_NAME: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)}
+
+    def latencies(self, images: np.ndarray) -> np.ndarray:
+        """Seconds per batch-1 run of each of uint8 ``images`` [N, H, W, C], timed in the page around the session's
+        run (what a page waits for; ``infer`` adds a round trip through Playwright, some milliseconds). The page's
+        clock ticks in steps of 0.1 ms (coarsened where the page is not cross-origin isolated)."""
+        if self._page is None:
+            raise RuntimeError("BrowserRunner is not open: use it as a context manager (with BrowserRunner(path) as r)")
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        self._files["/images"] = (images.tobytes(), OCTETS)
+        return np.asarray(self._page.evaluate(_TIME, list(images.shape)), dtype=np.float64) / 1000
 
     def close(self) -> None:
         """Close the browser, Playwright and the local server (each once; safe to call again)."""
