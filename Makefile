@@ -96,10 +96,11 @@ $(WEB_INSTALLED): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --ignore-scripts
 	$(PYTHON) src/cifar10_pipeline/web/__init__.py web/node_modules/onnxruntime-web/dist
 
-web: $(WEB_INSTALLED)  ## onnxruntime-web for the page's "classify in this browser" (npm; make install runs it if npm is here)
+web: $(WEB_INSTALLED)  ## onnxruntime-web (npm) for the page's browser mode; make install runs it where npm is
 
 # without npm the service works as before; its page then says that browser mode is not installed
-install: $(INSTALLED) $(if $(shell command -v npm),$(WEB_INSTALLED))  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
+WEB_IF_NPM := $(if $(shell command -v npm),$(WEB_INSTALLED))
+install: $(INSTALLED) $(WEB_IF_NPM)  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
 	@command -v npm >/dev/null || echo "install: npm not found: the page's browser mode stays off (make web installs it)"
 
 system-deps:  ## Debian packages the tests use (root: installs them; otherwise lists them)

@@ -37,7 +37,8 @@ def classify_in_page(page, files: list[tuple[str, bytes]]) -> dict:
         const { ServedModel, classifyFiles } = await import("/web/runtime.mjs");
         const info = await (await fetch("/info")).json();
         const model = await new ServedModel("/model.onnx").open(info.model_id);
-        const blobs = files.map(([name, data]) => new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], name));
+        const bytes = (data) => Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const blobs = files.map(([name, data]) => new File([bytes(data)], name));
         return classifyFiles(model, blobs, info);
     }""", [[name, base64.b64encode(data).decode()] for name, data in files])
 

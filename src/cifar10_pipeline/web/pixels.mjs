@@ -85,7 +85,9 @@ function onWhite(colour, alpha) { // Image.alpha_composite(white, image), one ch
 function resize(pixels, width, height, outWidth, outHeight) {
   const factorX = Math.trunc(width / outWidth / REDUCING_GAP) || 1;
   const factorY = Math.trunc(height / outHeight / REDUCING_GAP) || 1;
-  if (factorX === 1 && factorY === 1) return resample(pixels, width, height, outWidth, outHeight, [0, 0, width, height]);
+  if (factorX === 1 && factorY === 1) {
+    return resample(pixels, width, height, outWidth, outHeight, [0, 0, width, height]);
+  }
   const reduced = reduce(pixels, width, height, factorX, factorY);
   // the box is passed to C as floats
   const box = [0, 0, width / factorX, height / factorY].map(Math.fround);

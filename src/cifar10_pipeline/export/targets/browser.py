@@ -14,7 +14,7 @@ import shutil
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -84,14 +84,14 @@ class BrowserRunner:
         self._browser: Any = None
         self._page: Any = None
 
-    def __enter__(self) -> BrowserRunner:
+    def __enter__(self) -> Self:
         if web.ort_version() is None:
             raise RuntimeError(web.missing_message())
         chromium = self.chromium or find_chromium()
         from playwright.sync_api import sync_playwright  # a test and benchmark dependency, needed here only
 
-        self._files.update({"/": (PAGE, "text/html"), "/model.onnx": (self.model_path.read_bytes(), OCTETS),
-                            **{f"/web/{name}": (path, web.media_type(path)) for name, path in web.served_files().items()}})
+        self._files.update({"/": (PAGE, "text/html"), "/model.onnx": (self.model_path.read_bytes(), OCTETS)})
+        self._files.update({f"/web/{name}": (path, web.media_type(path)) for name, path in web.served_files().items()})
         self._server = _serve(self._files)
         origin = f"http://127.0.0.1:{self._server.server_port}"
         try:
@@ -108,7 +108,8 @@ class BrowserRunner:
         self.name = f"onnxruntime-web {version} wasm (Chromium {self._browser.version})"
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
         self.close()
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -158,7 +159,7 @@ def _serve(files: dict[str, tuple[bytes | Path, str]]) -> http.server.ThreadingH
     a file read on each request) and its media type, 404 for anything else."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_GET(self) -> None:
             body, media_type = files.get(urlsplit(self.path).path, (None, ""))
             if isinstance(body, Path):
                 body = body.read_bytes() if body.is_file() else None
