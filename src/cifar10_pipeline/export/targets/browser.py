@@ -113,14 +113,13 @@ class BrowserRunner:
         self.close()
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._page is None:
-            raise RuntimeError("BrowserRunner is not open: use it as a context manager (with BrowserRunner(path) as r)")
+        page = self._opened()
         images = np.ascontiguousarray(feeds[INPUT_NAME], dtype=np.uint8)
         parts = []
         for start in range(0, len(images), self.chunk):
             part = images[start:start + self.chunk]
             self._files["/images"] = (part.tobytes(), OCTETS)
-            values = self._page.evaluate(_INFER, list(part.shape))
+            values = page.evaluate(_INFER, list(part.shape))
             parts.append(np.asarray(values, dtype=np.float32).reshape(len(part), -1))
         return {OUTPUT_NAME: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)}
 
@@ -128,11 +127,10 @@ class BrowserRunner:
         """Seconds per batch-1 run of each of uint8 ``images`` [N, H, W, C], timed in the page around the session's
         run (what a page waits for; ``infer`` adds a round trip through Playwright, some milliseconds). The page's
         clock ticks in steps of 0.1 ms (coarsened where the page is not cross-origin isolated)."""
-        if self._page is None:
-            raise RuntimeError("BrowserRunner is not open: use it as a context manager (with BrowserRunner(path) as r)")
+        page = self._opened()
         images = np.ascontiguousarray(images, dtype=np.uint8)
         self._files["/images"] = (images.tobytes(), OCTETS)
-        return np.asarray(self._page.evaluate(_TIME, list(images.shape)), dtype=np.float64) / 1000
+        return np.asarray(page.evaluate(_TIME, list(images.shape)), dtype=np.float64) / 1000
 
     def close(self) -> None:
         """Close the browser, Playwright and the local server (each once; safe to call again)."""
@@ -144,6 +142,11 @@ class BrowserRunner:
             self._server.shutdown()
             self._server.server_close()
         self._browser = self._playwright = self._server = self._page = None
+
+    def _opened(self) -> Any:
+        if self._page is None:
+            raise RuntimeError("BrowserRunner is not open: use it as a context manager (with BrowserRunner(path) as r)")
+        return self._page
 
     def _guard(self, route: Any, origin: str) -> None:
         url = route.request.url
