@@ -3,6 +3,7 @@ a client that holds it; GET /web/...: the browser mode's JavaScript and onnxrunt
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from cifar10_pipeline.inference import browser
@@ -58,6 +59,14 @@ def test_the_web_modules_are_javascript(client):
         response = client.get(f"/web/{name}")
         assert response.status_code == 200 and response.mimetype == "text/javascript", name
         assert response.data == (Path(browser.web.__file__).parent / name).read_bytes()
+
+
+def test_the_wasm_binary_is_sent_gzip_compressed_as_stored(client):
+    response = client.get("/web/ort/ort-wasm-simd-threaded.wasm")
+    assert response.status_code == 200 and response.mimetype == "application/wasm"
+    assert response.headers["Content-Encoding"] == "gzip" and len(response.data) < 6_000_000  # 15 MB unpacked
+    assert gzip.decompress(response.data)[:4] == b"\0asm"  # WebAssembly's magic number
+    assert "Content-Encoding" not in client.get("/web/ort/ort.wasm.bundle.min.mjs").headers
 
 
 def test_an_unknown_web_file_is_404_listing_what_is_served(client):

@@ -38,4 +38,8 @@ def web_file(name: str):
         raise ApiError(404, f"no file {name!r} here: /web/ serves {', '.join(sorted(WEB_FILES))}")
     if not path.is_file():  # onnxruntime-web's files, when `make web` did not run before the install
         raise ApiError(404, web.missing_message())
-    return send_file(path, mimetype=web.media_type(path), etag=True, max_age=0)
+    response = send_file(path, mimetype=web.media_type(path), etag=True, max_age=0)
+    encoding = web.content_encoding(path)
+    if encoding:  # every browser accepts gzip, and a request without Accept-Encoding accepts any (RFC 9110)
+        response.headers["Content-Encoding"] = encoding
+    return response

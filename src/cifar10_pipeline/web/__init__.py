@@ -10,11 +10,13 @@ and by the export's browser target to headless Chromium (standard library only: 
   browser mode is not installed, and the browser target cannot run.
 
 Run as a script (``python3 src/cifar10_pipeline/web/__init__.py DIST``) it copies ``ORT_FILES`` from the package's
-``dist/`` folder into ``ort/`` and writes ``ort/VERSION``.
+``dist/`` folder into ``ort/`` (the wasm binary gzip-compressed: 15 MB become 4 MB in the serving image, and are sent
+so, with Content-Encoding: gzip) and writes ``ort/VERSION``.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -25,6 +27,7 @@ ORT_DIR = HERE / "ort"
 # onnxruntime-web's wasm-only ES module bundle (its Emscripten glue inside) and the one binary it loads: SIMD,
 # threads when the page is cross-origin isolated (one thread otherwise). The WebGPU, WebGL and JSEP builds are left out.
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+GZIPPED = (".wasm",)  # kept and served gzip-compressed
 VERSION_FILE = ORT_DIR / "VERSION"  # onnxruntime-web's version, written last: its presence means a complete copy
 MODULES = ("runtime.mjs", "pixels.mjs")  # this package's own JavaScript
 # media types by suffix: module scripts must be JavaScript, and wasm streaming compilation needs application/wasm
@@ -33,15 +36,26 @@ MISSING = ("onnxruntime-web is not installed in this service: its files are miss
            "needs npm, before installing the package or building the image)")
 
 
+def stored(name: str) -> Path:
+    """The file in ``ort/`` that holds onnxruntime-web's file ``name`` (``name.gz`` for the GZIPPED ones)."""
+    return ORT_DIR / (name + ".gz" if name.endswith(GZIPPED) else name)
+
+
 def served_files() -> dict[str, Path]:
     """URL path under the web root (``runtime.mjs``, ``ort/ort.wasm.bundle.min.mjs``, ...) -> file, for every file
     the pages may load; the ort files are listed whether or not ``make web`` put them there."""
     return {**{name: HERE / name for name in MODULES},
-            **{f"ort/{name}": ORT_DIR / name for name in (*ORT_FILES, VERSION_FILE.name)}}
+            **{f"ort/{name}": stored(name) for name in (*ORT_FILES, VERSION_FILE.name)}}
 
 
 def media_type(path: Path) -> str:
-    return MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    """The media type of what ``path`` holds (a ``.gz`` file: of what it decompresses to)."""
+    return MEDIA_TYPES.get(Path(path.name.removesuffix(".gz")).suffix, "application/octet-stream")
+
+
+def content_encoding(path: Path) -> str | None:
+    """``gzip`` for a file to send as it is stored, compressed (the browser decompresses it); else None."""
+    return "gzip" if path.suffix == ".gz" else None
 
 
 def ort_version() -> str | None:
@@ -50,7 +64,7 @@ def ort_version() -> str | None:
         version = VERSION_FILE.read_text().strip()
     except OSError:
         return None
-    return version if all((ORT_DIR / name).is_file() for name in ORT_FILES) else None
+    return version if all(stored(name).is_file() for name in ORT_FILES) else None
 
 
 def missing_message() -> str:
@@ -64,7 +78,10 @@ def install(dist: Path) -> str:
     VERSION_FILE.unlink(missing_ok=True)  # an interrupted copy leaves no VERSION: counted as missing
     ORT_DIR.mkdir(exist_ok=True)
     for name in ORT_FILES:
-        shutil.copyfile(dist / name, ORT_DIR / name)
+        if name.endswith(GZIPPED):  # mtime 0: the same bytes from the same input, for reproducible images
+            stored(name).write_bytes(gzip.compress((dist / name).read_bytes(), compresslevel=9, mtime=0))
+        else:
+            shutil.copyfile(dist / name, stored(name))
     VERSION_FILE.write_text(version + "\n")
     return version
 

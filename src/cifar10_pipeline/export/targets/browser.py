@@ -80,6 +80,7 @@ class BrowserRunner:
         self.blocked: list[str] = []  # requests for anything but the local server, aborted
         self._server: http.server.ThreadingHTTPServer | None = None
         self._files: dict[str, tuple[bytes | Path, str]] = {}  # what the local server answers, by path
+        self._encodings: dict[str, str | None] = {}  # their Content-Encoding, where one is needed
         self._playwright: Any = None
         self._browser: Any = None
         self._page: Any = None
@@ -92,7 +93,8 @@ class BrowserRunner:
 
         self._files.update({"/": (PAGE, "text/html"), "/model.onnx": (self.model_path.read_bytes(), OCTETS)})
         self._files.update({f"/web/{name}": (path, web.media_type(path)) for name, path in web.served_files().items()})
-        self._server = _serve(self._files)
+        self._encodings = {f"/web/{name}": web.content_encoding(path) for name, path in web.served_files().items()}
+        self._server = _serve(self._files, self._encodings)
         origin = f"http://127.0.0.1:{self._server.server_port}"
         try:
             self._playwright = sync_playwright().start()
@@ -157,13 +159,16 @@ class BrowserRunner:
             route.abort()
 
 
-def _serve(files: dict[str, tuple[bytes | Path, str]]) -> http.server.ThreadingHTTPServer:
+def _serve(files: dict[str, tuple[bytes | Path, str]],
+           encodings: dict[str, str | None]) -> http.server.ThreadingHTTPServer:
     """A server on 127.0.0.1 (a free port) in a daemon thread answering GET ``path`` with ``files[path]`` (bytes, or
-    a file read on each request) and its media type, 404 for anything else."""
+    a file read on each request), its media type and ``encodings[path]`` as Content-Encoding; 404 for anything
+    else."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body, media_type = files.get(urlsplit(self.path).path, (None, ""))
+            path = urlsplit(self.path).path
+            body, media_type = files.get(path, (None, ""))
             if isinstance(body, Path):
                 body = body.read_bytes() if body.is_file() else None
             if body is None:
@@ -171,6 +176,8 @@ def _serve(files: dict[str, tuple[bytes | Path, str]]) -> http.server.ThreadingH
                 return
             self.send_response(200)
             self.send_header("Content-Type", media_type)
+            if encodings.get(path):
+                self.send_header("Content-Encoding", encodings[path])
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
