@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # the project installed with its serve extra (so it knows its own version, and cifar10-serve is on the PATH):
 # binary wheels only for what it needs (no compiler in the image, none needed), exact versions from the
-# constraints file
+# constraints file. src/ brings the page's browser mode with it: onnxruntime-web's wasm build (15 MB), which
+# `make web` (a prerequisite of make image) copies into src/cifar10_pipeline/web/ort/
 COPY constraints.txt pyproject.toml README.md /tmp/project/
 COPY src/ /tmp/project/src/
 RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/project/constraints.txt "/tmp/project[serve]" \

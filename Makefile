@@ -58,7 +58,7 @@ export VENV TF_VENV
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_cli.py \
             tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export
 
-.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
+.PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
         install-serve-gpu gpu-check
 
@@ -89,7 +89,19 @@ $(TF_TEST_INSTALLED): $(TF_INSTALLED)
 
 install-tf: $(TF_INSTALLED)  ## the TensorFlow environment (.venv-tf); with CUDA wheels where a GPU is (GPU=1|0)
 
-install: $(INSTALLED)  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
+# the upload page's browser mode: onnxruntime-web from npm (pinned by web/package-lock.json), its wasm build copied
+# into the package (src/cifar10_pipeline/web/ort/, not in git), whence the service and the serving image serve it
+WEB_INSTALLED := src/cifar10_pipeline/web/ort/VERSION
+$(WEB_INSTALLED): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts
+	$(PYTHON) src/cifar10_pipeline/web/__init__.py web/node_modules/onnxruntime-web/dist
+
+web: $(WEB_INSTALLED)  ## onnxruntime-web (npm) for the page's browser mode; make install runs it where npm is
+
+# without npm the service works as before; its page then says that browser mode is not installed
+WEB_IF_NPM := $(if $(shell command -v npm),$(WEB_INSTALLED))
+install: $(INSTALLED) $(WEB_IF_NPM)  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
+	@command -v npm >/dev/null || echo "install: npm not found: the page's browser mode stays off (make web installs it)"
 
 system-deps:  ## Debian packages the tests use (root: installs them; otherwise lists them)
 	@bash .ci/system-deps.sh
@@ -116,7 +128,7 @@ export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a p
 serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
 	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(BIN)/cifar10-serve
 
-image:  ## build the CPU serving image with podman (root; layers reused), MODEL baked in as its default model
+image: $(WEB_INSTALLED)  ## build the CPU serving image with podman (root; layers reused), MODEL baked in as its default model
 	bash .ci/containers.sh --build-cpu $(MODEL)
 
 serve-replicas: $(INSTALLED) image  ## REPLICAS containers serving MODEL behind HAProxy on PORT (Ctrl-C removes all)
@@ -132,11 +144,11 @@ predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no serv
 	$(if $(IMAGES),,$(error IMAGES is empty: make predict IMAGES="photo.jpg photos/"))
 	$(BIN)/cifar10-predict --model $(MODEL) $(IMAGES)
 
-test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
+test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(WEB_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest -m "not containers"
 	$(TF_PY) -m pytest --framework tensorflow $(TF_TESTS)
 
-test-images: $(TEST_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
+test-images: $(TEST_INSTALLED) $(WEB_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
 	mkdir -p build
 	$(PY) tests/support/onnx_models.py build/ci-model.onnx
 	bash .ci/containers.sh build/ci-model.onnx

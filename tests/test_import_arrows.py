@@ -1,7 +1,8 @@
 """The arrows between the packages, read from every import in the repository: the folder layout is the architecture.
 
-training -> model, contract; export -> model, contract and the run directory, config and data sets of training (never
-its trainers); inference -> contract only; model -> contract; contract and deploy -> nothing of the project. The
+training -> model, contract; export -> model, contract, web and the run directory, config and data sets of training
+(never its trainers); inference -> contract, web; model -> contract; contract, web and deploy -> nothing of the
+project (web: the browser side's files, which the service serves and the export's browser target runs). The
 atomic file writer (``files``, standard library only) serves whoever writes files; ``training.gpus``, the GPU check
 of both trainers and the tuner, is standard library only too.
 
@@ -21,15 +22,16 @@ from tests.support.paths import REPO
 
 PROJECT = "cifar10_pipeline"
 SOURCE = REPO / "src" / PROJECT
-PACKAGES = ("contract", "model", "training", "export", "inference", "deploy")
+PACKAGES = ("contract", "model", "training", "export", "inference", "deploy", "web")
 # package -> the project's modules it may import (prefixes), besides its own
 ALLOWED = {
     "contract": (),
     "model": ("contract", "files"),
     "training": ("model", "contract", "files"),
-    "export": ("model", "contract", "files", "training.run", "training.config", "training.datasets"),
-    "inference": ("contract",),
+    "export": ("model", "contract", "files", "training.run", "training.config", "training.datasets", "web"),
+    "inference": ("contract", "web"),
     "deploy": (),  # it runs the serving image; it imports none of it
+    "web": (),  # files for browsers, and the standard library naming them
 }
 
 
