@@ -60,7 +60,7 @@ TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/
 
 .PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check
+        install-serve-gpu gpu-check install-openvino install-tritonclient targets
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -142,10 +142,13 @@ test-images: $(TEST_INSTALLED)  ## build, lint and check both serving images wit
 	bash .ci/containers.sh build/ci-model.onnx
 	$(PY) -m pytest -m containers tests/deploy
 
-bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
+bench: $(INSTALLED) $(TF_INSTALLED) $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
 	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
+	# every deployment target of that run's model, with its INT8 twin (the agreement table: targets.json, .md)
+	$(BIN)/cifar10-export --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)/targets/model.onnx --quantize int8
+	$(MAKE) targets MODEL=$(BENCH_OUT)/targets/model.onnx
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
@@ -162,6 +165,33 @@ $(SERVE_GPU_INSTALLED): pyproject.toml constraints.txt constraints-gpu.txt
 	touch $@
 
 install-serve-gpu: $(SERVE_GPU_INSTALLED)  ## the service on onnxruntime-gpu (.venv-serve-gpu), for make gpu-check
+
+# the service on onnxruntime's OpenVINO execution provider (INFERENCE_PROVIDERS=openvino): onnxruntime-openvino
+# replaces onnxruntime, so it has an environment of its own; cifar10-targets runs its OpenVINO row there
+OPENVINO_VENV ?= .venv-openvino
+OPENVINO_INSTALLED := $(OPENVINO_VENV)/.installed
+# Triton's model-config protobuf (tritonclient[grpc], whose pins clash with the project's): the Triton check
+TRITONCLIENT_VENV ?= build/venv-tritonclient
+TRITONCLIENT_INSTALLED := $(TRITONCLIENT_VENV)/.installed
+export OPENVINO_VENV TRITONCLIENT_VENV
+
+$(OPENVINO_INSTALLED): pyproject.toml constraints.txt constraints-openvino.txt
+	$(PYTHON) -m venv $(OPENVINO_VENV)
+	$(OPENVINO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OPENVINO_VENV)/bin/python -m pip install -q -c constraints.txt -c constraints-openvino.txt -e '.[serve-openvino]'
+	touch $@
+
+$(TRITONCLIENT_INSTALLED): constraints-tritonclient.txt
+	$(PYTHON) -m venv $(TRITONCLIENT_VENV)
+	$(TRITONCLIENT_VENV)/bin/python -m pip install -q -c constraints-tritonclient.txt 'tritonclient[grpc]'
+	touch $@
+
+install-openvino: $(OPENVINO_INSTALLED)  ## the service on onnxruntime-openvino (.venv-openvino): INFERENCE_PROVIDERS=openvino
+
+install-tritonclient: $(TRITONCLIENT_INSTALLED)  ## tritonclient[grpc] in its own environment, for the Triton config check
+
+targets: $(INSTALLED) $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## after export: MODEL's Triton repository, .ort, and the agreement table of every target
+	$(BIN)/cifar10-targets --model $(MODEL)
 
 # asks for a GPU before installing anything: without one it stops at once, exit 2
 gpu-check:  ## on an NVIDIA GPU: train, tune, export and serve on CUDA, failing at the first step on the CPU (~10 min)
