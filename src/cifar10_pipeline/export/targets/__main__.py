@@ -29,7 +29,7 @@ from cifar10_pipeline.export.targets import table
 from cifar10_pipeline.export.targets.environments import OPENVINO, TRITONCLIENT, EnvironmentMissing
 from cifar10_pipeline.export.targets.ort_format import ort_paths, write_ort_format
 from cifar10_pipeline.export.targets.remote import WorkerRunner
-from cifar10_pipeline.export.targets.table import EngineTarget, Kind, Row, TestSet
+from cifar10_pipeline.export.targets.table import EngineTarget, EvalSet, Kind, Row
 from cifar10_pipeline.export.targets.triton import MAX_BATCH_SIZE, Repository, check_repository, write_repository
 from cifar10_pipeline.export.writer import check_model, read_metadata
 from cifar10_pipeline.files import write_bytes, write_json
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def test_set(info: ModelInfo, data_dir: str | None) -> TestSet:
+def load_test_set(info: ModelInfo, data_dir: str | None) -> EvalSet:
     """The test split of the data set ``info``'s model was trained on, loaded as its training loaded it (the
     config in the metadata: data folder, seed, image size); a DataError when it does not fit the model."""
     config: dict[str, Any] = info.metadata.get("train_config") or {}
@@ -73,7 +73,7 @@ def test_set(info: ModelInfo, data_dir: str | None) -> TestSet:
     if ds.test_images.shape[1:] != info.input_shape:
         raise DataError(f"{dataset}'s test images are {list(ds.test_images.shape[1:])}, the model takes "
                         f"{list(info.input_shape)}")
-    return TestSet(ds.test_images, ds.test_labels)
+    return EvalSet(ds.test_images, ds.test_labels)
 
 
 def browser_runner(model: Path) -> contextlib.AbstractContextManager[Runner]:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         info = read_model(model)[1]
         triton_python = None if "triton" in args.skip else TRITONCLIENT.require()
         targets = engines(model, args.skip)
-        data = test_set(info, args.data_dir)
+        data = load_test_set(info, args.data_dir)
     except (ContractError, DataError, EnvironmentMissing) as e:
         log(f"error: {e}")
         return 2

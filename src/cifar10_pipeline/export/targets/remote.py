@@ -29,7 +29,11 @@ class WorkerRunner:
             [str(python), "-m", "cifar10_pipeline.export.targets.worker", "--model", str(model),
              "--providers", ",".join(providers)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        hello = self._answer()[0]
+        try:
+            hello = self._answer()[0]
+        except WorkerError:
+            self.close()
+            raise
         self.name: str = hello["name"]
         self.providers: list[str] = hello["providers"]
 

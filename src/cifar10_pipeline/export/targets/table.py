@@ -69,7 +69,7 @@ class EngineTarget:
 
 
 @dataclass(frozen=True)
-class TestSet:
+class EvalSet:
     images: np.ndarray  # uint8 [N, H, W, C]
     labels: np.ndarray  # int [N]
 
@@ -93,7 +93,7 @@ def latencies(runner: Runner, images: np.ndarray, runs: int) -> np.ndarray:
     return timed(images, runs) if timed is not None else batch1_latencies(runner, images, runs)
 
 
-def engine_row(spec: EngineTarget, data: TestSet, reference: np.ndarray | None, runs: int = LATENCY_RUNS
+def engine_row(spec: EngineTarget, data: EvalSet, reference: np.ndarray | None, runs: int = LATENCY_RUNS
                ) -> tuple[Row, np.ndarray | None]:
     """Run ``spec``'s target on the whole test set and time it: its row and its logits [N, classes] (None when it
     could not run). ``reference``: the reference's logits, None for the reference itself."""
@@ -119,7 +119,7 @@ def engine_row(spec: EngineTarget, data: TestSet, reference: np.ndarray | None, 
     return row, logits
 
 
-def gate(row: Row, logits: np.ndarray | None, reference_accuracy: float, data: TestSet,
+def gate(row: Row, logits: np.ndarray | None, reference_accuracy: float, data: EvalSet,
          max_accuracy_drop: float | None) -> None:
     """Add the row's gate failures to it: agreement for a float target, the accuracy gate for an INT8 one."""
     if logits is None:
@@ -132,7 +132,7 @@ def gate(row: Row, logits: np.ndarray | None, reference_accuracy: float, data: T
         row.failures += int8_gate_failures(reference_accuracy, logits, data.labels, max_accuracy_drop)
 
 
-def rows_of(engines: list[EngineTarget], checked: list[Row], data: TestSet, runs: int = LATENCY_RUNS) -> list[Row]:
+def rows_of(engines: list[EngineTarget], checked: list[Row], data: EvalSet, runs: int = LATENCY_RUNS) -> list[Row]:
     """Every row: ``engines`` run (the first is the reference) and gated, then the ``checked`` rows, made by
     their own checks."""
     (reference, *others) = engines
@@ -148,7 +148,7 @@ def rows_of(engines: list[EngineTarget], checked: list[Row], data: TestSet, runs
     return rows + checked
 
 
-def report(rows: list[Row], model: Path, dataset: str, data: TestSet) -> dict[str, Any]:
+def report(rows: list[Row], model: Path, dataset: str, data: EvalSet) -> dict[str, Any]:
     """The table as JSON: the model, its test set, the gate and every row."""
     return {
         "model": str(model),
