@@ -142,7 +142,7 @@ test-images: $(TEST_INSTALLED)  ## build, lint and check both serving images wit
 	bash .ci/containers.sh build/ci-model.onnx
 	$(PY) -m pytest -m containers tests/deploy
 
-bench: $(INSTALLED) $(TF_INSTALLED) $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
+bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
 	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
@@ -186,11 +186,13 @@ $(TRITONCLIENT_INSTALLED): constraints-tritonclient.txt
 	$(TRITONCLIENT_VENV)/bin/python -m pip install -q -c constraints-tritonclient.txt 'tritonclient[grpc]'
 	touch $@
 
-install-openvino: $(OPENVINO_INSTALLED)  ## the service on onnxruntime-openvino (.venv-openvino): INFERENCE_PROVIDERS=openvino
+install-openvino: $(OPENVINO_INSTALLED)  ## .venv-openvino: the service on onnxruntime-openvino (INFERENCE_PROVIDERS=openvino)
 
-install-tritonclient: $(TRITONCLIENT_INSTALLED)  ## tritonclient[grpc] in its own environment, for the Triton config check
+install-tritonclient: $(TRITONCLIENT_INSTALLED)  ## tritonclient[grpc] in its own environment: the Triton config check
 
-targets: $(INSTALLED) $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## after export: MODEL's Triton repository, .ort, and the agreement table of every target
+# its own prerequisites make the OpenVINO and tritonclient environments: make bench runs it recursively, as the
+# variables of those environments come after the bench rule
+targets: $(INSTALLED) $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## after export: MODEL's targets and their table
 	$(BIN)/cifar10-targets --model $(MODEL)
 
 # asks for a GPU before installing anything: without one it stops at once, exit 2

@@ -8,7 +8,6 @@ import json
 import shutil
 
 import onnx
-import pytest
 
 from cifar10_pipeline.export.quantize import quantized_path
 from cifar10_pipeline.export.targets import __main__ as targets

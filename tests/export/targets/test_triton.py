@@ -43,7 +43,8 @@ def test_tritons_protobuf_accepts_the_config_and_catches_every_wrong_field(tmp_p
         "data_type: TYPE_FP32": ("data_type: TYPE_FP16", 'output[0].data_type: config.pbtxt has "TYPE_FP16"'),
         "max_batch_size: 32": ("max_batch_size: 0", "max_batch_size: config.pbtxt has null, expected 32"),
         'platform: "onnxruntime_onnx"': ('platform: "tensorrt_plan"', 'platform: config.pbtxt has "tensorrt_plan"'),
-        "kind: KIND_GPU": ("kind: KIND_CPU", 'instance_group[1].kind: config.pbtxt has "KIND_CPU", expected "KIND_GPU"'),
+        "kind: KIND_GPU": ("kind: KIND_CPU",
+                           'instance_group[1].kind: config.pbtxt has "KIND_CPU", expected "KIND_GPU"'),
         "label_filename": ("label_file_name", "Triton's protobuf refuses config.pbtxt"),  # misspelt: not Triton's
     }
     for old, (new, problem) in edits.items():
