@@ -46,7 +46,8 @@ def log(line: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cifar10-targets", description=__doc__.split("\n\n")[0].strip("`"),
+    p = argparse.ArgumentParser(prog="cifar10-targets", description=(__doc__ or "").replace("``", ""),
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Environments: OpenVINO runs in .venv-openvino (make install-openvino, or "
                                        "OPENVINO_VENV), the Triton check in build/venv-tritonclient (make "
                                        "install-tritonclient, or TRITONCLIENT_VENV); make targets makes both.")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -63,7 +64,7 @@ class EngineTarget:
     target: str
     kind: str
     file: Path
-    open: Callable[[], ContextManager[Runner]]  # may make the file first (the .ort conversion)
+    open: Callable[[], AbstractContextManager[Runner]]  # may make the file first (the .ort conversion)
     check: Callable[[Runner], list[str]] = lambda runner: []  # what else must hold of the runner (its provider)
     max_accuracy_drop: float | None = None  # INT8: the points its own gate allowed
 
