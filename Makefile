@@ -60,7 +60,7 @@ TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/
 
 .PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check
+        install-serve-gpu gpu-check install-openvino install-tritonclient targets
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -158,6 +158,9 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
 	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
+	# every deployment target of that run's model, with its INT8 twin (the agreement table: targets.json, .md)
+	$(BIN)/cifar10-export --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)/targets/model.onnx --quantize int8
+	$(MAKE) targets MODEL=$(BENCH_OUT)/targets/model.onnx
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.grpc_load --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
@@ -175,6 +178,42 @@ $(SERVE_GPU_INSTALLED): pyproject.toml constraints.txt constraints-gpu.txt
 	touch $@
 
 install-serve-gpu: $(SERVE_GPU_INSTALLED)  ## the service on onnxruntime-gpu (.venv-serve-gpu), for make gpu-check
+
+# the service on onnxruntime's OpenVINO execution provider (INFERENCE_PROVIDERS=openvino): onnxruntime-openvino
+# replaces onnxruntime, so it has an environment of its own; cifar10-targets runs its OpenVINO row there
+OPENVINO_VENV ?= .venv-openvino
+OPENVINO_INSTALLED := $(OPENVINO_VENV)/.installed
+# NVIDIA's tritonclient (HTTP and gRPC, whose pins clash with the project's): the Triton check's model-config
+# protobuf, and the client the v2 tests drive
+TRITONCLIENT_VENV ?= build/venv-tritonclient
+TRITONCLIENT_INSTALLED := $(TRITONCLIENT_VENV)/.installed
+export OPENVINO_VENV TRITONCLIENT_VENV
+
+$(OPENVINO_INSTALLED): pyproject.toml constraints.txt constraints-openvino.txt
+	$(PYTHON) -m venv $(OPENVINO_VENV)
+	$(OPENVINO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OPENVINO_VENV)/bin/python -m pip install -q -c constraints.txt -c constraints-openvino.txt -e '.[serve-openvino]'
+	touch $@
+
+$(TRITONCLIENT_INSTALLED): constraints-tritonclient.txt
+	$(PYTHON) -m venv $(TRITONCLIENT_VENV)
+	$(TRITONCLIENT_VENV)/bin/python -m pip install -q -c constraints-tritonclient.txt 'tritonclient[http,grpc]'
+	touch $@
+
+install-openvino: $(OPENVINO_INSTALLED)  ## .venv-openvino: the service on onnxruntime-openvino (INFERENCE_PROVIDERS=openvino)
+
+install-tritonclient: $(TRITONCLIENT_INSTALLED)  ## tritonclient[http,grpc] in its own environment (Triton check, v2 client tests)
+
+# its own prerequisites make the OpenVINO and tritonclient environments: make bench runs it recursively, as the
+# variables of those environments come after the bench rule
+# playwright for the browser row (its Chromium is Debian's: system-deps) on top of what export installs
+TARGETS_INSTALLED := $(VENV)/.installed-targets
+$(TARGETS_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,targets]'
+	touch $@
+
+targets: $(TARGETS_INSTALLED) $(WEB_INSTALLED) system-deps $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## after export: MODEL's targets and their table
+	$(BIN)/cifar10-targets --model $(MODEL)
 
 # asks for a GPU before installing anything: without one it stops at once, exit 2
 gpu-check:  ## on an NVIDIA GPU: train, tune, export and serve on CUDA, failing at the first step on the CPU (~10 min)

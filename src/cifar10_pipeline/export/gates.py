@@ -149,6 +149,23 @@ def check_parity(framework: Runner, onnx_runner: Runner, test_images: np.ndarray
     return report
 
 
+def int8_gate_failures(float_accuracy: float, int8_logits: np.ndarray, test_labels: np.ndarray,
+                       max_accuracy_drop: float) -> list[str]:
+    """The INT8 accuracy gate's verdict, one line per failure ([] when it passes): the quantized model's logits
+    ``int8_logits`` [N, classes] on the test images with labels ``test_labels`` [N] are finite, and their accuracy
+    is at most ``max_accuracy_drop`` percentage points below ``float_accuracy`` (a fraction). The export gates a
+    new file with it, and ``cifar10-targets`` an exported one."""
+    failures = []
+    int8_accuracy = accuracy(int8_logits, test_labels)
+    drop = 100 * (float_accuracy - int8_accuracy)
+    if not np.isfinite(int8_logits).all():
+        failures.append("the quantized model's logits are not all finite")
+    if drop > max_accuracy_drop:
+        failures.append(f"test accuracy {100 * int8_accuracy:.2f}% is {drop:.2f} points below the float model's "
+                        f"{100 * float_accuracy:.2f}%; at most {max_accuracy_drop:g} allowed")
+    return failures
+
+
 def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_images: np.ndarray,
                     test_labels: np.ndarray, *, calibration_size: int, max_accuracy_drop: float = MAX_ACCURACY_DROP,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -180,12 +197,7 @@ def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_i
         "golden": golden_entry(int8_runner, test_images.shape[1:],
                                max(GOLDEN_ATOL, GOLDEN_QUANTIZED_STEPS * step) if step else GOLDEN_ATOL),
     }
-    failures = []
-    if not np.isfinite(got).all():
-        failures.append("the quantized model's logits are not all finite")
-    if drop > max_accuracy_drop:
-        failures.append(f"test accuracy {100 * int8_accuracy:.2f}% is {drop:.2f} points below the float model's "
-                        f"{100 * float_accuracy:.2f}%; at most {max_accuracy_drop:g} allowed")
+    failures = int8_gate_failures(float_accuracy, got, test_labels, max_accuracy_drop)
     report["passed"] = not failures
     log(f"int8 on {len(test_images)} test images: accuracy {100 * int8_accuracy:.2f}% (float "
         f"{100 * float_accuracy:.2f}%, drop {drop:.2f} points, at most {max_accuracy_drop:g}), top-1 agreement "

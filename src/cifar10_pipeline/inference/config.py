@@ -38,7 +38,8 @@ class ServiceConfig:
     # parallelism comes from the batch workers (or from concurrent requests when batching is off); splitting
     # a small image's convolutions across threads costs more CPU in synchronisation than it saves
     intra_op_threads: int = 1
-    # onnxruntime execution providers in priority order; empty: CUDA when available, then CPU
+    # onnxruntime execution providers in priority order, by name or short name (cpu, cuda, openvino:
+    # providers.SHORT_NAMES); empty: CUDA when available, then CPU
     providers: tuple[str, ...] = ()
     # how long a request waits for its images' onnxruntime calls (seconds) before it is answered 503: a stuck call
     # (a hung GPU, a deadlock) then costs one batching thread, never the request or the server. Far above any

@@ -125,12 +125,13 @@ class BrowserRunner:
             parts.append(np.asarray(values, dtype=np.float32).reshape(len(part), -1))
         return {OUTPUT_NAME: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)}
 
-    def latencies(self, images: np.ndarray) -> np.ndarray:
-        """Seconds per batch-1 run of each of uint8 ``images`` [N, H, W, C], timed in the page around the session's
-        run (what a page waits for; ``infer`` adds a round trip through Playwright, some milliseconds). The page's
-        clock ticks in steps of 0.1 ms (coarsened where the page is not cross-origin isolated)."""
+    def latencies(self, images: np.ndarray, runs: int) -> np.ndarray:
+        """Seconds of each of ``runs`` batch-1 runs (float64 [runs]), cycling through uint8 ``images`` [N, H, W, C],
+        timed in the page around the session's run (what a page waits for; ``infer`` adds a round trip through
+        Playwright, some milliseconds): the table's ``latencies`` hook. The page's clock ticks in steps of 0.1 ms
+        (coarsened where the page is not cross-origin isolated)."""
         page = self._opened()
-        images = np.ascontiguousarray(images, dtype=np.uint8)
+        images = np.ascontiguousarray(images[np.arange(runs) % len(images)], dtype=np.uint8)
         self._files["/images"] = (images.tobytes(), OCTETS)
         return np.asarray(page.evaluate(_TIME, list(images.shape)), dtype=np.float64) / 1000
 
