@@ -100,11 +100,14 @@ def kill_text(kill: dict) -> str:
             f"waited for); at the balancer {kill['balancer_failed']} failed in all, "
             f"{kill['balancer_failed_before_window']} of them within the window ({kill['requests_in_window']} "
             f"requests) and {kill['balancer_failed_after_window']} after it, {kill['client_aborted']} client aborts "
-            f"({kill['closed_before_request']} connections closed before a request: wrk's address check); "
+            f"(connections closed before a request, wrk's address check: {kill['closed_before_request']}); "
             f"{kill['replayed_on_another_replica']} requests replayed on another replica (redispatched, answered "
             f"by a survivor: option http-buffer-request, retry-on conn-failure empty-response junk-response 503, "
             f"option redispatch), {kill['retried_on_same_server']} retried on the same replica; "
-            f"{kill['sent_to_victim_after_marked_down']} sent to it once marked DOWN.")
+            f"{kill['sent_to_victim_after_marked_down']} sent to it once marked DOWN."
+            + "".join(f" Failed at the balancer {f['at_s']:+.2f} s from the kill: {f['server']}, status {f['status']}, "
+                      f"termination {f['termination']}, retries {'+' if f['redispatched'] else ''}{f['retries']}."
+                      for f in kill["balancer_failures"]))
 
 
 def markdown(report: dict) -> str:
@@ -130,7 +133,7 @@ def markdown(report: dict) -> str:
         f"{roll['p99_ms']:.1f} ms), {roll['failed']} failed, {roll['unanswered']} unanswered "
         f"({roll['open_at_stop']} open when the load stopped, waited for); the rollout took {roll['rollout_s']:.1f} s "
         f"inside the load; at the balancer {roll['balancer_failed']} failed, {roll['client_aborted']} client aborts "
-        f"({roll['closed_before_request']} connections closed before a request: wrk's address check); "
+        f"(connections closed before a request, wrk's address check: {roll['closed_before_request']}); "
         f"requests by replica: {', '.join(f'{k} {v}' for k, v in roll['requests_by_replica'].items())}."),
         "",
         "| replica | file | served after | swapped | refused because |",
