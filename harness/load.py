@@ -155,9 +155,7 @@ def _start(port: int, body: Path, concurrency: int, seconds: float, path: str, h
     env = {**os.environ, "WRK_BODY": str(body), "WRK_HEADERS": lines}
     if control is not None:
         env["WRK_CONTROL"] = str(control)
-    # its own session: a terminal's Ctrl-C reaches only the caller, whose clean-up stops it
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _result(process: subprocess.Popen, timeout: float) -> dict:
