@@ -53,7 +53,7 @@ def test_the_log_gives_requests_and_state_changes_with_their_times(tmp_path):
     requests, transitions = haproxy.read_log(log)
     assert requests == [
         Request("replica-1", 200, 0, "--", 1796228381.577),
-        Request("replica-2", 503, 1, "SH", 1796228381.579),
+        Request("replica-2", 503, 1, "SH", 1796228381.579, redispatched=True),  # "+1": sent to another server
         Request("<NOSRV>", -1, 0, "CD", 1796228384.010),
     ]
     # the stderr copy of a state change has no timestamp and is not read twice
