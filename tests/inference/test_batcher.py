@@ -189,7 +189,7 @@ def test_every_answer_during_swaps_with_batching_comes_from_the_model_it_names(m
     ask, expected_answer = ROUTES[route]
     write_model(model_path, seed=SEEDS[0])
     app = make_app(batch_max_size=CLIENTS, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
-    holder, client = app.extensions["inference"], app.test_client()
+    holder = app.extensions["inference"]
     seed_of = {sha256(model_path): SEEDS[0]}  # model id -> seed
     answers: list[tuple[int, int, str | None, np.ndarray | None]] = []  # (client, status, model id, numbers)
     lock, stop, decided = threading.Lock(), threading.Event(), [False]

@@ -10,22 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gpu_check import SERVE_VENV
-from harness.server import Server, call
+from harness.server import SERVE_GPU_PYTHON, Server, call
 from tests.support.onnx_models import reference_logits, write_model
-from tests.support.paths import REPO
 from tests.support.v2 import INFER, image_input, pixels
 
 pytestmark = pytest.mark.gpu
 
-SERVE_PYTHON = REPO / SERVE_VENV / "bin" / "python"
-
 
 def test_the_service_answers_on_onnxruntimes_cuda_provider(tmp_path: Path):
-    assert SERVE_PYTHON.exists(), f"{SERVE_PYTHON} is missing: make install-serve-gpu (make test-gpu makes it)"
+    assert SERVE_GPU_PYTHON.exists(), f"{SERVE_GPU_PYTHON} is missing: make install-serve-gpu (make test-gpu makes it)"
     model = write_model(tmp_path / "model.onnx", seed=0)
     settings = {"INFERENCE_MODEL_PATH": str(model), "INFERENCE_PROVIDERS": "CUDAExecutionProvider"}
-    with Server(settings, tmp_path / "serve.log", command=(str(SERVE_PYTHON), "-m",
+    with Server(settings, tmp_path / "serve.log", command=(str(SERVE_GPU_PYTHON), "-m",
                                                            "cifar10_pipeline.inference.server")) as server:
         status, body = call(server.port, "GET", "/info")
         assert status == 200, body

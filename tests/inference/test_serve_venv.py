@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.server import free_port, wait_ready
+from cifar10_pipeline.inference.config import PORT_FILE_ENV
+from harness.server import wait_port, wait_ready
 from tests.support.images import png
 from tests.support.net import http, post_chunked, predict
 from tests.support.onnx_models import write_model
@@ -25,13 +26,15 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def server(venv: Path, app_dir: Path, model: Path, log: Path):
-    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it; yields (base URL, process)."""
-    port = free_port()
+    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it, on a port it picks and reports
+    in a port file; yields (base URL, process)."""
+    port_file = log.with_name(f"{log.name}.port")
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(app_dir),
         "HOST": "127.0.0.1",
-        "PORT": str(port),
+        "PORT": "0",
+        PORT_FILE_ENV: str(port_file),
         "INFERENCE_MODEL_PATH": str(model),
         "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
     }
@@ -39,8 +42,8 @@ def server(venv: Path, app_dir: Path, model: Path, log: Path):
         process = subprocess.Popen(
             [venv / "bin/cifar10-serve"], cwd=app_dir, env=env, stdout=out, stderr=out
         )
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{wait_port(port_file, process, log)}"
         wait_ready(base, process, log)
         yield base, process
     finally:
