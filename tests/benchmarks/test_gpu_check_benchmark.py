@@ -1,6 +1,6 @@
-"""``make gpu-check`` (and ``make test-gpu``) without a GPU: exit 2 and one line here; with a GPU that the frameworks cannot use (a fake
-``nvidia-smi``), exit 1 at the first step; and its CPU rehearsal, every step run and checked on the CPU, so that the
-script works the day a GPU is there."""
+"""``make gpu-check`` (and ``make test-gpu``) without a GPU: exit 2 and one line here; with a GPU that the
+frameworks cannot use (a fake ``nvidia-smi``), exit 1 at the first step; and its CPU rehearsal, every step run and
+checked on the CPU, so that the script works the day a GPU is there."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PyTorch-only parts of the trainer (``training.torch_trainer``): batched augmentation, precision, and why PyTorch
-cannot use a GPU the driver shows; on a GPU (marker gpu), one training step runs there. The network is tested in tests/model/test_torch_net.py; what both trainers share in
-test_learning.py, test_resume.py and test_cli.py."""
+cannot use a GPU the driver shows; on a GPU (marker gpu), one training step runs there. The network is tested in
+tests/model/test_torch_net.py; what both trainers share in test_learning.py, test_resume.py and test_cli.py."""
 
 from __future__ import annotations
 
