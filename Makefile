@@ -56,11 +56,11 @@ export VENV TF_VENV
 # what the TensorFlow environment runs: the tests shared by both frameworks (trainers, export) and TensorFlow's own
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_cli.py \
-            tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export
+            tests/training/test_cuda.py tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export
 
 .PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check install-openvino install-tritonclient targets
+        install-serve-gpu gpu-check test-gpu install-openvino install-tritonclient targets
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -145,8 +145,15 @@ predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no serv
 	$(BIN)/cifar10-predict --model $(MODEL) $(IMAGES)
 
 test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(WEB_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
-	$(PY) -m pytest -m "not containers"
-	$(TF_PY) -m pytest --framework tensorflow $(TF_TESTS)
+	$(PY) -m pytest -m "not containers and not gpu"
+	$(TF_PY) -m pytest --framework tensorflow -m "not gpu" $(TF_TESTS)
+
+# asks for a GPU before installing anything, as gpu-check does: without one it stops at once, exit 2
+test-gpu:  ## on an NVIDIA GPU: the tests marked gpu (training in both frameworks and serving, on CUDA)
+	@PYTHONPATH=src $(PYTHON) -m benchmarks.gpu_check --preflight
+	$(MAKE) $(TEST_INSTALLED) $(TF_TEST_INSTALLED) install-serve-gpu
+	$(PY) -m pytest -m gpu
+	$(TF_PY) -m pytest --framework tensorflow -m gpu $(TF_TESTS)
 
 test-images: $(TEST_INSTALLED) $(WEB_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
 	mkdir -p build

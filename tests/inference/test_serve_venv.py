@@ -13,8 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from cifar10_pipeline.inference.config import PORT_FILE_ENV
 from cifar10_pipeline.inference.v2.grpc_messages import protos, stub
-from harness.server import free_port, wait_ready
+from harness.server import free_port, wait_port, wait_ready
 from tests.support.api import sha256
 from tests.support.images import png
 from tests.support.net import http, post_chunked, predict
@@ -29,15 +30,17 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def server(venv: Path, app_dir: Path, model: Path, log: Path, grpc_port: int):
-    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it, gRPC on ``grpc_port``; yields
-    (base URL, process)."""
-    port = free_port()
+    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it, on an HTTP port it picks and
+    reports in a port file, gRPC on ``grpc_port`` (which it cannot report: free_port's); yields (base URL,
+    process)."""
+    port_file = log.with_name(f"{log.name}.port")
     env = {
         "GRPC_PORT": str(grpc_port),
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(app_dir),
         "HOST": "127.0.0.1",
-        "PORT": str(port),
+        "PORT": "0",
+        PORT_FILE_ENV: str(port_file),
         "INFERENCE_MODEL_PATH": str(model),
         "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
     }
@@ -45,8 +48,8 @@ def server(venv: Path, app_dir: Path, model: Path, log: Path, grpc_port: int):
         process = subprocess.Popen(
             [venv / "bin/cifar10-serve"], cwd=app_dir, env=env, stdout=out, stderr=out
         )
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{wait_port(port_file, process, log)}"
         wait_ready(base, process, log)
         yield base, process
     finally:

@@ -158,8 +158,10 @@ def int8_gate_failures(float_accuracy: float, int8_logits: np.ndarray, test_labe
     failures = []
     int8_accuracy = accuracy(int8_logits, test_labels)
     drop = 100 * (float_accuracy - int8_accuracy)
-    if not np.isfinite(int8_logits).all():
-        failures.append("the quantized model's logits are not all finite")
+    non_finite = int((~np.isfinite(int8_logits)).any(axis=1).sum())  # images with a NaN or infinite logit
+    if non_finite:
+        failures.append(f"the quantized model's logits are not all finite: {non_finite} of {len(int8_logits)} test "
+                        "images give NaN or infinity")
     if drop > max_accuracy_drop:
         failures.append(f"test accuracy {100 * int8_accuracy:.2f}% is {drop:.2f} points below the float model's "
                         f"{100 * float_accuracy:.2f}%; at most {max_accuracy_drop:g} allowed")
@@ -182,6 +184,7 @@ def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_i
     drop = 100 * (float_accuracy - int8_accuracy)
     diff = np.abs(float_logits.astype(np.float64) - got)
     step = logits_step(quantized)
+    non_finite = int((~np.isfinite(got)).any(axis=1).sum())  # images with a NaN or infinite logit
     report = {
         "method": METHOD,
         "calibration_images": calibration_size,
@@ -193,6 +196,7 @@ def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_i
         "top1_agreement": float((float_logits.argmax(1) == got.argmax(1)).mean()),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
+        "non_finite_images": non_finite,
         "onnx": int8_runner.name,
         "golden": golden_entry(int8_runner, test_images.shape[1:],
                                max(GOLDEN_ATOL, GOLDEN_QUANTIZED_STEPS * step) if step else GOLDEN_ATOL),

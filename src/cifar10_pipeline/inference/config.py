@@ -11,6 +11,9 @@ ENV_PREFIX = "INFERENCE_"
 # prometheus_client's variable for the folder several worker processes share their metrics in; it is read when
 # prometheus_client is imported, so the server sets it before any worker imports the app
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# the file the server writes the port it listens on to (``--port-file``): how a launcher that asked for port 0 (any
+# free port; tests and benchmarks start every server so, and none races another for a port) learns which it got
+PORT_FILE_ENV = "SERVER_PORT_FILE"
 
 
 @dataclass(frozen=True)

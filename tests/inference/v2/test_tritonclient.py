@@ -1,5 +1,5 @@
 """NVIDIA's tritonclient (HTTP), unmodified and in a venv of its own, against the real server on loopback:
-health, metadata, inference in JSON, binary and gzip, classification, the refusals it can provoke, and a hot
+health, metadata, inference in JSON, binary, gzip and deflate, classification, the refusals it can provoke, and a hot
 swap it sees as a new version. Logits are compared with a direct onnxruntime call on the served file."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def check(seen: dict, model: Path, images: np.ndarray) -> None:
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
     }
     infer = seen["infer"]
-    for mode in ("json", "binary", "default_outputs", "gzip", "versioned"):
+    for mode in ("json", "binary", "default_outputs", "gzip", "deflate", "versioned"):
         response = infer[mode]["response"]
         assert (response["model_name"], response["model_version"]) == (MODEL_NAME, version), mode
         assert response["outputs"][0]["shape"] == [len(images), 10] and response["outputs"][0]["datatype"] == "FP32"

@@ -29,6 +29,8 @@ STOP_TIMEOUT_S = 5.0  # SIGTERM stops it at once; SIGKILL after this
 BUFFER_BYTES = 1024 * 1024
 # one request: the replica that answered, status, retries, termination state and when it was accepted (epoch s)
 LOG_FORMAT = "request server=%s status=%ST retries=%rc term=%ts accepted=%Ts.%ms"
+# (%rc: the retries, behind a "+" when the request was redispatched: load-balanced again, away from the server that
+# failed it, rather than retried on that one)
 _REQUEST = re.compile(r"request server=(\S+) status=(-?\d+) retries=(\+?)(\d+) term=(\S+) accepted=(\d+)\.(\d+)")
 # (HAProxy also prints each change to stderr as "[WARNING] ... Server ...", without a timestamp: not matched)
 _TRANSITION = re.compile(rf"^(\d{{4}}-\S+) Server {BACKEND}/(\S+) is (UP|DOWN)")
