@@ -24,6 +24,8 @@ BUDGET  ?= 30
 BENCH_OUT ?= bench-results
 REPLICAS ?= 2
 STRESS_FLAGS ?=
+NPROC   ?= 1
+RESTARTS ?= 3
 
 # flags the trainers share; an unset variable adds no flag, so --params and the defaults decide
 TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
@@ -35,6 +37,11 @@ TEST_INSTALLED := $(VENV)/.installed-test
 # (no WORKERS: cifar10-tune runs one worker per visible GPU, else one)
 TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) $(if $(WORKERS),--workers $(WORKERS)) --best $(BEST) \
             $(if $(STORAGE),--storage $(STORAGE)) $(TUNE_FLAGS)
+# NPROC > 1: data-parallel training on NPROC devices of this machine (training/distributed.py). PyTorch: torchrun
+# starts NPROC processes (DistributedDataParallel, gloo on the CPU, NCCL on GPUs) and restarts the group from the
+# last checkpoint when one fails, up to RESTARTS times; TensorFlow: a MirroredStrategy over NPROC GPUs
+TORCHRUN = $(if $(filter-out 1,$(NPROC)),$(BIN)/torchrun --standalone --nproc-per-node $(NPROC) \
+           --max-restarts $(RESTARTS) --no-python )
 # TensorFlow lives in its own environment: TensorFlow and PyTorch never share a process
 TF_VENV ?= .venv-tf
 TF_PY   := $(TF_VENV)/bin/python
@@ -109,11 +116,11 @@ system-deps:  ## Debian packages the tests use (root: installs them; otherwise l
 quickstart: install  ## offline demo: train on the synthetic data set, export with parity
 	$(MAKE) train-torch export DATASET=synthetic EPOCHS=$(or $(EPOCHS),4)
 
-train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PARAMS)
-	$(BIN)/cifar10-train --framework torch $(TRAIN_ARGS)
+train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PARAMS; NPROC: processes, torchrun)
+	$(TORCHRUN)$(BIN)/cifar10-train --framework torch $(TRAIN_ARGS)
 
-train-tf: $(TF_INSTALLED)  ## train with TensorFlow (DATASET, DATA_DIR, EPOCHS, PARAMS)
-	$(TF_VENV)/bin/cifar10-train --framework tensorflow $(TRAIN_ARGS)
+train-tf: $(TF_INSTALLED)  ## train with TensorFlow (DATASET, DATA_DIR, EPOCHS, PARAMS; NPROC: GPUs, MirroredStrategy)
+	$(TF_VENV)/bin/cifar10-train --framework tensorflow $(TRAIN_ARGS) $(if $(filter-out 1,$(NPROC)),--replicas $(NPROC))
 
 tune-torch: $(INSTALLED)  ## tune with Optuna and PyTorch (DATASET, EPOCHS, TRIALS, STORAGE, BEST, WORKERS, TUNE_FLAGS)
 	$(BIN)/cifar10-tune --framework torch $(TUNE_ARGS)

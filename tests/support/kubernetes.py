@@ -24,8 +24,11 @@ from tests.support.paths import REPO
 # The oldest Kubernetes these manifests are for (the schema they must validate against); the newest that
 # kubernetes-validate ships is checked too, so a field removed since then shows up.
 KUBERNETES_VERSION = "1.33"
+NEWEST_VERSION = ".".join(kubernetes_validate.utils.latest_version().split(".")[:2])
+VERSIONS = sorted({KUBERNETES_VERSION, NEWEST_VERSION})  # the schemas every object is validated against
 DEPLOY = REPO / "deploy" / "kubernetes"
 OVERLAYS = ("cpu", "gpu")
+JOBS = ("store", "tune", "train", "multinode")  # the kustomizations under deploy/kubernetes/jobs/
 MODEL_CLAIM = "cifar10-models"
 GPU_RESOURCE = "nvidia.com/gpu"
 # the fields a KServe predictor has beside those of a Kubernetes PodSpec (v1beta1 ComponentExtensionSpec)
@@ -96,8 +99,8 @@ def image_user(dockerfile: Path) -> int:
 
 
 def pod_template(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(pod metadata, pod spec) of a Deployment, a Pod or a KServe InferenceService's predictor."""
-    if obj["kind"] == "Deployment":
+    """(pod metadata, pod spec) of a Deployment, StatefulSet, Job, Pod or a KServe InferenceService's predictor."""
+    if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
         return obj["spec"]["template"]["metadata"], obj["spec"]["template"]["spec"]
     if obj["kind"] == "Pod":
         return obj["metadata"], obj["spec"]

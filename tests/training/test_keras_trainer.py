@@ -6,9 +6,14 @@ trainers share in test_learning.py, test_resume.py and test_cli.py (run with ``-
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -164,3 +169,31 @@ def test_constraints_tf_gpu_pins_every_cuda_wheel_of_this_tensorflow_within_its_
               if r.marker and r.marker.evaluate({"extra": "and-cuda"}) and not r.marker.evaluate({"extra": ""})}
     assert wanted and sorted(pins) == sorted(wanted)
     assert {name: pins[name] for name in pins if Version(pins[name]) not in wanted[name]} == {}
+
+
+@pytest.mark.slow
+def test_mirrored_replicas_train_the_model_of_one_device_on_their_shards(tmp_path):
+    """replicas=2 on 2 logical CPU devices (``tests.support.mirrored``, its own process: TensorFlow makes logical
+    devices only before it starts) against one device doing the replicas' shards one after the other.
+
+    BatchNorm normalises per replica, so that (and not the plain one-device run) is the model to equal. Tolerance
+    1e-2 on weights and 5e-3 on logits: the two run the same arithmetic, as a graph on two devices and eagerly on
+    one, whose float32 rounding differs and grows over the 6 steps (measured: up to 2.4e-3 on the first conv's
+    weights, 6e-4 on logits); the learning rate of 0.02 keeps that growth small. Gradients summed without the
+    division by the whole batch (each replica's step taken twice) moved the weights by 0.06 to 0.26 and the logits
+    by 0.045: 5 to 25 times the tolerance. A weight decay counted once per replica is below it and not caught."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    done = subprocess.run([sys.executable, "-m", "tests.support.mirrored", str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(tmp_path / "mirrored.npz") as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    assert str(arrays["mirrored_device"]) == "/CPU:0"
+    mirrored = sorted(k.removeprefix("mirrored_") for k in arrays if k.startswith("mirrored_w"))
+    assert len(mirrored) > 20
+    for name in [*mirrored, "logits"]:
+        np.testing.assert_allclose(arrays[f"mirrored_{name}"], arrays[f"reference_{name}"], rtol=0,
+                                   atol=5e-3 if name == "logits" else 1e-2, err_msg=name)
+    run = json.loads((tmp_path / "runs" / "mirrored" / "run.json").read_text())
+    assert run["devices"] == ["/job:localhost/replica:0/task:0/device:CPU:0",
+                              "/job:localhost/replica:0/task:0/device:CPU:1"]

@@ -29,11 +29,19 @@ class Recorder:
     framework = "numpy"
     model_file = "model.json"
     checkpoint_file = "checkpoint.json"
+    is_main = True
     instances: list[Recorder] = []
 
     def __init__(self, config: TrainConfig, data: TrainingData):
-        self.data, self.steps, self.calls = data, 0, []
+        self.data, self.steps, self.calls, self.shared = data, 0, [], []
         Recorder.instances.append(self)
+
+    def share(self, value):
+        self.shared.append(value)
+        return value
+
+    def close(self) -> None:
+        self.calls.append(("close",))
 
     def describe(self) -> dict:
         return {"framework_version": "0", "device": "cpu", "precision": "float32", "num_parameters": 1}
@@ -89,7 +97,7 @@ def test_each_epoch_seeds_orders_and_schedules_as_documented(tmp_path):
     steps_per_epoch = 3  # ceil(300 / 128)
     total = 3 * steps_per_epoch
     epoch_calls = ["begin_epoch"] + ["step"] * steps_per_epoch + ["predict", "save_checkpoint"]
-    assert names(calls) == epoch_calls * 3 + ["save_model"]
+    assert names(calls) == epoch_calls * 3 + ["save_model", "close"]
     assert [c[1] for c in calls if c[0] == "begin_epoch"] == [7 * loop.SEED_STRIDE + e for e in range(3)]
     steps = [c for c in calls if c[0] == "step"]
     for epoch in range(3):
@@ -144,7 +152,7 @@ def test_resuming_a_finished_run_evaluates_once_and_saves_the_model_again(tmp_pa
     config = small(tmp_path)
     first = loop.fit(Recorder, config)
     again = loop.fit(Recorder, config, resume=first.run)
-    assert names(Recorder.instances[-1].calls) == ["load_checkpoint", "predict", "save_model"]
+    assert names(Recorder.instances[-1].calls) == ["load_checkpoint", "predict", "save_model", "close"]
     assert again.accuracy == first.accuracy and len(again.metrics) == 3
 
 
@@ -165,3 +173,28 @@ def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
     run = Run.create(config, "numpy")
     with pytest.raises(RunError, match="stopped before its first epoch ended"):
         loop.fit(Recorder, config, resume=run)
+
+
+def test_a_process_other_than_the_main_one_trains_the_same_steps_and_writes_nothing(tmp_path):
+    """Under torchrun every process runs the loop; the others take the main one's run through ``share`` and only
+    step: no evaluation, checkpoint, model or run directory of their own."""
+    main = loop.fit(Recorder, small(tmp_path))
+    values = list(Recorder.instances[0].shared)
+
+    class Follower(Recorder):
+        is_main = False
+
+        def share(self, value):
+            assert value is None or isinstance(value, tuple) and set(value) == {None}  # it has nothing to give
+            return values.pop(0)
+
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    follower = loop.fit(Follower, small(tmp_path, run_name="other"))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # "other" was never made
+    assert follower.run.path == main.run.path and follower.accuracy == main.accuracy and values == []
+    main_calls, follower_calls = Recorder.instances[0].calls, Recorder.instances[1].calls
+    steps = [c for c in main_calls if c[0] in ("begin_epoch", "step")]
+    assert [c[0] for c in follower_calls if c[0] not in ("begin_epoch", "step")] == ["close"]
+    assert len(follower_calls) == len(steps) + 1
+    for mine, theirs in zip(follower_calls, steps):
+        assert mine[0] == theirs[0] and all(np.array_equal(a, b) for a, b in zip(mine[1:], theirs[1:]))

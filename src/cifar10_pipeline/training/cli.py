@@ -11,6 +11,7 @@ import sys
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model import ModelFileError
 from cifar10_pipeline.model.frameworks import FrameworkError
+from cifar10_pipeline.training import distributed
 from cifar10_pipeline.training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
 from cifar10_pipeline.training.datasets import DataError
 from cifar10_pipeline.training.gpus import DeviceError
@@ -61,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
             run, config = None, config_from_args(args)
             if args.dry_run:
                 config = TrainConfig.from_dict(DRY_RUN, config)
+            group = distributed.topology()
+            if group.launched and config.replicas == 1:  # torchrun said how many processes train
+                config = TrainConfig.from_dict({"replicas": group.world_size}, config)
         result = train(config, framework, resume=run)
     except (ConfigError, DataError, DeviceError, RunError, FrameworkError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{result.run.path}: {result.split} accuracy {100 * result.accuracy:.2f}%")
+    if distributed.topology().is_main:  # one line per group
+        print(f"{result.run.path}: {result.split} accuracy {100 * result.accuracy:.2f}%")
     return 0
 
 

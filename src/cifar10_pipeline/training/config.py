@@ -70,6 +70,10 @@ class TrainConfig:
     precision: str = _f("auto", "arithmetic of the training steps: bfloat16 mixed precision or float32; auto: bfloat16 "
                                 "where the framework runs it faster (CUDA; PyTorch on CPUs with native bfloat16), "
                                 "else float32", choices=("auto", "float32", "bfloat16"))
+    # data parallelism (training.distributed): batch_size stays the global batch, split among the replicas
+    replicas: int = _f(1, "data-parallel replicas training one model, batch_size split among them and their gradients "
+                          "averaged; PyTorch: the torchrun processes (taken from torchrun when left at 1), "
+                          "TensorFlow: a MirroredStrategy over this many of this machine's GPUs")
     runs_dir: str = _f("runs", "where run directories are made")
     run_name: str = _f("", "run directory name (default: <framework>-<dataset>-<time>)")
 
@@ -79,7 +83,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if "choices" in f.metadata and value not in f.metadata["choices"]:
                 problems.append(f"{f.name}={value!r} is not one of {list(f.metadata['choices'])}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "width": self.width}
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "width": self.width,
+                    "replicas": self.replicas}
         problems += [f"{k}={v!r} must be > 0" for k, v in positive.items() if not v > 0]
         fractions = {"val_fraction": self.val_fraction, "warmup": self.warmup, "dropout": self.dropout,
                      "label_smoothing": self.label_smoothing, "momentum": self.momentum}
@@ -89,6 +94,9 @@ class TrainConfig:
         problems += [f"{k}={v!r} must be >= 0" for k, v in non_negative.items() if v < 0]
         if self.image_size != 0 and self.image_size < 8:
             problems.append(f"image_size={self.image_size!r} must be 0 (the data set's native size) or >= 8")
+        if self.batch_size < self.replicas:
+            problems.append(f"batch_size={self.batch_size!r} must be >= replicas={self.replicas!r}: every replica "
+                            "takes its shard of each batch")
         if problems:
             raise ConfigError("invalid config: " + "; ".join(problems))
 

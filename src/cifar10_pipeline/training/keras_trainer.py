@@ -7,6 +7,13 @@ loop. GPU when present (XLA-compiled train step; bfloat16 mixed precision unless
 CPU otherwise (float32 unless it says bfloat16). Every epoch writes a checkpoint (weights, BatchNorm statistics,
 dropout RNG state, optimizer state); augmentation depends only on (epoch seed, step), so ``--resume``
 continues where the run stopped.
+
+With ``replicas`` N > 1 a ``tf.distribute.MirroredStrategy`` trains on N devices of this machine (its first N GPUs)
+in this one process, by the rules of ``training.distributed``: each replica augments and trains its contiguous
+shard of every global batch, and the gradients are summed over the replicas with each shard's loss divided by the
+whole batch's size, so that a step is one device's step on the whole batch. BatchNorm normalises each shard with
+its own statistics (Keras' default, ``synchronized=False``), and the moving statistics kept are the first
+replica's, as PyTorch's DistributedDataParallel does.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ import tensorflow as tf
 from cifar10_pipeline.files import atomic_path
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, build_model
-from cifar10_pipeline.training import gpus
-from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training import distributed, gpus
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import RunError
 
@@ -77,21 +84,26 @@ def resolve_precision(name: str, use_gpu: bool) -> str:
     return "mixed_bfloat16" if bf16 else "float32"
 
 
-def augment(x: tf.Tensor, config: TrainConfig, seed: tf.Tensor) -> tf.Tensor:
+def augment(x: tf.Tensor, config: TrainConfig, seed: tf.Tensor, start: tf.Tensor | int = 0,
+            batch: tf.Tensor | None = None) -> tf.Tensor:
     """Random shift (reflection padding), horizontal flip and rotation of a float batch [B, H, W, C].
 
     One projective transform per image, the same affine map as the PyTorch trainer's ``affine_grid``: an
     integer shift with no rotation samples exactly at pixel centres, so a pure crop is lossless. ``seed`` is a
     stateless int64 [2] seed: the same seed gives the same augmentation, which is what makes resuming exact.
+    ``x`` may be the images ``start`` .. ``start + B`` of a global batch of ``batch``: the whole batch's parameters
+    are drawn and the shard's applied, as one device would augment them.
     """
     if not (config.crop_padding or config.flip or config.rotation):
         return x
     b, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    total = b if batch is None else batch
     angle_seed, shift_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    angle = tf.random.stateless_uniform([b], angle_seed, -1.0, 1.0) * math.radians(config.rotation)
-    shift = tf.cast(tf.random.stateless_uniform([b, 2], shift_seed, -config.crop_padding, config.crop_padding + 1,
-                                                dtype=tf.int32), tf.float32)  # pixels, (x, y)
-    sign = tf.where(tf.random.stateless_uniform([b], flip_seed) < 0.5, -1.0, 1.0) if config.flip else tf.ones([b])
+    angle = tf.random.stateless_uniform([total], angle_seed, -1.0, 1.0)[start:start + b] * math.radians(config.rotation)
+    shift = tf.cast(tf.random.stateless_uniform([total, 2], shift_seed, -config.crop_padding, config.crop_padding + 1,
+                                                dtype=tf.int32)[start:start + b], tf.float32)  # pixels, (x, y)
+    sign = (tf.where(tf.random.stateless_uniform([total], flip_seed)[start:start + b] < 0.5, -1.0, 1.0)
+            if config.flip else tf.ones([b]))
     cos, sin = tf.cos(angle), tf.sin(angle)
     # the transform maps each output pixel (x, y), pixel centres at integers, to the input point it samples:
     # input = M (output - centre) + centre + shift, with M = rotation @ horizontal flip
@@ -113,27 +125,47 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.SGD:
     return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
 
 
-def make_train_step(model: keras.Model, optimizer: keras.optimizers.SGD, config: TrainConfig, jit: bool) -> Callable:
-    """A compiled step: (normalised augmented batch [B, H, W, C], labels [B], lr) -> (mean loss, correct count)."""
+def make_train_step(model: keras.Model, optimizer: keras.optimizers.SGD, config: TrainConfig, jit: bool,
+                    replicas: int = 1) -> Callable:
+    """A step: (normalised augmented batch [B, H, W, C], labels [B], lr) -> (mean loss, correct count), compiled.
+
+    With ``replicas`` > 1 it is one replica's step on its shard, called in the MirroredStrategy's replica context
+    and not compiled on its own: the loss is the shard's summed over the global ``batch`` (the optimizer sums the
+    replicas' gradients), and each replica adds its 1/N of the weight decay."""
     body = model.get_layer(BODY)
     variables = body.trainable_variables
     decay = [len(v.shape) > 1 for v in variables]  # conv and dense kernels, not BatchNorm scales/offsets or biases
     num_classes = body.output.shape[-1]
-    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing,
+                                                   reduction="sum_over_batch_size" if replicas == 1 else "sum")
+    weight_decay = config.weight_decay / replicas
 
-    @tf.function(jit_compile=jit)
-    def step(x: tf.Tensor, labels: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def step(x: tf.Tensor, labels: tf.Tensor, lr: tf.Tensor, batch: tf.Tensor | None = None
+             ) -> tuple[tf.Tensor, tf.Tensor]:
         optimizer.learning_rate.assign(lr)
         with tf.GradientTape() as tape:
             logits = body(x, training=True)
             loss = loss_fn(tf.one_hot(labels, num_classes), logits)
+            if batch is not None:
+                loss = loss / tf.cast(batch, loss.dtype)
         grads = tape.gradient(loss, variables)
-        grads = [g + config.weight_decay * v.value if d else g for g, v, d in zip(grads, variables, decay)]
+        grads = [g + weight_decay * v.value if d else g for g, v, d in zip(grads, variables, decay)]
         optimizer.apply(grads, variables)
         correct = tf.reduce_sum(tf.cast(tf.argmax(logits, axis=1) == labels, tf.int64))
         return loss, correct
 
-    return step
+    return tf.function(step, jit_compile=jit) if replicas == 1 else step
+
+
+def resolve_replica_devices(config: TrainConfig, use_gpu: bool) -> list[str]:
+    """The devices of ``config.replicas`` replicas: this machine's first GPUs (logical CPU devices where a program
+    made them, as the tests do, on a machine without a GPU)."""
+    kind = "GPU" if use_gpu else "CPU"
+    devices = [d.name for d in tf.config.list_logical_devices(kind)]
+    if len(devices) < config.replicas:
+        raise ConfigError(f"replicas={config.replicas} but TensorFlow sees {len(devices)} {kind} device(s) here: "
+                          f"{devices}")
+    return devices[:config.replicas]
 
 
 def make_predict(model: keras.Model, jit: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -150,15 +182,22 @@ class KerasTrainer:
     framework = FRAMEWORK.name
     model_file = FRAMEWORK.model_file
     checkpoint_file = FRAMEWORK.checkpoint_file
+    is_main = True  # MirroredStrategy's replicas live in this one process
+
 
     def __init__(self, config: TrainConfig, data: TrainingData):
+        if distributed.topology().launched:
+            raise ConfigError("TensorFlow trains on several devices of one machine in one process (replicas, a "
+                              "MirroredStrategy): start it without torchrun")
         self.device, use_gpu = resolve_device(config.device)
         keras.utils.set_random_seed(config.seed)
         self.spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
         # XLA fuses BatchNorm + ReLU on the GPU; on the CPU it replaces oneDNN's convolutions with slower ones
         self.jit = use_gpu
         self.dtype = resolve_precision(config.precision, use_gpu)
-        with tf.device(self.device):
+        self.strategy = (tf.distribute.MirroredStrategy(resolve_replica_devices(config, use_gpu))
+                         if config.replicas > 1 else None)
+        with self.strategy.scope() if self.strategy else tf.device(self.device):
             self.model = build_model(self.spec, self.dtype)
             self.optimizer = make_optimizer(config)
             self.optimizer.build(self.model.get_layer(BODY).trainable_variables)
@@ -167,20 +206,58 @@ class KerasTrainer:
             preprocess = self.model.get_layer(PREPROCESS)
             # not XLA-compiled: XLA has no kernel for the projective transform
             self._batch = tf.function(lambda idx, seed: augment(preprocess(tf.gather(train_x, idx)), config, seed))
-            self._step = make_train_step(self.model, self.optimizer, config, jit=self.jit)
+            self._step = make_train_step(self.model, self.optimizer, config, jit=self.jit, replicas=config.replicas)
             self._predict = make_predict(self.model, jit=self.jit)
+        if self.strategy:
+            self._step = self._mirrored_step(config, data, preprocess)
         self._seed, self._step_in_epoch = 0, 0
 
+    def _mirrored_step(self, config: TrainConfig, data: TrainingData, preprocess: keras.layers.Layer) -> Callable:
+        """The step of the replicas: each gathers its shard of the global batch from its own copy of the training
+        set, augments and trains it; returns the whole batch's mean loss and correct count."""
+        strategy, replica_step, n = self.strategy, self._step, config.replicas
+        # a copy of the (uint8) training set on each replica's device: a shard is gathered where it is trained
+        local = strategy.experimental_distribute_values_from_function(
+            lambda _: (tf.constant(data.train_images), tf.constant(data.train_labels)))
+
+        def replica(images: tf.Tensor, labels: tf.Tensor, idx: tf.Tensor, seed: tf.Tensor, lr: tf.Tensor):
+            rank = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
+            b = tf.shape(idx)[0]
+            base, extra = b // n, b % n  # distributed.shard, in the graph: the batch size is a tensor here
+            start = rank * base + tf.minimum(rank, extra)
+            part = idx[start:start + base + tf.cast(rank < extra, tf.int32)]
+            x = augment(preprocess(tf.gather(images, part)), config, seed, start, b)
+            return replica_step(x, tf.gather(labels, part), lr, b)
+
+        @tf.function
+        def step(idx: tf.Tensor, seed: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            loss, correct = strategy.run(replica, args=(*local, idx, seed, lr))
+            return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                    strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+        return step
+
     def describe(self) -> dict[str, Any]:
+        replicas = {"devices": list(self.strategy.extended.worker_devices)} if self.strategy else {}
         return {"framework_version": tf.__version__, "keras_version": keras.__version__, "device": self.device,
-                "precision": self.dtype.removeprefix("mixed_"), "xla": self.jit,
+                **replicas, "precision": self.dtype.removeprefix("mixed_"), "xla": self.jit,
                 "num_parameters": sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)}
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def close(self) -> None:
+        pass
 
     def begin_epoch(self, seed: int) -> None:
         # stateless RNG seeds are (epoch seed, step) pairs: one per step, a pure function of where the run is
         self._seed, self._step_in_epoch = seed, 0
 
     def step(self, idx: np.ndarray, lr: float) -> tuple[tf.Tensor, tf.Tensor]:
+        if self.strategy:
+            seed = tf.constant([self._seed, self._step_in_epoch], tf.int64)
+            self._step_in_epoch += 1
+            return self._step(tf.constant(idx, tf.int32), seed, tf.constant(lr, tf.float32))
         with tf.device(self.device):
             x = self._batch(tf.constant(idx), tf.constant([self._seed, self._step_in_epoch], tf.int64))
             self._step_in_epoch += 1

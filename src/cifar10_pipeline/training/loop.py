@@ -7,6 +7,11 @@ cadence and the final evaluation. An adapter owns what differs: the model and op
 
 Resuming is exact: the data order depends only on (seed, epoch) and the augmentation only on the epoch's seed
 (plus the step within the epoch), and every checkpoint holds the optimiser and RNG state.
+
+Under torchrun every process runs this loop over the same global batches (``training.distributed``); the adapter
+takes its process's shard and averages the gradients, and only the main process (rank 0) writes the run
+directory, evaluates and saves. A group that torchrun restarts after a failed process continues its run from the
+last checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from tqdm import tqdm
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData, prepare_for_training
+from cifar10_pipeline.training.distributed import restarted_run
 from cifar10_pipeline.training.run import Run, RunError, epoch_row
 
 # an epoch's augmentation seed is seed * SEED_STRIDE + epoch: distinct for every (seed, epoch) of any run
@@ -39,6 +45,13 @@ class Trainer(Protocol):
     framework: str  # torch | tensorflow, as recorded in run.json
     model_file: str  # the final model's file name in the run directory
     checkpoint_file: str
+    is_main: bool  # writes the run directory: rank 0 of a torchrun group, or the one process
+
+    def share(self, value: Any) -> Any:
+        """The main process's ``value`` (picklable) on every process of the group; ``value`` itself alone."""
+
+    def close(self) -> None:
+        """Leave the group once training is done (nothing alone)."""
 
     def describe(self) -> dict[str, Any]:
         """run.json entries: framework version, device, precision, parameter count."""
@@ -47,8 +60,9 @@ class Trainer(Protocol):
         """Train mode; ``seed`` drives this epoch's augmentation."""
 
     def step(self, idx: np.ndarray, lr: float) -> tuple[Any, Any]:
-        """One optimisation step on the training images ``idx`` (int64 [B]) at learning rate ``lr``; returns
-        (mean loss, correct count) as device scalars, so that the loop does not wait for the device."""
+        """One optimisation step on the training images ``idx`` (int64 [B], the global batch) at learning rate
+        ``lr``; returns (mean loss, correct count) over the whole batch as device scalars, so that the loop does not
+        wait for the device."""
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Eval-mode float32 logits [N, classes] for uint8 images [N, H, W, C]."""
@@ -57,7 +71,8 @@ class Trainer(Protocol):
         """Everything a resumed run needs after ``epoch`` epochs, written atomically."""
 
     def load_checkpoint(self, path: Path) -> int:
-        """Restore what ``save_checkpoint`` wrote; returns its epoch."""
+        """Restore what ``save_checkpoint`` wrote (every process of a group calls it; the main one reads the file);
+        returns its epoch."""
 
     def save_model(self, path: Path) -> None:
         """The final float32 inference model, with the arguments that rebuild it."""
@@ -86,18 +101,15 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
     continues a run from its checkpoint."""
     data = prepare_for_training(config)
     trainer = make(config, data)
-    run, start_epoch = resume, 0
-    if run is not None:
-        checkpoint = run.path / trainer.checkpoint_file
-        if not checkpoint.is_file():
-            raise RunError(f"{checkpoint} does not exist: the run stopped before its first epoch ended; start it "
-                           "afresh")
-        start_epoch = trainer.load_checkpoint(checkpoint)
-        run.truncate_metrics(start_epoch)
-        print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
-    else:
-        run = Run.create(config, trainer.framework)
-    run.update_info(**trainer.describe(), dataset=data.name, classes=list(data.classes))
+    main = trainer.is_main
+    run, checkpoint = (open_run(config, trainer, resume) if main else (None, None))
+    run, checkpoint = trainer.share((run, checkpoint))  # the other processes only read the path
+    start_epoch = 0 if checkpoint is None else trainer.load_checkpoint(checkpoint)
+    if main:
+        run.truncate_metrics(start_epoch)  # rows of epochs after the checkpoint are trained again
+        if checkpoint is not None:
+            print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
+        run.update_info(**trainer.describe(), dataset=data.name, classes=list(data.classes))
 
     n = len(data.train_images)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -108,7 +120,8 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
         trainer.begin_epoch(config.seed * SEED_STRIDE + epoch)
         loss_sum, correct = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=None if main else True)  # one bar per group
         for i in bar:
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             lr = one_cycle_lr(config, (epoch * steps_per_epoch + i + 1) / total_steps)
@@ -118,6 +131,8 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
             if i % PROGRESS_EVERY == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}")
         train_seconds = time.perf_counter() - t0
+        if not main:  # the main process evaluates, logs and saves while the others wait at the next step
+            continue
 
         eval_logits = trainer.predict(data.eval_images)
         row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, data.eval_labels,
@@ -127,8 +142,29 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         if on_epoch is not None:
             on_epoch(epoch + 1, row)
 
-    if eval_logits is None:  # resumed a run whose last epoch was done: nothing evaluated it here
-        eval_logits = trainer.predict(data.eval_images)
-    trainer.save_model(run.path / trainer.model_file)
-    accuracy = run.finish(eval_logits, data.eval_labels, data.classes, data.eval_split)
-    return TrainResult(run=run, split=data.eval_split, accuracy=accuracy, metrics=run.metrics())
+    accuracy, metrics = None, None
+    if main:
+        if eval_logits is None:  # resumed a run whose last epoch was done: nothing evaluated it here
+            eval_logits = trainer.predict(data.eval_images)
+        trainer.save_model(run.path / trainer.model_file)
+        accuracy = run.finish(eval_logits, data.eval_labels, data.classes, data.eval_split)
+        metrics = run.metrics()
+    accuracy, metrics = trainer.share((accuracy, metrics))
+    trainer.close()
+    return TrainResult(run=run, split=data.eval_split, accuracy=accuracy, metrics=metrics)
+
+
+def open_run(config: TrainConfig, trainer: Trainer, resume: Run | None) -> tuple[Run, Path | None]:
+    """(the run, the checkpoint to resume from or None): ``resume``, else the run of this group's first attempt
+    when torchrun restarted it, else a new run."""
+    if resume is not None:
+        checkpoint = resume.path / trainer.checkpoint_file
+        if not checkpoint.is_file():
+            raise RunError(f"{checkpoint} does not exist: the run stopped before its first epoch ended; start it "
+                           "afresh")
+        return resume, checkpoint
+    restarted = restarted_run(config, trainer.framework)
+    if restarted is not None:  # its checkpoint, or none when the failure came before the first one
+        checkpoint = restarted.path / trainer.checkpoint_file
+        return restarted, checkpoint if checkpoint.is_file() else None
+    return Run.create(config, trainer.framework), None

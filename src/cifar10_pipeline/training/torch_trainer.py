@@ -5,6 +5,10 @@ whole batches there (shift, flip, rotation as one gather or one affine resamplin
 per-sample work sits in the loop. Convolutions run channels_last; CUDA when present, CPU otherwise; training
 steps in bfloat16 autocast where that is native (``precision``), evaluation always in float32. Every epoch
 writes a checkpoint with the RNG state, so ``--resume`` continues bit-for-bit (on CPU) where the run stopped.
+
+Under torchrun (``training.distributed``) each process joins the group (NCCL on CUDA, one GPU per process by
+LOCAL_RANK; gloo on the CPU) and trains the body wrapped in DistributedDataParallel on its shard of every global
+batch; see ``TorchTrainer``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.torch_net import Net, build_model, load_payload, save_atomic, save_model_file
-from cifar10_pipeline.training import gpus
-from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training import distributed, gpus
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.datasets import TrainingData
 
 FRAMEWORK = frameworks.get("torch")
@@ -65,20 +71,24 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if name == "bfloat16" else torch.float32
 
 
-def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator, part: slice = slice(None),
+            batch: int | None = None) -> torch.Tensor:
     """Random shift (reflection padding), horizontal flip and rotation of a float batch [B, C, H, W].
 
     Parameters are drawn on the CPU generator so runs match across devices. Without rotation the batch is
     gathered pixel for pixel (lossless, and cheaper than resampling: one read per pixel, no interpolation weights);
     with rotation one affine grid per image is resampled bilinearly, and integer shifts still land exactly on
-    pixel centres.
+    pixel centres. ``x`` may be the shard ``part`` of a global batch of ``batch`` images: the parameters of the
+    whole batch are drawn (a few numbers per image) and the shard's applied, so each image is augmented as one
+    process would augment it.
     """
     if not (config.crop_padding or config.flip or config.rotation):
         return x
-    b = len(x)
+    b = len(x) if batch is None else batch
     angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(config.rotation)
     shift = torch.randint(-config.crop_padding, config.crop_padding + 1, (b, 2), generator=gen)
     sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1, 1) if config.flip else torch.ones(b, dtype=torch.long)
+    angle, shift, sign = angle[part], shift[part], sign[part]
     if config.rotation:
         return rotate_shift_flip(x, angle, shift, sign)
     return shift_flip(x, shift, sign)
@@ -141,8 +151,39 @@ def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
     )
 
 
+def join_group(device: torch.device, group: distributed.Topology) -> torch.device:
+    """Join torchrun's process group and return this process's device: on CUDA the node's ``LOCAL_RANK``-th GPU and
+    NCCL, on the CPU gloo."""
+    if device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+        torch.cuda.set_device(device)
+    # torchrun keeps one key-value store for every attempt of the group: keys under a prefix of their own per
+    # attempt, or a restarted process could read the address of a process killed in the attempt before
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    store = dist.PrefixStore(f"attempt-{group.restarts}/", store)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank,
+                            world_size=world_size)
+    return device
+
+
 class TorchTrainer:
-    """``training.loop.Trainer`` for PyTorch: the network, SGD, the training data on the device."""
+    """``training.loop.Trainer`` for PyTorch: the network, SGD, the training data on the device.
+
+    Under torchrun with N processes, each step's global batch of B images is split into N contiguous shards
+    (``distributed.shard``); each process augments and trains its shard, summing its losses divided by B and
+    multiplied by N, so that DistributedDataParallel's average of the gradients is exactly the gradient of the mean
+    loss over the whole batch: the step of one process on B images, with the same learning rate.
+
+    BatchNorm is not synchronised (no SyncBatchNorm): each process normalises its shard with the shard's own batch
+    statistics, and the running statistics saved are rank 0's (from its shards). Because PyTorch's SyncBatchNorm
+    runs on CUDA only, so on the CPU (gloo) there is nothing to choose; because it costs an all-reduce per
+    BatchNorm layer in every forward pass, latency on the step's critical path; because shards of 64 images or
+    more (batch 256 on 4 GPUs) give statistics as good as the whole batch's; and because TensorFlow's
+    MirroredStrategy normalises per replica too, so both frameworks train the same way. The price: N processes
+    do not give one process's model bit for bit, but that of one process normalising each of the N shards of a
+    batch apart (tests/training/test_distributed.py checks exactly that). Dropout draws its masks from a stream per
+    (epoch, rank), so a resumed group continues bit for bit.
+    """
 
     framework = FRAMEWORK.name
     model_file = FRAMEWORK.model_file
@@ -150,12 +191,23 @@ class TorchTrainer:
 
     def __init__(self, config: TrainConfig, data: TrainingData):
         self.config = config
+        self.group = distributed.topology()
+        self.is_main = self.group.is_main
+        if config.replicas != self.group.world_size:
+            raise ConfigError(f"replicas={config.replicas} but {self.group.world_size} process(es) run: start PyTorch "
+                              f"with torchrun and as many processes in all (torchrun --nproc-per-node "
+                              f"{config.replicas}, times --nnodes), or set replicas to the processes there are")
         self.device = resolve_device(config.device)
+        if self.group.launched:
+            self.device = join_group(self.device, self.group)
         self.step_dtype = resolve_precision(config.precision, self.device)
         torch.manual_seed(config.seed)
         spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
         self.model = build_model(spec).to(self.device)
         self.model.body.to(memory_format=torch.channels_last)
+        # rank 0's running statistics are the ones saved: broadcasting them every step would change nothing saved
+        self.body = (DistributedDataParallel(self.model.body, forward_sync_buffers=False) if self.group.launched
+                     else self.model.body)
         torch.backends.cudnn.benchmark = True
         self.optimizer = make_optimizer(self.model, config)
         self.train_x = torch.from_numpy(data.train_images).to(self.device)
@@ -163,27 +215,54 @@ class TorchTrainer:
         self.generator = torch.Generator()  # augmentation parameters: drawn on the CPU, so runs match across devices
 
     def describe(self) -> dict[str, Any]:
+        group = {"backend": dist.get_backend()} if self.group.launched else {}
         return {"framework_version": torch.__version__, "device": str(self.device),
                 "precision": str(self.step_dtype).removeprefix("torch."),
-                "num_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad)}
+                "num_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad), **group}
+
+    def share(self, value: Any) -> Any:
+        if not self.group.launched:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def begin_epoch(self, seed: int) -> None:
         self.model.train()
         self.generator.manual_seed(seed)
+        if self.group.launched:  # dropout: a stream of its own per (epoch, rank), independent of the checkpoint
+            torch.manual_seed(seed * self.group.world_size + self.group.rank)
 
     def step(self, idx: np.ndarray, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.from_numpy(idx).to(self.device)
+        part = distributed.shard(len(idx), self.group.rank, self.group.world_size)
+        index = torch.from_numpy(idx[part]).to(self.device)
         labels = self.train_y[index]
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x = to_layout(augment(self.model.preprocess(self.train_x[index]), self.config, self.generator))
+        x = to_layout(augment(self.model.preprocess(self.train_x[index]), self.config, self.generator, part,
+                              len(idx)))
         with torch.autocast(self.device.type, dtype=self.step_dtype, enabled=self.step_dtype != torch.float32):
-            logits = self.model.body(x).float()
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+            logits = self.body(x).float()
+        correct = (logits.argmax(1) == labels).sum()
+        if not self.group.launched:
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        else:  # the shard's share of the batch's mean, times N: DDP divides the summed gradients by N
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing, reduction="sum")
+            loss = loss * (self.group.world_size / len(idx))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach(), (logits.argmax(1) == labels).sum()
+        if not self.group.launched:
+            return loss.detach(), correct
+        # the whole batch's mean loss and correct count, for the metrics: one small all-reduce per step
+        totals = torch.stack([loss.detach() / self.group.world_size, correct.float()])
+        dist.all_reduce(totals)
+        return totals[0], totals[1].long()
+
+    def close(self) -> None:
+        if self.group.launched:  # once every process is done with the group: gloo's threads end with their peers
+            dist.barrier()
+            dist.destroy_process_group()
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return predict_logits(self.model, torch.from_numpy(images).to(self.device)).cpu().numpy()
@@ -193,7 +272,8 @@ class TorchTrainer:
                      "torch_rng": torch.get_rng_state()}, path)
 
     def load_checkpoint(self, path: Path) -> int:
-        ckpt = load_payload(path, map_location=self.device)
+        # the main process reads the file and hands it to the others, which need not see the run directory
+        ckpt = self.share(load_payload(path, map_location="cpu") if self.is_main else None)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])

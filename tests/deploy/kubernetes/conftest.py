@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.kubernetes import DEPLOY, OVERLAYS, load, render
+from tests.support.kubernetes import DEPLOY, JOBS, OVERLAYS, load, render
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +26,9 @@ def inference_service() -> dict[str, Any]:
     """The KServe example (a plain file, applied with kubectl apply -f)."""
     (isvc,) = load(DEPLOY / "kserve" / "inferenceservice.yaml")
     return isvc
+
+
+@pytest.fixture(scope="session")
+def jobs() -> dict[str, list[dict[str, Any]]]:
+    """Each kustomization of deploy/kubernetes/jobs/, rendered: {"store": [...], "tune": [...], ...}."""
+    return {name: render(DEPLOY / "jobs" / name) for name in JOBS}

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import copy
 
-import kubernetes_validate
 import pytest
 
-from tests.support.kubernetes import KUBERNETES_VERSION, find, one, schema_errors
-
-NEWEST = ".".join(kubernetes_validate.utils.latest_version().split(".")[:2])
-VERSIONS = sorted({KUBERNETES_VERSION, NEWEST})
+from tests.support.kubernetes import VERSIONS, find, one, schema_errors
 
 
 def test_each_variant_renders_the_serving_objects(overlays):

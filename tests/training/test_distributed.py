@@ -1,0 +1,219 @@
+"""PyTorch on several processes (torchrun, DistributedDataParallel over gloo on the CPU): the group trains the model
+that one process would train on the same global batches, the model exports with parity, and a group that loses a
+process to ``kill -9`` is restarted by torchrun and continues from its last checkpoint to the same model.
+
+What "the same model" means: BatchNorm is not synchronised (``TorchTrainer``'s docstring says why), so N processes
+equal one process that normalises each of a batch's N shards apart and keeps rank 0's running statistics: the
+``ShardedReference`` below. Dropout draws differ between the two (one stream per rank against one in all), so the
+comparison trains without dropout. The tolerance is 1e-6 on every weight and logit, and the runs in fact agree
+bit for bit: with 2 processes every sum that differs in order is a sum of two terms (gloo adds the two gradients,
+the reference accumulates them), and dividing by 2 is exact. That needs the same arithmetic inside each process:
+the reference runs on one thread as the workers do (OMP_NUM_THREADS=1), because this training amplifies rounding
+(a reference on 2 threads, whose convolutions add in another order, ends 0.24 away on the first conv's weights
+after these 24 steps), so any looser tolerance would have to be one that a wrong shard or a missing average
+passes too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cifar10_pipeline.export.__main__ import main as export_main
+from cifar10_pipeline.model.torch_net import load_model_file
+from cifar10_pipeline.training import distributed
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training.loop import fit
+from cifar10_pipeline.training.run import Run
+from cifar10_pipeline.training.torch_trainer import TorchTrainer, augment, to_layout
+from tests.support.make import dry_run
+from tests.support.paths import REPO
+
+PROCESSES = 2
+# no dropout: its masks are drawn per rank (see the module docstring); rotation on: its resampling runs per shard
+GROUP = {"dataset": "synthetic", "epochs": 2, "width": 16, "batch_size": 128, "lr": 0.1, "dropout": 0.0,
+         "max_train_samples": 1500, "max_test_samples": 500}
+ATOL = 1e-6
+TIMINGS = ("seconds", "train_seconds", "images_per_second")
+
+
+def flags(values: dict) -> list[str]:
+    return [f"--{k.replace('_', '-')}={v}" for k, v in values.items()]
+
+
+def torchrun(runs_dir: Path, run_name: str, *extra: str, epochs: int = GROUP["epochs"],
+             max_restarts: int = 0) -> subprocess.Popen:
+    """``torchrun --standalone --nproc-per-node 2 -m cifar10_pipeline.training`` on the GROUP config."""
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={PROCESSES}",
+            f"--max-restarts={max_restarts}", "-m", "cifar10_pipeline.training", "--framework", "torch",
+            *flags({**GROUP, "epochs": epochs, "runs_dir": runs_dir, "run_name": run_name}), *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO),
+           "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}  # loopback only; one thread per process on 2 cores
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finished(process: subprocess.Popen) -> str:
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out
+    return out
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_model_file(path).state_dict()
+
+
+# ---------------------------------------------------------------- shards
+
+
+@pytest.mark.parametrize("size,world", [(128, 2), (127, 2), (10, 3), (3, 3), (1000, 7)])
+def test_shards_cover_the_batch_in_order(size, world):
+    parts = [distributed.shard(size, rank, world) for rank in range(world)]
+    assert list(np.concatenate([np.arange(size)[p] for p in parts])) == list(range(size))
+    lengths = [p.stop - p.start for p in parts]
+    assert max(lengths) - min(lengths) <= 1 and lengths[0] == max(lengths) >= 1
+
+
+def test_augmenting_a_shard_augments_it_as_the_whole_batch_would():
+    config = TrainConfig(rotation=5.0, crop_padding=2, flip=True)
+    x = torch.rand(10, 3, 16, 16)
+    whole = augment(x, config, torch.Generator().manual_seed(7))
+    part = distributed.shard(10, 1, 2)
+    shard = augment(x[part], config, torch.Generator().manual_seed(7), part, 10)
+    torch.testing.assert_close(shard, whole[part])
+
+
+def test_the_process_count_must_be_the_replicas(tmp_path):
+    config = TrainConfig.from_dict({**GROUP, "replicas": 2, "runs_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match="replicas=2 but 1 process"):
+        fit(TorchTrainer, config)
+
+
+def test_a_batch_smaller_than_the_replicas_is_refused():
+    with pytest.raises(ConfigError, match="batch_size=2 must be >= replicas=4"):
+        TrainConfig(batch_size=2, replicas=4)
+
+
+def test_make_train_torch_starts_torchrun_for_more_than_one_process():
+    assert dry_run("train-torch", "NPROC=2")[-1].startswith(
+        ".venv/bin/torchrun --standalone --nproc-per-node 2 --max-restarts 3 --no-python .venv/bin/cifar10-train "
+        "--framework torch")
+    assert dry_run("train-torch")[-1].startswith(".venv/bin/cifar10-train --framework torch")  # as before
+    assert dry_run("train-tf", "NPROC=2")[-1].endswith("--replicas 2")
+
+
+# ---------------------------------------------------------------- a group of processes
+
+
+class ShardedReference(TorchTrainer):
+    """One process doing a step as PROCESSES processes do it: each shard of the batch augmented with the whole
+    batch's parameters, normalised with its own batch statistics, its loss summed over the batch size; the
+    gradients added up; the running statistics those of the first shard only."""
+
+    def step(self, idx: np.ndarray, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        start = self.generator.get_state()
+        loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        for rank in range(PROCESSES):
+            part = distributed.shard(len(idx), rank, PROCESSES)
+            kept = {name: b.clone() for name, b in self.model.body.named_buffers()}
+            self.generator.set_state(start)  # every rank draws the whole batch's parameters from the same state
+            index = torch.from_numpy(idx[part])
+            x = to_layout(augment(self.model.preprocess(self.train_x[index]), self.config, self.generator, part,
+                                  len(idx)))
+            logits = self.model.body(x).float()
+            labels = self.train_y[index]
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing, reduction="sum")
+            (loss / len(idx)).backward()
+            loss_sum, correct = loss_sum + loss.detach(), correct + (logits.argmax(1) == labels).sum()
+            if rank:  # rank 0's running statistics are the ones kept
+                for name, b in self.model.body.named_buffers():
+                    b.copy_(kept[name])
+        self.optimizer.step()
+        return loss_sum / len(idx), correct
+
+
+@pytest.fixture(scope="module")
+def group_run(tmp_path_factory) -> Run:
+    """A 2-process torchrun run of the GROUP config, uninterrupted."""
+    runs = tmp_path_factory.mktemp("group") / "runs"
+    out = finished(torchrun(runs, "group"))
+    assert out.count("test accuracy") == 1, out  # the result line comes from rank 0 only
+    return Run.open(runs / "group")
+
+
+@pytest.mark.slow
+def test_the_group_trains_the_model_of_one_process_on_its_shards(group_run, tmp_path):
+    assert group_run.config.replicas == PROCESSES  # taken from torchrun
+    assert group_run.info["backend"] == "gloo" and group_run.info["status"] == "finished"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker (OMP_NUM_THREADS=1)
+    try:
+        reference = fit(ShardedReference, TrainConfig.from_dict({**GROUP, "runs_dir": str(tmp_path),
+                                                                 "run_name": "ref"}))
+    finally:
+        torch.set_num_threads(threads)
+    group_model, reference_model = (load_model_file(r.path / "model.pt") for r in (group_run, reference.run))
+    for name, value in reference_model.state_dict().items():
+        torch.testing.assert_close(group_model.state_dict()[name], value, atol=ATOL, rtol=0, msg=name)
+    images = torch.randint(0, 256, (200, 32, 32, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        torch.testing.assert_close(group_model(images), reference_model(images), atol=ATOL, rtol=0)
+    # the metrics are the whole batch's, reduced over the group
+    for group_row, reference_row in zip(group_run.metrics(), reference.metrics, strict=True):
+        assert group_row["train_loss"] == pytest.approx(reference_row["train_loss"], abs=ATOL)
+        assert group_row["train_acc"] == reference_row["train_acc"]
+
+
+@pytest.mark.slow
+def test_the_group_model_exports_with_parity(group_run, tmp_path):
+    out = tmp_path / "model.onnx"
+    assert export_main(["--run", str(group_run.path), "--out", str(out)]) == 0
+    assert out.is_file() and (tmp_path / "model.parity.json").is_file()
+
+
+def worker(parent: int, rank: int) -> int:
+    """The pid of torchrun's worker process of ``rank`` (a child of the agent ``parent``)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if ppid == parent and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    raise AssertionError(f"no worker of rank {rank} under {parent}")
+
+
+@pytest.mark.slow
+def test_a_group_that_loses_a_process_restarts_from_its_checkpoint(group_run, tmp_path):
+    """kill -9 of rank 1 after the first epoch's checkpoint: torchrun restarts the group, which resumes the run and
+    ends with the uninterrupted group's model and metrics, bit for bit (the same sums in the same order)."""
+    runs = tmp_path / "runs"
+    process = torchrun(runs, "group", max_restarts=1)
+    checkpoint = runs / "group" / "checkpoint.pt"  # written (renamed into place) once epoch 1 is done
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+        time.sleep(0.02)
+    os.kill(worker(process.pid, 1), signal.SIGKILL)
+    out = finished(process)
+    assert "resuming" in out and f"after epoch 1/{GROUP['epochs']}" in out, out
+    resumed = Run.open(runs / "group")
+    strip = [{k: v for k, v in row.items() if k not in TIMINGS} for row in resumed.metrics()]
+    assert strip == [{k: v for k, v in row.items() if k not in TIMINGS} for row in group_run.metrics()]
+    expected = weights(group_run.path / "model.pt")
+    for name, value in weights(resumed.path / "model.pt").items():
+        assert torch.equal(value, expected[name]), name
