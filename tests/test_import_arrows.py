@@ -1,7 +1,8 @@
 """The arrows between the packages, read from every import in the repository: the folder layout is the architecture.
 
-training -> model, contract; export -> model, contract and the run directory, config and data sets of training (never
-its trainers); inference -> contract only; model -> contract; contract and deploy -> nothing of the project. The
+training -> model, contract, tracking; export -> model, contract, tracking and the run directory, config and data sets
+of training (never its trainers); tracking (MLflow) -> contract only, so it imports no trainer or exporter; inference ->
+contract only; model -> contract; contract and deploy -> nothing of the project. The
 atomic file writer (``files``, standard library only) serves whoever writes files; ``training.gpus``, the GPU check
 of both trainers and the tuner, is standard library only too.
 
@@ -21,15 +22,16 @@ from tests.support.paths import REPO
 
 PROJECT = "cifar10_pipeline"
 SOURCE = REPO / "src" / PROJECT
-PACKAGES = ("contract", "model", "training", "export", "inference", "deploy")
+PACKAGES = ("contract", "model", "training", "export", "inference", "deploy", "tracking")
 # package -> the project's modules it may import (prefixes), besides its own
 ALLOWED = {
     "contract": (),
     "model": ("contract", "files"),
-    "training": ("model", "contract", "files"),
-    "export": ("model", "contract", "files", "training.run", "training.config", "training.datasets"),
+    "training": ("model", "contract", "files", "tracking"),
+    "export": ("model", "contract", "files", "tracking", "training.run", "training.config", "training.datasets"),
     "inference": ("contract",),
     "deploy": (),  # it runs the serving image; it imports none of it
+    "tracking": ("contract",),  # the trainers and the export call it, never the other way
 }
 
 
@@ -39,9 +41,10 @@ def test_every_package_has_its_rule():
     assert sorted(p.name for p in SOURCE.glob("*.py")) == ["__init__.py", "files.py"]
 
 
-@pytest.mark.parametrize("module", ["files.py", "training/gpus.py"])
+@pytest.mark.parametrize("module", ["files.py", "training/gpus.py", "tracking/settings.py"])
 def test_the_file_writer_and_the_gpu_check_import_the_standard_library_only(module):
-    # gpus.py: both trainers' environments import it, and the Makefile runs it with the system Python
+    # gpus.py: both trainers' environments import it, and the Makefile runs it with the system Python; tracking's
+    # settings: the config reads its default from there, and importing the config must not import MLflow
     imported = {name.split(".")[0] for name in imports_of(SOURCE / module)}
     assert imported and imported <= set(sys.stdlib_module_names)
 
