@@ -61,12 +61,17 @@ TF_CUDA := $(if $(TF_GPU),'tensorflow[and-cuda]')
 # one stamp per variant: asking for the other one remakes the environment
 TF_INSTALLED := $(TF_VENV)/.installed-$(TF_VARIANT)
 TF_TEST_INSTALLED := $(TF_VENV)/.installed-test
+# the MLflow UI: the full mlflow (its web app and server), in an environment of its own, since the training
+# environments carry mlflow-skinny, the client without the UI and its server dependencies
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_INSTALLED := $(MLFLOW_VENV)/.installed
 # the framework registry (cifar10_pipeline.model.frameworks) finds each framework's environment through these
 export VENV TF_VENV
 # what the TensorFlow environment runs: the tests shared by both frameworks (trainers, export) and TensorFlow's own
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_cli.py \
-            tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export
+            tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export \
+            tests/tracking/test_training_runs.py tests/tracking/test_export.py
 
 .PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
@@ -143,7 +148,7 @@ predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no serv
 	$(if $(IMAGES),,$(error IMAGES is empty: make predict IMAGES="photo.jpg photos/"))
 	$(BIN)/cifar10-predict --model $(MODEL) $(IMAGES)
 
-test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
+test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(MLFLOW_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest -m "not containers"
 	$(TF_PY) -m pytest --framework tensorflow $(TF_TESTS)
 
@@ -160,12 +165,6 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
-
-# the MLflow UI: the full mlflow (its web app and server), in an environment of its own, since the training
-# environments carry mlflow-skinny, the client without the UI and its server dependencies
-MLFLOW_VENV ?= .venv-mlflow
-MLFLOW_INSTALLED := $(MLFLOW_VENV)/.installed
-export MLFLOW_VENV
 
 $(MLFLOW_INSTALLED): pyproject.toml constraints.txt constraints-ui.txt
 	$(PYTHON) -m venv $(MLFLOW_VENV)
