@@ -70,17 +70,25 @@ def test_the_reports_and_gate_figures_are_on_the_training_run(tracked, registere
     assert metrics["int8_accuracy_drop_points"] == gate["accuracy_drop_points"]
 
 
-def test_register_makes_a_version_with_the_champion_alias(tracked, registered):
+def test_register_makes_a_version_with_the_champion_alias(tracked, registered, tmp_path):
+    import mlflow
+
     version = tracked.client.get_model_version_by_alias("tiny-classifier", "champion")
     assert version.run_id == tracked.run_id
     assert "registered tiny-classifier version 1 as models:/tiny-classifier@champion" in registered.out
+    # what the README has users put in front of the service: the registered file is the exported file, byte for byte
+    mlflow.set_registry_uri(tracked.client.tracking_uri)
+    mlflow.artifacts.download_artifacts("models:/tiny-classifier@champion", dst_path=str(tmp_path),
+                                        tracking_uri=tracked.client.tracking_uri)
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["model.onnx"]
+    assert (tmp_path / "model.onnx").read_bytes() == registered.model.read_bytes()
 
 
-@pytest.mark.parametrize("reference", ["models:/tiny-classifier@champion", "runs:/{run_id}", "{run_id}"])
+@pytest.mark.parametrize("reference", ["models:/tiny-classifier@champion", "runs:/{run_id}"])
 def test_export_takes_an_mlflow_run_or_a_registered_version(tracked, registered, reference, tmp_path, capsys):
     out = tmp_path / "again.onnx"
     code = export_main(["--run", reference.format(run_id=tracked.run_id), "--runs-dir", str(tracked.runs_dir),
-                        "--out", str(out), "--tracking", "off"])
+                        "--out", str(out), "--tracking", "off", "--parity-images", "1000"])
     assert code == 0, capsys.readouterr().err[-2000:]
     fetched = tracked.runs_dir / f"mlflow-{tracked.run_id}"
     assert (fetched / "config.json").read_text() == (tracked.result.run.path / "config.json").read_text()

@@ -60,8 +60,10 @@ def _log_onnx(path: Path, name: str) -> str:
     import onnx
 
     signature, example = _signature_and_example(path)
+    # one self-contained file, as exported: the service serves a file, and its model_id is that file's sha256
     info = mlflow.onnx.log_model(onnx.load(path), name=name, signature=signature, input_example=example,
-                                 pip_requirements=_requirements(), onnx_execution_providers=["CPUExecutionProvider"])
+                                 pip_requirements=_requirements(), onnx_execution_providers=["CPUExecutionProvider"],
+                                 save_as_external_data=False)
     return info.model_uri
 
 

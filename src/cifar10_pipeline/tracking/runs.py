@@ -105,6 +105,8 @@ class Recorder:
 
     def log_metrics(self, values: Mapping[str, Any], step: int) -> None:
         """The numeric ``values`` (a metrics.jsonl row; strings are left out) at ``step``."""
+        if self.ref is None:  # untracked: MLflow is never imported
+            return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -113,6 +115,8 @@ class Recorder:
         self._log(lambda c: c.log_batch(self.ref.run_id, metrics=metrics))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if self.ref is None:
+            return
         from mlflow.entities import RunTag
 
         self._log(lambda c: c.log_batch(self.ref.run_id, tags=[RunTag(k, _text(v)) for k, v in tags.items()]))
