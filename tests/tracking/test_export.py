@@ -103,7 +103,7 @@ def test_an_unknown_reference_is_a_user_error(tracked, tmp_path, capsys):
     assert "models:/no-such-model@champion is not in the MLflow store" in capsys.readouterr().err
 
 
-def test_register_needs_a_tracked_run(framework, tmp_path, capsys):
+def test_register_needs_a_tracked_run(framework, tracking_on, tmp_path, capsys):
     run = train(tiny_config(tmp_path, epochs=1, tracking=False), framework.name).run
     code = export_main(["--run", str(run.path), "--out", str(tmp_path / "m.onnx"), "--register"])
     assert code == 1

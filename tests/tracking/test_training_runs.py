@@ -27,7 +27,7 @@ def test_the_config_is_logged_as_parameters(tracked):
 
 def test_every_epochs_metrics_are_logged_at_its_step(tracked):
     rows = tracked.result.metrics
-    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     for key in ("train_loss", "train_acc", "eval_loss", "eval_acc", "lr", "images_per_second"):
         history = tracked.client.get_metric_history(tracked.run_id, key)
         assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == \
