@@ -84,6 +84,7 @@ def test_register_makes_a_version_with_the_champion_alias(tracked, registered, t
     assert (tmp_path / "model.onnx").read_bytes() == registered.model.read_bytes()
 
 
+@pytest.mark.slow  # two more exports, parity included
 @pytest.mark.parametrize("reference", ["models:/tiny-classifier@champion", "runs:/{run_id}"])
 def test_export_takes_an_mlflow_run_or_a_registered_version(tracked, registered, reference, tmp_path, capsys):
     out = tmp_path / "again.onnx"
@@ -103,6 +104,7 @@ def test_an_unknown_reference_is_a_user_error(tracked, tmp_path, capsys):
     assert "models:/no-such-model@champion is not in the MLflow store" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a training run of its own and its export
 def test_register_needs_a_tracked_run(framework, tracking_on, tmp_path, capsys):
     run = train(tiny_config(tmp_path, epochs=1, tracking=False), framework.name).run
     code = export_main(["--run", str(run.path), "--out", str(tmp_path / "m.onnx"), "--register"])
