@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # the project installed with its serve extra (so it knows its own version, and cifar10-serve is on the PATH):
 # binary wheels only for what it needs (no compiler in the image, none needed), exact versions from the
-# constraints file
+# constraints file. src/ brings the page's browser mode with it: onnxruntime-web's wasm build (15 MB), which
+# `make web` (a prerequisite of make image) copies into src/cifar10_pipeline/web/ort/
 COPY constraints.txt pyproject.toml README.md /tmp/project/
 COPY src/ /tmp/project/src/
 RUN pip install --no-cache-dir --only-binary=:all: -c /tmp/project/constraints.txt "/tmp/project[serve]" \
@@ -29,7 +30,8 @@ COPY ${MODEL} /models/model.onnx
 ENV INFERENCE_MODEL_PATH=/models/model.onnx \
     PORT=8000
 USER 10001:10001
-EXPOSE 8000
+# 8001: the Open Inference Protocol over gRPC, off unless asked for (docker run -e GRPC_PORT=8001 -p 8001:8001 ...)
+EXPOSE 8000 8001
 # ready = model loaded and golden self-test passed; urlopen raises on 503, so python exits non-zero
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PORT'], timeout=2)"]

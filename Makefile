@@ -70,12 +70,12 @@ export VENV TF_VENV
 # what the TensorFlow environment runs: the tests shared by both frameworks (trainers, export) and TensorFlow's own
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_cli.py \
-            tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export \
+            tests/training/test_cuda.py tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export \
             tests/tracking/test_training_runs.py tests/tracking/test_export.py
 
-.PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
+.PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check install-ui ui
+        install-serve-gpu gpu-check test-gpu install-openvino install-tritonclient targets install-ui ui
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -104,7 +104,19 @@ $(TF_TEST_INSTALLED): $(TF_INSTALLED)
 
 install-tf: $(TF_INSTALLED)  ## the TensorFlow environment (.venv-tf); with CUDA wheels where a GPU is (GPU=1|0)
 
-install: $(INSTALLED)  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
+# the upload page's browser mode: onnxruntime-web from npm (pinned by web/package-lock.json), its wasm build copied
+# into the package (src/cifar10_pipeline/web/ort/, not in git), whence the service and the serving image serve it
+WEB_INSTALLED := src/cifar10_pipeline/web/ort/VERSION
+$(WEB_INSTALLED): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts
+	$(PYTHON) src/cifar10_pipeline/web/__init__.py web/node_modules/onnxruntime-web/dist
+
+web: $(WEB_INSTALLED)  ## onnxruntime-web (npm) for the page's browser mode; make install runs it where npm is
+
+# without npm the service works as before; its page then says that browser mode is not installed
+WEB_IF_NPM := $(if $(shell command -v npm),$(WEB_INSTALLED))
+install: $(INSTALLED) $(WEB_IF_NPM)  ## virtual environment (.venv) with PyTorch, tuning, export and serving; the cifar10-* commands
+	@command -v npm >/dev/null || echo "install: npm not found: the page's browser mode stays off (make web installs it)"
 
 system-deps:  ## Debian packages the tests use (root: installs them; otherwise lists them)
 	@bash .ci/system-deps.sh
@@ -132,7 +144,7 @@ export: $(INSTALLED)  ## export the last run (or RUN=runs/..., an MLflow run id,
 serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
 	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(BIN)/cifar10-serve
 
-image:  ## build the CPU serving image with podman (root; layers reused), MODEL baked in as its default model
+image: $(WEB_INSTALLED)  ## build the CPU serving image with podman (root; layers reused), MODEL baked in as its default model
 	bash .ci/containers.sh --build-cpu $(MODEL)
 
 serve-replicas: $(INSTALLED) image  ## REPLICAS containers serving MODEL behind HAProxy on PORT (Ctrl-C removes all)
@@ -148,11 +160,18 @@ predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no serv
 	$(if $(IMAGES),,$(error IMAGES is empty: make predict IMAGES="photo.jpg photos/"))
 	$(BIN)/cifar10-predict --model $(MODEL) $(IMAGES)
 
-test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(MLFLOW_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
-	$(PY) -m pytest -m "not containers"
-	$(TF_PY) -m pytest --framework tensorflow $(TF_TESTS)
+test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(WEB_INSTALLED) $(MLFLOW_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
+	$(PY) -m pytest -m "not containers and not gpu"
+	$(TF_PY) -m pytest --framework tensorflow -m "not gpu" $(TF_TESTS)
 
-test-images: $(TEST_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
+# asks for a GPU before installing anything, as gpu-check does: without one it stops at once, exit 2
+test-gpu:  ## on an NVIDIA GPU: the tests marked gpu (training in both frameworks and serving, on CUDA)
+	@PYTHONPATH=src $(PYTHON) -m benchmarks.gpu_check --preflight
+	$(MAKE) $(TEST_INSTALLED) $(TF_TEST_INSTALLED) install-serve-gpu
+	$(PY) -m pytest -m gpu
+	$(TF_PY) -m pytest --framework tensorflow -m gpu $(TF_TESTS)
+
+test-images: $(TEST_INSTALLED) $(WEB_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
 	mkdir -p build
 	$(PY) tests/support/onnx_models.py build/ci-model.onnx
 	bash .ci/containers.sh build/ci-model.onnx
@@ -162,7 +181,11 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
 	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
 	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
+	# every deployment target of that run's model, with its INT8 twin (the agreement table: targets.json, .md)
+	$(BIN)/cifar10-export --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)/targets/model.onnx --quantize int8
+	$(MAKE) targets MODEL=$(BENCH_OUT)/targets/model.onnx
 	$(PY) -m benchmarks.service --out $(BENCH_OUT)
+	$(PY) -m benchmarks.grpc_load --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
 
@@ -191,6 +214,42 @@ $(SERVE_GPU_INSTALLED): pyproject.toml constraints.txt constraints-gpu.txt
 	touch $@
 
 install-serve-gpu: $(SERVE_GPU_INSTALLED)  ## the service on onnxruntime-gpu (.venv-serve-gpu), for make gpu-check
+
+# the service on onnxruntime's OpenVINO execution provider (INFERENCE_PROVIDERS=openvino): onnxruntime-openvino
+# replaces onnxruntime, so it has an environment of its own; cifar10-targets runs its OpenVINO row there
+OPENVINO_VENV ?= .venv-openvino
+OPENVINO_INSTALLED := $(OPENVINO_VENV)/.installed
+# NVIDIA's tritonclient (HTTP and gRPC, whose pins clash with the project's): the Triton check's model-config
+# protobuf, and the client the v2 tests drive
+TRITONCLIENT_VENV ?= build/venv-tritonclient
+TRITONCLIENT_INSTALLED := $(TRITONCLIENT_VENV)/.installed
+export OPENVINO_VENV TRITONCLIENT_VENV
+
+$(OPENVINO_INSTALLED): pyproject.toml constraints.txt constraints-openvino.txt
+	$(PYTHON) -m venv $(OPENVINO_VENV)
+	$(OPENVINO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OPENVINO_VENV)/bin/python -m pip install -q -c constraints.txt -c constraints-openvino.txt -e '.[serve-openvino]'
+	touch $@
+
+$(TRITONCLIENT_INSTALLED): constraints-tritonclient.txt
+	$(PYTHON) -m venv $(TRITONCLIENT_VENV)
+	$(TRITONCLIENT_VENV)/bin/python -m pip install -q -c constraints-tritonclient.txt 'tritonclient[http,grpc]'
+	touch $@
+
+install-openvino: $(OPENVINO_INSTALLED)  ## .venv-openvino: the service on onnxruntime-openvino (INFERENCE_PROVIDERS=openvino)
+
+install-tritonclient: $(TRITONCLIENT_INSTALLED)  ## tritonclient[http,grpc] in its own environment (Triton check, v2 client tests)
+
+# its own prerequisites make the OpenVINO and tritonclient environments: make bench runs it recursively, as the
+# variables of those environments come after the bench rule
+# playwright for the browser row (its Chromium is Debian's: system-deps) on top of what export installs
+TARGETS_INSTALLED := $(VENV)/.installed-targets
+$(TARGETS_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,targets]'
+	touch $@
+
+targets: $(TARGETS_INSTALLED) $(WEB_INSTALLED) system-deps $(OPENVINO_INSTALLED) $(TRITONCLIENT_INSTALLED)  ## after export: MODEL's targets and their table
+	$(BIN)/cifar10-targets --model $(MODEL)
 
 # asks for a GPU before installing anything: without one it stops at once, exit 2
 gpu-check:  ## on an NVIDIA GPU: train, tune, export and serve on CUDA, failing at the first step on the CPU (~10 min)

@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -39,12 +38,11 @@ from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.gpus import visible_gpus
 from harness import REPO
 from harness.report import machine, write_report
-from harness.server import Server, call
+from harness.server import SERVE_GPU_PYTHON, Server, call
 
 CONFIG = REPO / "benchmarks" / "configs" / "cifar10-gpu.json"
 CIFAR10_TRAIN_IMAGES = 50_000
 SWAP_TIMEOUT_S = 60.0  # a model file copied in is swapped in (or refused) within a few reload polls
-SERVE_VENV = os.environ.get("SERVE_GPU_VENV") or ".venv-serve-gpu"  # make install-serve-gpu
 
 
 class CheckFailed(Exception):
@@ -72,7 +70,7 @@ class Target:
     @classmethod
     def gpu(cls) -> Target:
         return cls("cuda", "cuda", "/GPU:0", "bfloat16", "CUDAExecutionProvider",
-                   str(REPO / SERVE_VENV / "bin" / "python"), config=("--params", str(CONFIG)), train_images=20_480,
+                   str(SERVE_GPU_PYTHON), config=("--params", str(CONFIG)), train_images=20_480,
                    epochs=3, cpu_images=2_048, tune_images=8_192, ort_runs=50)
 
     @classmethod

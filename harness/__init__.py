@@ -2,7 +2,8 @@
 
 - ``server``: a server process on 127.0.0.1 and a free port (by default the service, as ``cifar10-serve`` runs
   it), ready when /readyz answers 200, stopped with its descendants; ``free_port``; ``call``, one request to it.
-- ``load``: wrk, the HTTP load generator, and the totals of its runs.
+- ``load``: wrk, the HTTP load generator: timed runs and their totals, and counted runs that account for every
+  request sent (none cut off at the stop) and tally the answers.
 - ``models``: the project's CNN with seeded random weights, saved and exported as a run's model would be.
 - ``rollout``: a model rolled through replicas behind HAProxy under load, and a replica killed under load.
 - ``postgres``: a throwaway PostgreSQL server.

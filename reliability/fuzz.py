@@ -4,9 +4,12 @@ each on its own connection (``Connection: close``). When the headers promise mor
 Content-Length lie, a chunked body), the client half-closes the connection after sending, so the server sees
 the body end early instead of waiting for the rest.
 
-Goals: no answer >= 500, the same worker process before and after (no crash, no respawn), and a good request
-answered as onnxruntime answers it at the end. Every answer's status is counted per category; a connection
-closed without an answer is counted too (it is not a 5xx, but the table shows where it happens).
+Goals: no answer >= 500; every request answered (a status line) within ANSWER_TIMEOUT_S, except that a request
+carrying both Content-Length and Transfer-Encoding may be refused by closing its connection (RFC 9112 section 6.1
+lets a server reject such a request, a request-smuggling attempt, and requires it to close the connection; granian,
+the HTTP server, closes without a word); no traceback or unhandled error in the server's log; the same worker
+process before and after (no crash, no respawn); and a good request answered as onnxruntime answers it at the end.
+Every answer's status is counted per category, with the connections closed without an answer and the timeouts.
 """
 
 from __future__ import annotations
@@ -62,6 +65,14 @@ def send(port: int, request: Request) -> str:
     return status_line[1].decode() if len(status_line) >= 2 and status_line[1].isdigit() else NO_ANSWER
 
 
+def may_close(request: Request) -> bool:
+    """Whether the server may refuse ``request`` by closing its connection without an answer: it carries both
+    Content-Length and Transfer-Encoding (RFC 9112 section 6.1: a request-smuggling attempt, which a server may
+    reject, and after which it must close the connection)."""
+    names = {name.lower() for name, _ in request.headers}
+    return {"content-length", "transfer-encoding"} <= names
+
+
 def server_errors(log: Path) -> int:
     """Tracebacks and "unhandled error" lines in the server's log."""
     text = log.read_text(errors="replace")
@@ -79,10 +90,14 @@ def run(smoke: bool) -> dict[str, Any]:
         pid_before, pids_before = info(server.port)["pid"], sorted(server.pids())
         statuses = {name: Counter() for name in categories()}
         started, sent = time.perf_counter(), 0
+        closed = {True: 0, False: 0}  # connections closed without an answer: allowed (may_close) or not
         for request in requests(count, SEED, ServiceConfig()):
             if time.perf_counter() - started > TIME_LIMIT_S:
                 break
-            statuses[request.category][send(server.port, request)] += 1
+            answer = send(server.port, request)
+            statuses[request.category][answer] += 1
+            if answer == NO_ANSWER:
+                closed[may_close(request)] += 1
             sent += 1
             if sent % 1000 == 0:
                 print(f"fuzz: {sent}/{count} sent", flush=True)
@@ -97,6 +112,7 @@ def run(smoke: bool) -> dict[str, Any]:
         total.update(counter)
     errors_5xx = sum(n for status, n in total.items() if status.isdigit() and int(status) >= 500)
     restarts = 0 if (pid_before, pids_before) == (pid_after, pids_after) else 1
+    log_errors = server_errors(server.log)
     return {
         "inputs": sent,
         "seed": SEED,
@@ -106,11 +122,18 @@ def run(smoke: bool) -> dict[str, Any]:
         "responses_5xx": errors_5xx,
         "worker_pid": {"before": pid_before, "after": pid_after},
         "server_pids": {"before": pids_before, "after": pids_after},
-        "server_log_errors": server_errors(server.log),
+        "server_log_errors": log_errors,
+        "closed_without_answer": {"allowed": closed[True], "not_allowed": closed[False]},
+        "timeouts": total[TIMEOUT],
         "good_request": {"before": ok_before, "after": ok_after, "compared": compared},
         "goals": [
             goal(f">= {count:,} malformed inputs sent", sent >= count, f"{sent:,} in {seconds:.0f} s"),
             goal("0 responses >= 500", errors_5xx == 0, str(errors_5xx)),
+            goal("0 connections closed without an answer, but for requests with both Content-Length and "
+                 "Transfer-Encoding (RFC 9112 section 6.1: refused by closing)", closed[False] == 0,
+                 f"{closed[False]} (and {closed[True]} with both headers, allowed)"),
+            goal(f"0 timeouts (no answer within {ANSWER_TIMEOUT_S:g} s)", total[TIMEOUT] == 0, str(total[TIMEOUT])),
+            goal("0 tracebacks or unhandled errors in the server's log", log_errors == 0, str(log_errors)),
             goal("0 worker restarts (same pids before and after)", restarts == 0,
                  f"worker pid {pid_before} -> {pid_after}, server processes {pids_before} -> {pids_after}"),
             goal("a good request answers correctly at the end", ok_before and ok_after, compared),
@@ -139,8 +162,13 @@ def markdown(figures: dict[str, Any]) -> str:
                    "pixels, a content type naming an image type after junk still names it, and a Content-Length "
                    "lie can leave the whole image readable. A JSON `true` in UINT8 tensor data is refused (400), "
                    "not read as 1."),
-              "", (f"{NO_ANSWER!r}: the connection ended without a status line (granian, the HTTP server, drops a "
-              "request carrying both Content-Length and Transfer-Encoding this way: request smuggling)."),
+              "", (f"{NO_ANSWER!r}: the connection ended without a status line. "
+              f"{figures['closed_without_answer']['allowed']} of them carried both Content-Length and "
+              "Transfer-Encoding, which granian, the HTTP server, refuses this way: RFC 9112 section 6.1 lets a "
+              "server reject such a request (a request-smuggling attempt) and requires it to close the connection. "
+              f"Any other request closed without an answer misses a goal: "
+              f"{figures['closed_without_answer']['not_allowed']}. {TIMEOUT!r} (no status line within "
+              f"{ANSWER_TIMEOUT_S:g} s): {figures['timeouts']}."),
               "", f"Tracebacks or unhandled errors in the server's log: {figures['server_log_errors']}.", ""]
     lines += goals_markdown(figures["goals"])
     return "\n".join(lines) + "\n"

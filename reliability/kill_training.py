@@ -1,8 +1,12 @@
 """Kill training: ``kill -9`` PyTorch and TensorFlow training runs at random points, then ``--resume`` them.
 
 Per framework: one uninterrupted run of a short synthetic config, then runs of the same config killed with
-SIGKILL at a seeded random moment after their first checkpoint (an epoch after the first, a fraction of it), each
-resumed with ``cifar10-train --framework F --resume RUN_DIR``. A resumed run must end with the same metrics (every
+SIGKILL at a point chosen by watching the run (its metrics.jsonl and its checkpoint file): once a checkpoint exists
+and a seeded random number of epochs (not the last) is logged, a seeded random fraction into the next epoch (timed
+by that epoch in the uninterrupted run), or at once when the last epoch begins, whichever comes first. So on any
+machine, fast or slow, the kill lands after a checkpoint and before the last epoch ends (a run could only finish
+first if its whole last epoch passed between two looks, POLL_S apart). Each is resumed with
+``cifar10-train --framework F --resume RUN_DIR``. A resumed run must end with the same metrics (every
 epoch's row, timings aside) and the same final accuracy as the uninterrupted one, and redo at most one epoch: the
 epochs it had completed (logged in metrics.jsonl) when killed, minus the epoch of the checkpoint the resume starts
 from.
@@ -31,7 +35,7 @@ SEED = 11
 # (kills per framework, epochs, training images)
 SIZES = {True: (1, 3, 600), False: (3, 4, 1500)}
 TIMINGS = ("seconds", "train_seconds", "images_per_second")  # the only metrics that may differ between runs
-POLL_S = 0.05
+POLL_S = 0.01  # between looks at the run's files
 RUN_TIMEOUT_S = 900
 RESUMED = re.compile(r"resuming \S+ after epoch (\d+)/(\d+)")
 
@@ -66,21 +70,39 @@ def run_to_end(command: list[str], log: Path) -> int:
                               check=False).returncode
 
 
+def kill_point(logged: int, checkpointed: bool, now: float, due: float | None, epoch: int, epochs: int,
+               delay_s: float) -> tuple[float | None, str | None]:
+    """One look at a run (``logged`` epochs in its metrics, a checkpoint or not, at ``now`` seconds): (when the
+    drawn moment comes, once known; the kill point if the run is to be killed now, else None). The drawn moment
+    is ``delay_s`` after the first look that sees ``epoch`` epochs logged and a checkpoint; the last epoch's
+    beginning (``epochs - 1`` logged) kills at once, so the kill always lands before the run can end."""
+    if logged < epoch or not checkpointed:
+        return due, None
+    due = now + delay_s if due is None else due
+    if now >= due:
+        return due, "drawn"
+    return due, "last epoch began" if logged >= epochs - 1 else None
+
+
 def kill_and_resume(framework: str, runs: Path, name: str, epochs: int, train_images: int, epoch: int,
                     fraction: float, epoch_s: list[float], reference: tuple[list[dict], float]) -> dict[str, Any]:
     """Start a run, SIGKILL it ``fraction`` of the way into epoch ``epoch + 1`` (timed from the moment ``epoch``
-    epochs are logged, scaled by that epoch's ``epoch_s`` in the uninterrupted run: the first epoch, with its
-    compilation, is slower than the rest), resume it, and compare with ``reference``."""
+    epochs are logged and a checkpoint exists, scaled by that epoch's ``epoch_s`` in the uninterrupted run: the
+    first epoch, with its compilation, is slower than the rest) or, if that comes first, as soon as the last epoch
+    begins; resume it, and compare with ``reference``."""
     run_dir, log = runs / name, runs / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(trainer_command(framework, train_args(runs, name, epochs, train_images)), cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT)
     started = time.monotonic()
     checkpoint = run_dir / frameworks.get(framework).checkpoint_file
-    while (epochs_logged(run_dir) < epoch or not checkpoint.exists()) and proc.poll() is None \
-            and time.monotonic() - started < RUN_TIMEOUT_S:
+    due, point = None, None  # when the drawn moment comes; which point the kill took
+    while proc.poll() is None and time.monotonic() - started < RUN_TIMEOUT_S:
+        due, point = kill_point(epochs_logged(run_dir), checkpoint.exists(), time.monotonic(), due, epoch, epochs,
+                                fraction * epoch_s[epoch])
+        if point is not None:
+            break
         time.sleep(POLL_S)
-    time.sleep(fraction * epoch_s[epoch])
     finished_first = proc.poll() is not None
     if not finished_first:
         os.kill(proc.pid, signal.SIGKILL)
@@ -98,6 +120,8 @@ def kill_and_resume(framework: str, runs: Path, name: str, epochs: int, train_im
         "run": name,
         "killed_after_s": round(killed_at, 2),
         "finished_before_the_kill": finished_first,
+        "kill_point": point,
+        "epochs": epochs,
         "epoch_reached": reached,  # epochs completed (logged) when killed
         "resumed_from_epoch": from_epoch,
         "epochs_redone": None if from_epoch is None else reached - from_epoch,
@@ -134,9 +158,11 @@ def run(smoke: bool) -> dict[str, Any]:
             rows, accuracy = outcome(runs / "uninterrupted")
             wall = time.monotonic() - started
             epoch_s = _epoch_seconds(runs / "uninterrupted")
-            # a seeded random point: which epoch after the first, and how far into it
+            # a seeded random point: after which epoch (the first at least, the last excluded: the kill comes when
+            # the last begins at the latest), and how far into the next
             results = [kill_and_resume(framework, runs, f"killed-{i + 1}", epochs, train_images,
-                                       rng.randrange(1, epochs), rng.uniform(0.0, 0.9), epoch_s, (rows, accuracy))
+                                       rng.randrange(1, max(2, epochs - 1)), rng.uniform(0.0, 0.9), epoch_s,
+                                       (rows, accuracy))
                        for i in range(kills)]
             report["frameworks"][framework] = {"uninterrupted": {"final_accuracy": accuracy, "wall_s": round(wall, 1),
                                                                  "epoch_s": [round(t, 1) for t in epoch_s]},
@@ -157,12 +183,14 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
         if "error" in result:
             out.append({"goal": f"{framework}: killed runs resume", "met": False, "figure": result["error"]})
             continue
-        kills = [k for k in result["kills"] if not k["finished_before_the_kill"]]
+        # killed after a checkpoint and before the last epoch ended
+        kills = [k for k in result["kills"] if not k["finished_before_the_kill"] and k["epoch_reached"] < k["epochs"]]
         same = sum(k["same_metrics"] for k in kills)
         redone = [k["epochs_redone"] for k in kills if k["epochs_redone"] is not None]
         out += [
             {"goal": f"{framework}: runs killed mid-way", "met": len(kills) == len(result["kills"]),
-             "figure": f"{len(kills)} of {len(result['kills'])} killed before they finished"},
+             "figure": f"{len(kills)} of {len(result['kills'])} killed after a checkpoint, before the last epoch "
+                       "ended"},
             {"goal": f"{framework}: --resume finishes with the uninterrupted run's metrics",
              "met": bool(kills) and same == len(kills),
              "figure": f"{same}/{len(kills)} identical (accuracy {result['uninterrupted']['final_accuracy']:.4f})"},
@@ -178,22 +206,26 @@ def markdown(figures: dict) -> str:
         "## Training: kill -9 and --resume",
         "",
         (f"Each framework: an uninterrupted run, then {figures['kills_per_framework']} run(s) of the same config "
-         f"({figures['config']}) killed with SIGKILL at a seeded random moment (seed {figures['seed']}) after the "
-         "first checkpoint, each resumed with `--resume RUN_DIR`. Epochs redone: epochs completed when killed minus "
-         "the checkpoint's epoch."),
+         f"({figures['config']}) killed with SIGKILL at a point chosen by watching the run: once a checkpoint "
+         f"exists and a seeded random number of epochs (seed {figures['seed']}; not the last) is logged, a seeded "
+         "random fraction into the next epoch (\"drawn\"), or when the last epoch begins if that comes first "
+         "(\"last epoch began\"): after a checkpoint and before the last epoch ends, on a fast machine or a slow "
+         "one. Each is resumed with `--resume RUN_DIR`. Epochs redone: epochs completed when killed minus the "
+         "checkpoint's epoch."),
         "",
-        ("| framework | run | killed after (s) | epoch reached | resumed from | epochs redone "
+        ("| framework | run | kill point | killed after (s) | epoch reached | resumed from | epochs redone "
          "| work since checkpoint (s) | final accuracy | uninterrupted | same metrics |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for framework, result in figures["frameworks"].items():
         if "error" in result:
-            lines.append(f"| {framework} | - | - | - | - | - | - | - | {result['error']} | **no** |")
+            lines.append(f"| {framework} | - | - | - | - | - | - | - | - | {result['error']} | **no** |")
             continue
         reference = result["uninterrupted"]["final_accuracy"]
         for k in result["kills"]:
             accuracy = "-" if k["final_accuracy"] is None else f"{k['final_accuracy']:.4f}"
-            lines.append(f"| {framework} | {k['run']} | {k['killed_after_s']} | {k['epoch_reached']} | "
+            lines.append(f"| {framework} | {k['run']} | {k['kill_point'] or 'none'} | {k['killed_after_s']} | "
+                         f"{k['epoch_reached']} | "
                          f"{k['resumed_from_epoch']} | {k['epochs_redone']} | {k['seconds_since_checkpoint']} | "
                          f"{accuracy} | {reference:.4f} | {'yes' if k['same_metrics'] else '**no**'} |")
     lines += ["", "| goal | met | figure |", "|---|---|---|",

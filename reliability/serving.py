@@ -1,5 +1,6 @@
-"""What the serving scenarios (fuzz, soak, swaps) share: the model they serve, a server of it, HTTP calls, the check
-that a good request still gets the right answer, and their goals as figures and as a markdown table."""
+"""What the serving scenarios (fuzz, soak, swaps) share: the model they serve, a server of it, HTTP calls, the checks
+that a good request gets the right answer (one call, or every answer of a load), the load's request timeout, and
+their goals as figures and as a markdown table."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from cifar10_pipeline.inference.images import decode_image
 from cifar10_pipeline.inference.postprocess import rank
 from harness.models import make_models
 from harness.server import Server, call
+
+# an answer under load later than this fails, and a load's stop waits this long for the requests still open: at
+# the soak's concurrency (64) on a contended 2-core machine, answers queue for up to about 9 s
+REQUEST_TIMEOUT_S = 15.0
 
 
 @functools.cache
@@ -92,23 +97,68 @@ def good_png(seed: int = 0, size: int = 32) -> bytes:
     return out.getvalue()
 
 
+def expected_prediction(model: bytes, png: bytes) -> dict[str, Any]:
+    """What /predict must answer for the upload ``png`` under the model file ``model``, as onnxruntime here
+    computes it: the top label and its probability, and the model id."""
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    labels = tuple(json.loads(session.get_modelmeta().custom_metadata_map["labels"]))
+    shape = tuple(session.get_inputs()[0].shape[1:])
+    pixels = decode_image(png, "good.png", shape, ServiceConfig().max_pixels)[None]
+    top = rank(session.run(["logits"], {"image": pixels})[0], labels, 1)[0]
+    return {"model_id": model_id(model), "label": top["label"], "probability": top["probability"]}
+
+
+def prediction_problem(body: bytes | str, expected: dict[str, Any]) -> str | None:
+    """Why the /predict answer ``body`` is not ``expected`` (``expected_prediction``), or None when it is: the
+    same model id (on the answer and its prediction), top label and probability (within 1e-4)."""
+    try:
+        answer = json.loads(body)
+        top = answer["predictions"][0]
+        if answer["model_id"] != expected["model_id"] or top["model_id"] != expected["model_id"]:
+            return f"model {answer['model_id'][:12]}, expected {expected['model_id'][:12]}"
+        if top["label"] != expected["label"] or abs(top["probability"] - expected["probability"]) > 1e-4:
+            return (f"{top['label']} p={top['probability']:.4f}, expected {expected['label']} "
+                    f"p={expected['probability']:.4f}")
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        return f"not /predict's answer ({type(e).__name__}: {e}): {str(body)[:200]!r}"
+    return None
+
+
+def wrong_answers(bodies: list[dict[str, Any]],
+                  expected: dict[str, dict[str, Any]]) -> tuple[int, list[str], dict[str, int]]:
+    """Of a counted load's 200 answers (``harness.load``'s tallied bodies), how many are not the prediction of a
+    model in ``expected`` (model id -> ``expected_prediction``) for that model, why (one line per distinct wrong
+    answer), and how many answers each model in ``expected`` gave right."""
+    wrong, why, right = 0, [], dict.fromkeys(expected, 0)
+    for tally in bodies:
+        if tally["status"] != 200:
+            continue  # counted as failed by the load
+        try:
+            named = json.loads(tally["body"]).get("model_id")
+        except (ValueError, AttributeError):
+            named = None
+        problem = (prediction_problem(tally["body"], expected[named]) if named in expected
+                   else f"model {str(named)[:12]} is none of the good files: {tally['body'][:200]!r}")
+        if problem:
+            wrong += tally["count"]
+            why.append(f"{tally['count']} x {problem}")
+        else:
+            right[named] += tally["count"]
+    return wrong, why, right
+
+
 def answers_correctly(port: int, model: bytes, seed: int = 0) -> tuple[bool, str]:
     """Does the server answer a good /predict upload and a good /v2 infer request as onnxruntime here answers
     them with the file ``model``? (ok, what was compared or what differed)."""
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-    labels = tuple(json.loads(session.get_modelmeta().custom_metadata_map["labels"]))
     shape = tuple(session.get_inputs()[0].shape[1:])
     png = good_png(seed)
     problems = []
 
-    pixels = decode_image(png, "good.png", shape, ServiceConfig().max_pixels)[None]
-    expected = rank(session.run(["logits"], {"image": pixels})[0], labels, 1)[0]
     status, body = call(port, "POST", "/predict", png, {"Content-Type": "image/png"})
-    got = json.loads(body)["predictions"][0] if status == 200 else {}
-    if status != 200 or got.get("label") != expected["label"] or \
-            abs(got.get("probability", -1) - expected["probability"]) > 1e-4:
-        problems.append(f"/predict answered {status} {body[:200]!r}, expected {expected['label']} "
-                        f"p={expected['probability']:.4f}")
+    problem = prediction_problem(body, expected_prediction(model, png)) if status == 200 else f"status {status}"
+    if problem:
+        problems.append(f"/predict answered {status} {body[:200]!r}: {problem}")
 
     raw = np.random.default_rng(seed).integers(0, 256, (2, *shape), dtype=np.uint8)
     request = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": list(raw.shape),

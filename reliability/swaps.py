@@ -9,24 +9,31 @@ and a /v2 infer request exactly as onnxruntime here answers them with that file;
 refused (the service's refused-loads counter on /metrics goes up by one) while the previous model keeps
 serving and answering as before. Good files are written atomically (a rename), broken ones in place.
 
-Goals: no failed request during the whole run, every broken file refused, every good file served.
+The load is counted (``harness.load.Counted``): every request wrk sends is counted, and when the run ends nothing
+more is sent and the requests still open are waited for (up to ``REQUEST_TIMEOUT_S``), so none is cut off by the
+stop; every answer's body is tallied and checked: it must name one of the good files, never a broken one, and be
+that file's own prediction for the upload (top label and probability, as onnxruntime here computes them).
+
+Goals: no failed request of all those sent during the whole run, every answer under load a good file's own
+prediction, every broken file refused, every good file served.
 """
 
 from __future__ import annotations
 
 import random
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cifar10_pipeline.files import write_bytes
-from harness.load import start_wrk, wrk_result
+from harness.load import Counted, failures
 from reliability.model_files import CORRUPT, HALF_WRITTEN, good_variant
 from reliability.serving import (
+    REQUEST_TIMEOUT_S,
     answers_correctly,
     cnn_model,
+    expected_prediction,
     goal,
     goals_markdown,
     good_png,
@@ -35,6 +42,7 @@ from reliability.serving import (
     refused_loads,
     start_server,
     workdir,
+    wrong_answers,
 )
 
 NAME = "swaps"
@@ -149,7 +157,7 @@ def run(smoke: bool) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     try:
         pids_before = sorted(server.pids())
-        load = start_wrk(server.port, body, CONCURRENCY, counts.time_limit_s)
+        load = Counted(server.port, body, CONCURRENCY, max_s=counts.time_limit_s, timeout_s=REQUEST_TIMEOUT_S)
         started, served = time.perf_counter(), base
         try:
             for number, step in enumerate(steps, 1):
@@ -160,9 +168,7 @@ def run(smoke: bool) -> dict[str, Any]:
                 print(f"swaps: {number}/{len(steps)} {step.kind}: {row['outcome']}", flush=True)
                 time.sleep(SETTLE_S)
         finally:
-            if load.poll() is None:
-                load.send_signal(signal.SIGINT)  # wrk stops and prints its totals
-            result = wrk_result(load, timeout=60)
+            result = load.stop()
         seconds = time.perf_counter() - started
         pids_after = sorted(server.pids())
     finally:
@@ -171,18 +177,31 @@ def run(smoke: bool) -> dict[str, Any]:
     good = [row for row in rows if row["good"]]
     broken = [row for row in rows if not row["good"]]
     planned_broken = sum(not step.good for step in steps)
+    upload = body.read_bytes()
+    # the answers may come from the first model or any good file (each answer names its model), never a broken one
+    models = {model_id(data): data for data in [base, *(step.data for step in steps if step.good)]}
+    wrong, why, right = wrong_answers(result["bodies"], {key: expected_prediction(data, upload)
+                                                  for key, data in models.items()})
     return {
         "concurrency": CONCURRENCY,
         "poll_s": POLL_S,
         "seconds": seconds,
         "load": result,
+        "wrong_answers": wrong,
+        "wrong_answer_reasons": why,
+        "right_answers_by_model": right,
         "replacements": rows,
         "server_pids": {"before": pids_before, "after": pids_after},
         "goals": [
             goal(f"{len(steps)} replacements under load, {planned_broken} of them broken", len(rows) == len(steps),
                  f"{len(rows)} done in {seconds:.0f} s"),
-            goal("0 failed requests", result["failed"] == 0 and result["requests"] > 0,
-                 f"{result['failed']} of {result['requests']:,} (wrk, {CONCURRENCY} connections)"),
+            goal("0 failed of every request sent", result["failed"] == 0 and result["sent"] > 0,
+                 f"{failures(result)} (wrk, {CONCURRENCY} connections)"),
+            goal("every answer under load a good file's own prediction (model id, label, probability)",
+                 wrong == 0 and result["requests"] > 0,
+                 f"{wrong} wrong of {result['requests']:,} answers; right ones from "
+                 f"{sum(n > 0 for n in right.values())} of the {len(right)} good models"
+                 + "".join(f"; {w}" for w in why[:3])),
             goal("every broken file refused, the previous model kept serving",
                  len(broken) == planned_broken and all(row["ok"] for row in broken),
                  f"{sum(row['ok'] for row in broken)} of {planned_broken}"),
@@ -203,7 +222,11 @@ def markdown(figures: dict[str, Any]) -> str:
         "",
         f"One `cifar10-serve` process, the model file polled every {figures['poll_s']:g} s "
         f"(`INFERENCE_RELOAD_POLL_S`), wrk posting a small PNG to /predict over {figures['concurrency']} connections "
-        f"throughout: {load['requests']:,} requests, {load['failed']} failed, p99 {load['p99_ms']:.1f} ms. "
+        f"throughout: {load['sent']:,} requests sent, {load['failed']} failed, {load['unanswered']} unanswered "
+        f"(every request counted: at the end nothing more was sent and the {load['open_at_stop']} still open were "
+        f"waited for, up to {load['timeout_s']:g} s), p99 {load['p99_ms']:.1f} ms; "
+        f"{figures['wrong_answers']} answers not the prediction of a good file's model they name "
+        f"(right answers from {sum(n > 0 for n in figures['right_answers_by_model'].values())} models). "
         f"Good files served {min(good, default=0):.1f}-{max(good, default=0):.1f} s after they were written "
         f"(median {sorted(good)[len(good) // 2] if good else 0:.1f} s).",
         "",

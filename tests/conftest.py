@@ -14,14 +14,17 @@ costs seconds per run. The tracking tests (tests/tracking) turn it on, each with
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
 import pytest
 
+from cifar10_pipeline.export.targets.environments import OPENVINO, TRITONCLIENT
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.frameworks import Framework
 from cifar10_pipeline.training.loop import TrainResult, train
+from tests.support.environments import make_environment
 from tests.support.gpus import fake_uuid, nvidia_smi_listing, write_nvidia_smi
 from tests.support.runs import tiny_config
 
@@ -64,3 +67,17 @@ def fake_gpus(tmp_path_factory, monkeypatch) -> Callable[[int], list[str]]:
         return [fake_uuid(i) for i in range(count)]
 
     return fake
+
+
+@pytest.fixture(scope="session")
+def openvino_python(tmp_path_factory) -> Path:
+    """The interpreter of a new .venv-openvino (the project's serving extra on onnxruntime-openvino), made by
+    `make install-openvino` once per session."""
+    return make_environment(OPENVINO, tmp_path_factory.mktemp("openvino") / "venv")
+
+
+@pytest.fixture(scope="session")
+def tritonclient_python(tmp_path_factory) -> Path:
+    """The interpreter of a new tritonclient[http,grpc] environment, made by `make install-tritonclient` once per
+    session."""
+    return make_environment(TRITONCLIENT, tmp_path_factory.mktemp("tritonclient") / "venv")

@@ -1,8 +1,9 @@
 """The arrows between the packages, read from every import in the repository: the folder layout is the architecture.
 
-training -> model, contract, tracking; export -> model, contract, tracking and the run directory, config and data sets
-of training (never its trainers); tracking (MLflow) -> contract only, so it imports no trainer or exporter; inference ->
-contract only; model -> contract; contract and deploy -> nothing of the project. The
+training -> model, contract, tracking; export -> model, contract, tracking, web and the run directory, config and
+data sets of training (never its trainers); tracking (MLflow) -> contract only, so it imports no trainer or exporter;
+inference -> contract, web; model -> contract; contract, web and deploy -> nothing of the project (web: the browser
+side's files, which the service serves and the export's browser target runs). The
 atomic file writer (``files``, standard library only) serves whoever writes files; ``training.gpus``, the GPU check
 of both trainers and the tuner, is standard library only too.
 
@@ -22,15 +23,17 @@ from tests.support.paths import REPO
 
 PROJECT = "cifar10_pipeline"
 SOURCE = REPO / "src" / PROJECT
-PACKAGES = ("contract", "model", "training", "export", "inference", "deploy", "tracking")
+PACKAGES = ("contract", "model", "training", "export", "inference", "deploy", "web", "tracking")
 # package -> the project's modules it may import (prefixes), besides its own
 ALLOWED = {
     "contract": (),
     "model": ("contract", "files"),
     "training": ("model", "contract", "files", "tracking"),
-    "export": ("model", "contract", "files", "tracking", "training.run", "training.config", "training.datasets"),
-    "inference": ("contract",),
+    "export": ("model", "contract", "files", "tracking", "training.run", "training.config", "training.datasets",
+               "web"),
+    "inference": ("contract", "web"),
     "deploy": (),  # it runs the serving image; it imports none of it
+    "web": (),  # files for browsers, and the standard library naming them
     "tracking": ("contract",),  # the trainers and the export call it, never the other way
 }
 

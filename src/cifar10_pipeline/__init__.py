@@ -2,6 +2,7 @@
 onnxruntime.
 
 Packages, and the only arrows between them: ``training`` -> ``model``, ``contract``; ``export`` -> ``model``,
-``contract`` (and training's run directory, config and data sets); ``inference`` -> ``contract``; ``deploy`` runs
-the serving image and imports none of them.
+``contract``, ``web`` (and training's run directory, config and data sets); ``inference`` -> ``contract``, ``web``;
+``web`` (the browser side's JavaScript and onnxruntime-web) imports none of them; ``deploy`` runs the serving image
+and imports none of them.
 """

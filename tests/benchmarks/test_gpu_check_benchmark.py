@@ -1,6 +1,6 @@
-"""``make gpu-check`` without a GPU: exit 2 and one line here; with a GPU that the frameworks cannot use (a fake
-``nvidia-smi``), exit 1 at the first step; and its CPU rehearsal, every step run and checked on the CPU, so that the
-script works the day a GPU is there."""
+"""``make gpu-check`` (and ``make test-gpu``) without a GPU: exit 2 and one line here; with a GPU that the
+frameworks cannot use (a fake ``nvidia-smi``), exit 1 at the first step; and its CPU rehearsal, every step run and
+checked on the CPU, so that the script works the day a GPU is there."""
 
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ def test_without_a_gpu_it_exits_2_with_one_line(tmp_path, fake_gpus, args):
     assert not (tmp_path / "out").exists()
 
 
-def test_make_gpu_check_stops_before_installing_anything(fake_gpus):
+@pytest.mark.parametrize("target", ["gpu-check", "test-gpu"])
+def test_make_gpu_check_stops_before_installing_anything(fake_gpus, target):
     fake_gpus(0)
-    result = subprocess.run(["make", "-s", "gpu-check"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["make", "-s", target], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "pip" not in result.stdout + result.stderr
     assert result.stderr.splitlines()[0] == "gpu-check: no NVIDIA GPU here (nvidia-smi -L lists none): nothing to check"
 

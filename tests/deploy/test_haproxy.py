@@ -1,4 +1,5 @@
-"""HAProxy's configuration (checked by haproxy itself), its detection window, and reading its log."""
+"""HAProxy's configuration (checked by haproxy itself, with its replay lines), its detection window, and reading its
+log (a redispatched retry's "+" included)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def test_the_configuration_passes_haproxys_own_check_and_names_only_loopback_bac
     assert servers == ["127.0.0.1:18001", "127.0.0.1:18002"]
     assert "http-check send meth GET uri /readyz" in text
     assert "default-server check inter 500ms fall 3 rise 2" in text and "timeout check 800ms" in text
+    # what replays a request its replica fails on the other one (test_haproxy_replay.py shows them at work)
+    replay = ["option http-buffer-request", "retries 3", "option redispatch 1",
+              "retry-on conn-failure empty-response junk-response 503", f"tune.bufsize {haproxy.BUFFER_BYTES}"]
+    assert [line for line in replay if f"\n    {line}\n" in text] == replay
 
 
 def test_a_broken_configuration_is_refused_with_haproxys_message(tmp_path):
@@ -53,7 +58,7 @@ def test_the_log_gives_requests_and_state_changes_with_their_times(tmp_path):
     requests, transitions = haproxy.read_log(log)
     assert requests == [
         Request("replica-1", 200, 0, "--", 1796228381.577),
-        Request("replica-2", 503, 1, "SH", 1796228381.579),
+        Request("replica-2", 503, 1, "SH", 1796228381.579, redispatched=True),  # "+1": sent to another server
         Request("<NOSRV>", -1, 0, "CD", 1796228384.010),
     ]
     # the stderr copy of a state change has no timestamp and is not read twice

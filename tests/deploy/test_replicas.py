@@ -21,8 +21,9 @@ from tests.support.paths import REPO
 
 pytestmark = pytest.mark.containers
 
-# bounded load: wrk stops by itself after each duration
-COUNTS = Counts(concurrency=4, settle_s=1.5, rollout_load_s=20, kill_load_s=8)
+# the load lasts until the rollout is done, or HAProxy marked the killed replica DOWN, and settle_s more: it covers
+# them on a slow machine as on a fast one (no minimum length needed)
+COUNTS = Counts(concurrency=4, settle_s=1.5, rollout_load_s=0, kill_load_s=0)
 
 
 def test_replicas_publish_on_loopback_only_and_the_balancer_spreads_requests(running, old_model):
@@ -44,8 +45,11 @@ def test_replicas_publish_on_loopback_only_and_the_balancer_spreads_requests(run
 
 def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(running, old_model, new_model, upload):
     figures = rollout_under_load(running, new_model, "replica-2", upload, COUNTS)
-    assert figures["rollout_under_load"], figures
-    assert figures["requests"] > 0 and figures["failed"] == 0 and figures["balancer_failed"] == 0, figures
+    assert figures["rollout_under_load"] and figures["load_before_s"] > 0 and figures["load_after_s"] > 0, figures
+    # every request sent answered 2xx, none cut off when the load stopped, none given up at the balancer
+    assert figures["sent"] > 0 and figures["failed"] == 0 and figures["unanswered"] == 0, figures
+    assert figures["balancer_failed"] == 0 and figures["client_aborted"] == 0, figures
+    assert figures["answers_by_model"]["other"] == 0 and figures["answers_by_model"]["new"] > 0, figures
     assert all(count > 0 for count in figures["requests_by_replica"].values()), figures
     steps = [(s["replica"], s["file"], s["swapped"], bool(s["refused"])) for s in figures["steps"]]
     assert steps == [("replica-1", "new", True, False), ("replica-2", "corrupt", False, True),
@@ -53,7 +57,7 @@ def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(runnin
     assert figures["corrupt_refused"] and "cannot load it" in figures["corrupt_reason"]
     # read back through each replica's own port, not the balancer
     assert figures["final_model_ids"] == {"replica-1": sha256(new_model), "replica-2": sha256(new_model)}
-    assert figures["readiness_samples"] > 10
+    assert figures["readiness_covered_rollout"] and figures["readiness_samples"] > 0  # sampled before and after
     assert figures["not_ready_samples"] == {"replica-1": 0, "replica-2": 0}
     assert figures["not_up_samples"] == {"replica-1": 0, "replica-2": 0}
     assert figures["down_transitions"] == 0 and figures["routed_to_down_replica"] == 0
@@ -62,9 +66,13 @@ def test_rollout_under_load_loses_no_request_and_refuses_the_corrupt_file(runnin
 def test_a_killed_replica_is_drained_within_the_detection_window(running, upload):
     figures = kill_under_load(running, "replica-2", upload, COUNTS)
     window = running.checks.detection_window_s()
-    assert figures["detection_window_s"] == window == 3.0
+    assert figures["detection_window_s"] == window
+    # timed from the container's own end (podman's record), not from when podman was asked, which a busy machine
+    # delays: HAProxy's checks run on its own timers, so the window holds on a slow machine too
     assert figures["detected_after_s"] is not None and 0 < figures["detected_after_s"] <= window, figures
-    assert figures["balancer_failed_after_window"] == 0, figures
+    how = {key: figures[key] for key in ("sent", "failed", "unanswered", "errors", "balancer_failures")}
+    assert figures["sent"] > 0 and figures["failed"] == 0 and figures["unanswered"] == 0, how
+    assert figures["balancer_failed_after_window"] == 0, how
     assert figures["sent_to_victim_after_marked_down"] == 0, figures
     assert figures["requests_after_kill"] > 0
     assert haproxy.server_stats(running.stats_socket)["replica-2"]["status"] == "DOWN"

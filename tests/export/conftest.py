@@ -19,6 +19,8 @@ VENV = Path(sys.executable).parent.parent  # this test's environment, the framew
 # these run in the TensorFlow environment only (the Makefile's TF_TESTS): the Keras runner needs Keras, and the
 # cross-framework tests hold this environment to the PyTorch one
 collect_ignore = [] if frameworks.get("tensorflow").installed() else ["test_keras_runner.py", "test_cross_framework.py"]
+# cifar10-targets reads exported files and trains nothing: the PyTorch environment runs its tests, once
+collect_ignore += ["targets"] if frameworks.get("tensorflow").installed() else []
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The gates (``export.gates``): parity refuses a graph that disagrees with the framework, with every failing case
-reported; the INT8 gate refuses an accuracy loss; both raise one GateError with the report; the golden entry is
-what onnxruntime reproduces."""
+reported; the INT8 gate refuses an accuracy loss, and NaN or infinite logits whatever the accuracy; both raise one
+GateError with the report; the golden entry is what onnxruntime reproduces."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cifar10_pipeline.export.gates import GateError, OrtRunner, Tolerance, check
 from cifar10_pipeline.export.quantize import quantize_int8
 from cifar10_pipeline.training.datasets import load_dataset
 from tests.support.contract import check_contract
-from tests.support.onnx_edits import tampered
+from tests.support.onnx_edits import after_logits, tampered
 from tests.support.onnx_models import build_model, reference_logits
 
 
@@ -53,13 +53,19 @@ def test_parity_compares_the_onnxruntime_outputs_it_is_given_on_the_test_images(
     assert [f.split(":")[0] for f in e.value.failures] == ["test images (1000)"] * len(e.value.failures)
 
 
-def test_the_int8_gate_refuses_an_accuracy_loss_with_the_same_error_and_its_report():
+def _int8_case(n: int):
+    """A tiny float model, ``n`` noisy solid-colour images labelled by it, its logits on them, and its INT8 file
+    calibrated on the first 64."""
     model = build_model(seed=0)
     rng = np.random.default_rng(0)
-    images = np.clip(rng.integers(0, 256, (256, 1, 1, 3)) + rng.integers(-8, 9, (256, 32, 32, 3)), 0, 255).astype(np.uint8)
-    labels = reference_logits(images, 0).argmax(1)
-    quantized = quantize_int8(model, images[:64])
+    noisy = rng.integers(0, 256, (n, 1, 1, 3)) + rng.integers(-8, 9, (n, 32, 32, 3))
+    images = np.clip(noisy, 0, 255).astype(np.uint8)
     float_logits = infer_chunked(OrtRunner(model.SerializeToString()), images)["logits"]
+    return images, reference_logits(images, 0).argmax(1), float_logits, quantize_int8(model, images[:64])
+
+
+def test_the_int8_gate_refuses_an_accuracy_loss_with_the_same_error_and_its_report():
+    images, labels, float_logits, quantized = _int8_case(256)
     with pytest.raises(GateError) as e:  # a gain of 100 points demanded: no model passes
         check_quantized(float_logits, quantized, images, labels, calibration_size=64, max_accuracy_drop=-100,
                         log=lambda line: None)
@@ -69,6 +75,25 @@ def test_the_int8_gate_refuses_an_accuracy_loss_with_the_same_error_and_its_repo
     assert not report["passed"] and report["test_images"] == 256 and report["calibration_images"] == 64
     assert report["float_test_accuracy"] == pytest.approx((float_logits.argmax(1) == labels).mean())
     assert set(report["golden"]) == {"seed", "batch", "atol", "logits"} and report["golden"]["atol"] >= 1e-2
+
+
+NON_FINITE = {
+    # name: the op and operand applied to the INT8 file's logits: one class's logit made non-finite for every image
+    "nan": ("Add", np.where(np.arange(10) == 3, np.nan, 0).astype(np.float32)),
+    "inf": ("Mul", np.where(np.arange(10) == 3, np.inf, 1).astype(np.float32)),  # +-inf by the sign, NaN at 0
+}
+
+
+@pytest.mark.parametrize("case", NON_FINITE)
+def test_the_int8_gate_refuses_non_finite_logits_whatever_the_accuracy(case):
+    images, labels, float_logits, quantized = _int8_case(128)
+    broken = after_logits(quantized, *NON_FINITE[case])
+    with pytest.raises(GateError) as e:  # any accuracy loss allowed: only the non-finite logits can fail it
+        check_quantized(float_logits, broken, images, labels, calibration_size=64, max_accuracy_drop=100,
+                        log=lambda line: None)
+    assert e.value.failures == ["the quantized model's logits are not all finite: 128 of 128 test images "
+                                "give NaN or infinity"]
+    assert not e.value.report["passed"] and e.value.report["non_finite_images"] == 128
 
 
 def test_golden_logits_in_the_report_reproduce_with_onnxruntime(exported):

@@ -1,5 +1,6 @@
-"""The one server harness: a server is waited for until /readyz answers, reported with its log when it exits or
-never gets ready, and stopped together with the processes it started."""
+"""The one server harness: a server started on port 0 is waited for until it reports its port and /readyz answers
+there (one that can only listen on a given port is given one), reported with its log when it exits or never gets
+ready, and stopped together with the processes it started."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from harness.server import Server, ServerError, free_port, wait_ready
 from tests.support.polling import wait_for
 
-# a server that starts a helper process, then answers 200 on /readyz and 404 elsewhere, on $PORT
+# a server that starts a helper process, then answers 200 on /readyz and 404 elsewhere, on $PORT; given port 0 it
+# writes the port it got to $SERVER_PORT_FILE, as the service does
 SERVER = """
-import http.server, os, subprocess, sys
+import http.server, os, pathlib, subprocess, sys
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -22,7 +24,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
     def log_message(self, *args):
         pass
-http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Handler).serve_forever()
+server = http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Handler)
+if os.environ["PORT"] == "0":
+    pathlib.Path(os.environ["SERVER_PORT_FILE"]).write_text(f"{server.server_address[1]}\\n")
+server.serve_forever()
 """
 
 
@@ -44,6 +49,16 @@ def test_a_server_is_ready_on_its_port_then_stopped_with_what_it_started(tmp_pat
         assert len(pids) == 2 and pids[0] == server.process.pid  # the server and its helper
     assert server.process.poll() is not None
     wait_for(lambda: not any(running(pid) for pid in pids), "the helper to end")  # SIGKILL lands asynchronously
+
+
+def test_a_command_that_listens_on_a_given_port_is_given_it_and_waited_for_there(tmp_path):
+    # a benchmark's peer servers cannot bind port 0 and report it: they get a free port as PORT and are waited for
+    port = free_port()
+    with Server({}, tmp_path / "server.log", "-c", SERVER, command=[sys.executable], port=port) as server:
+        assert server.port == port
+        with urllib.request.urlopen(f"{server.url}/readyz", timeout=10) as response:
+            assert response.status == 200
+    assert not (tmp_path / "server.log.port").exists()  # no port file asked for, none written
 
 
 def test_a_server_that_exits_while_starting_is_an_error_quoting_its_log(tmp_path):

@@ -73,15 +73,29 @@ def serve_venv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def live_server(tmp_path):
-    app = create_app(ServiceConfig(model_path=write_model(tmp_path / "model.onnx", seed=0), reload_poll_s=0))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-    app.extensions["inference"].close()
+def serve_live():
+    """``serve_live(model_path)``: the app serving that file on 127.0.0.1 (a free port) in this process; its URL.
+    Stopped after the test."""
+    stops = []
+
+    def serve(model_path: Path) -> str:
+        app = create_app(ServiceConfig(model_path=model_path, reload_poll_s=0))
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        stops.append((server, thread, app))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server, thread, app in stops:
+        server.shutdown()
+        thread.join()
+        app.extensions["inference"].close()
+
+
+@pytest.fixture
+def live_server(serve_live, tmp_path):
+    return serve_live(write_model(tmp_path / "model.onnx", seed=0))
 
 
 @pytest.fixture

@@ -23,9 +23,10 @@ def routes(app: Flask) -> dict[str, set[str]]:
 def test_each_area_is_a_blueprint(make_app):
     served = routes(make_app())
     assert served["ops"] == {"/", "/healthz", "/readyz", "/info", "/metrics", "/openapi.json"}
+    assert served["browser"] == {"/model.onnx", "/web/<path:name>"}
     assert served["predict"] == {"/predict"}
     assert "/v2/models/<name>/infer" in served["v2"] and all(r.startswith("/v2") for r in served["v2"])
-    assert set(served) == {"ops", "predict", "v2"}  # no route outside a blueprint
+    assert set(served) == {"ops", "browser", "predict", "v2"}  # no route outside a blueprint
 
 
 def test_every_route_reaches_the_one_holder(make_app, model_path):

@@ -1,7 +1,10 @@
 """Dynamic batching: concurrent requests share model calls, batches stay bounded, it can be switched off, a
-failed call answers its requests with a JSON error while the next calls are served, and during hot swaps (the GPU
-image's INFERENCE_BATCH_MAX_SIZE=32) images decoded for the old model and for the new one, gathered in the same
-window, each run on their own model: every answer's logits are checked against the model id it names."""
+failed call answers its requests with a JSON error while the next calls are served, images of two models gathered
+together each run on their own model, and during hot swaps (the GPU image's INFERENCE_BATCH_MAX_SIZE=32) every
+answer of /predict and /v2, each client sending its own image, is checked against the model id it names.
+
+No test depends on requests meeting within a time window: one batching thread and a wait far longer than any
+test (WAIT_FOR_A_FULL_BATCH_MS) make a batch run exactly when ``batch_max_size`` images are queued."""
 
 from __future__ import annotations
 
@@ -12,14 +15,19 @@ import numpy as np
 import pytest
 from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
+from cifar10_pipeline.inference.batcher import Batcher
 from cifar10_pipeline.inference.runtime import LoadedModel
 from tests.support.api import parse_metrics, post_files, sha256
 from tests.support.images import COLOUR, png
-from tests.support.onnx_models import CIFAR10_LABELS, write_model
+from tests.support.onnx_models import CIFAR10_LABELS, reference_logits, write_model
 from tests.support.polling import wait_for
 from tests.support.reference import all_probabilities, expected_probabilities
+from tests.support.v2 import INFER, image_input, pixels
 
-ANSWER_TIMEOUT_S = 30.0  # far beyond any batch's wait and run here
+ANSWER_TIMEOUT_S = 30.0  # far beyond any batch's run here
+# a batch that is not full by then runs anyway; far beyond any test, so a batch runs when it is full and only then
+# (a request still waiting gets the service's 503 after infer_timeout_s, 30 s: a failure, never a hang)
+WAIT_FOR_A_FULL_BATCH_MS = 600_000.0
 
 
 def concurrent_posts(client_factory, n: int, images: list[bytes] | None = None, query: str = "") -> list:
@@ -44,37 +52,64 @@ def concurrent_posts(client_factory, n: int, images: list[bytes] | None = None, 
     return responses
 
 
+def batch_sizes(app) -> tuple[float, float]:
+    """(images, onnxruntime calls) the app's batcher ran, from its metrics."""
+    m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
+    return m["inference_batch_size_sum"], m["inference_batch_size_count"]
+
+
 def test_concurrent_requests_are_batched(make_app):
-    # the first image waits up to 500 ms for others: long enough that 8 requests released together meet
-    app = make_app(batch_max_size=32, batch_max_wait_ms=500.0)
+    app = make_app(batch_max_size=8, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
     responses = concurrent_posts(app.test_client, 8)
     assert [r.status_code for r in responses] == [200] * 8
-    m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
-    assert m["inference_batch_size_sum"] == 8
-    assert m['inference_batch_size_bucket{le="1.0"}'] < m["inference_batch_size_count"]  # a batch of 2+ ran
+    assert batch_sizes(app) == (8, 1)  # one call for the 8 requests
     labels = {r.json["predictions"][0]["label"] for r in responses}
     assert labels == {CIFAR10_LABELS[int(expected_probabilities(COLOUR).argmax())]}
 
 
 def test_each_request_gets_the_answer_for_its_own_image_from_a_shared_batch(make_app):
-    # a colour per client: a batch's rows handed back in another order would give a client another's answer
-    app = make_app(batch_max_size=32, batch_max_wait_ms=500.0)
+    # a colour per client, all in one call: a batch's rows handed back in another order give a client another's answer
+    app = make_app(batch_max_size=8, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
     colours = [(255 - 30 * i, 40 * i % 256, 25 + 28 * i) for i in range(8)]
     responses = concurrent_posts(app.test_client, 8, [png(colour) for colour in colours], "?top_k=10")
     assert [r.status_code for r in responses] == [200] * 8
+    assert batch_sizes(app) == (8, 1)
     for colour, response in zip(colours, responses):
         np.testing.assert_allclose(all_probabilities(response.json["predictions"][0]), expected_probabilities(colour),
                                    atol=1e-5)
-    m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
-    assert m['inference_batch_size_bucket{le="1.0"}'] < m["inference_batch_size_count"]  # a batch of 2+ ran
 
 
 def test_batches_are_bounded(make_app):
-    app = make_app(batch_max_size=3, batch_max_wait_ms=500.0)
-    assert all(r.status_code == 200 for r in concurrent_posts(app.test_client, 8))
-    m = parse_metrics(app.test_client().get("/metrics").get_data(as_text=True))
-    assert m["inference_batch_size_sum"] == 8 and m['inference_batch_size_bucket{le="4.0"}'] == m["inference_batch_size_count"]
-    assert m["inference_batch_size_count"] >= 3  # 8 images in batches of at most 3
+    app = make_app(batch_max_size=3, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
+    assert [r.status_code for r in concurrent_posts(app.test_client, 9)] == [200] * 9
+    assert batch_sizes(app) == (9, 3)  # three calls of at most 3 for 9 images: 3 each
+
+
+class _Recording:
+    """A stand-in for a LoadedModel: records the batches it runs, answers each image with its first pixel plus
+    ``offset`` (so a row tells which image and which model made it)."""
+
+    def __init__(self, offset: float):
+        self.offset, self.batches = offset, []
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        self.batches.append(images[:, 0, 0, 0].tolist())
+        return images[:, 0, 0, :1].astype(np.float32) + self.offset
+
+
+def test_images_of_two_models_gathered_together_each_run_on_their_own_model():
+    # as when a swap lands while a batch gathers: images decoded for the old and for the new model, interleaved
+    sizes = []
+    batcher = Batcher(max_size=6, max_wait_s=WAIT_FOR_A_FULL_BATCH_MS / 1000, workers=1, on_batch=sizes.append)
+    old, new = _Recording(0.0), _Recording(1000.0)
+    try:
+        models = [old, new, old, new, new, old]
+        futures = [batcher.submit(model, np.full((2, 2, 3), i, np.uint8)) for i, model in enumerate(models)]
+        rows = [f.result(timeout=ANSWER_TIMEOUT_S).tolist() for f in futures]
+    finally:
+        batcher.close()
+    assert old.batches == [[0, 2, 5]] and new.batches == [[1, 3, 4]] and sorted(sizes) == [3, 3]
+    assert rows == [[i + (1000.0 if model is new else 0.0)] for i, model in enumerate(models)]
 
 
 def test_batching_off_runs_one_call_per_request(make_app):
@@ -84,11 +119,12 @@ def test_batching_off_runs_one_call_per_request(make_app):
     assert m['inference_batch_size_bucket{le="1.0"}'] == m["inference_batch_size_count"] == 6
 
 
-@pytest.mark.parametrize("batch_max_size", [32, 1])
+@pytest.mark.parametrize("batch_max_size", [6, 1])
 def test_an_onnxruntime_failure_answers_its_whole_batch_with_json_and_serving_goes_on(make_app, monkeypatch,
                                                                                      batch_max_size):
-    # one batching thread and a long wait: the 6 requests released together are one batch, and it fails
-    app = make_app(batch_max_size=batch_max_size, batch_max_wait_ms=500.0, batch_workers=1)
+    # one batching thread waiting for a full batch: with batching on, the 6 requests released together are one
+    # call, and it fails; with it off, the first of 6 calls fails
+    app = make_app(batch_max_size=batch_max_size, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
     real_run, lock, failed = LoadedModel.run, threading.Lock(), []
 
     def run_failing_once(model, images):
@@ -103,66 +139,96 @@ def test_an_onnxruntime_failure_answers_its_whole_batch_with_json_and_serving_go
     responses = concurrent_posts(app.test_client, 6)
     assert None not in responses, "a request of the failed batch was never answered"
     errors = [r for r in responses if r.status_code != 200]
-    assert len(errors) == failed[0] >= (2 if batch_max_size > 1 else 1)  # every request of the failed call
+    assert len(errors) == failed[0] == batch_max_size  # every request of the failed call, and only those
     for r in errors:
         assert r.status_code == 500 and r.mimetype == "application/json"
         assert r.json == {"error": "internal error: RuntimeException"}
     # the batching thread survived: the next requests, batched again, are all answered
     again = concurrent_posts(app.test_client, 6)
     assert [r.status_code for r in again] == [200] * 6
-    assert len(failed) > 1 and sum(failed[1:]) == 12 - len(errors)
+    assert failed[1:] == [batch_max_size] * (12 // batch_max_size - 1)
 
 
 # two models of the same input shape, different weights: mixing them up gives no error, only wrong logits
 CLIENTS = 8
 SWAPS = 8
 SEEDS = (1, 2)
+COLOURS = [(255 - 30 * i, 40 * i % 256, 25 + 28 * i) for i in range(CLIENTS)]  # client i's image on /predict
 
 
-def test_every_answer_during_swaps_with_batching_comes_from_the_model_it_names(make_app, model_path):
+def _predict(client, i: int) -> tuple[int, str | None, np.ndarray | None]:
+    response = post_files(client, [(f"{i}.png", png(COLOURS[i]))], "?top_k=10")
+    if response.status_code != 200:
+        return response.status_code, None, None
+    prediction = response.json["predictions"][0]
+    assert prediction["model_id"] == response.json["model_id"]
+    return 200, response.json["model_id"], all_probabilities(prediction)
+
+
+def _v2(client, i: int) -> tuple[int, str | None, np.ndarray | None]:
+    response = client.post(INFER, json={"inputs": [image_input(pixels(1, seed=i))]})
+    if response.status_code != 200:
+        return response.status_code, None, None
+    return 200, response.json["model_version"], np.asarray(response.json["outputs"][0]["data"])
+
+
+ROUTES = {
+    # route: (one request of client i -> (status, the model id the answer names, its numbers),
+    #         what the model of ``seed`` answers client i)
+    "predict": (_predict, lambda i, seed: expected_probabilities(COLOURS[i], seed)),
+    "v2": (_v2, lambda i, seed: reference_logits(pixels(1, seed=i), seed)[0]),
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_answer_during_swaps_with_batching_comes_from_the_model_it_names(make_app, model_path, tmp_path,
+                                                                               route):
+    # the clients send in rounds, one request each, and the batcher runs a call when all CLIENTS images are queued:
+    # a round that a swap splits is one gathering of images for both models, and a round after a swap one call
+    # of CLIENTS images on the new model. Swaps are the watcher's reload, called here
+    ask, expected_answer = ROUTES[route]
     write_model(model_path, seed=SEEDS[0])
-    # a wait of 20 ms gathers requests released on both sides of a swap into one batch
-    app = make_app(reload_poll_s=0.02, batch_max_size=32, batch_max_wait_ms=20.0)
-    expected = {}  # model id -> the probabilities its model gives the test colour
-    stop = threading.Event()
-    answers: list[tuple[int, dict]] = []
-    lock = threading.Lock()
+    app = make_app(batch_max_size=CLIENTS, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
+    holder = app.extensions["inference"]
+    seed_of = {sha256(model_path): SEEDS[0]}  # model id -> seed
+    answers: list[tuple[int, int, str | None, np.ndarray | None]] = []  # (client, status, model id, numbers)
+    lock, stop, decided = threading.Lock(), threading.Event(), [False]
+    # the barrier's action runs once per round before any client goes on: all clients stop in the same round
+    rounds = threading.Barrier(CLIENTS, action=lambda: decided.__setitem__(0, stop.is_set()),
+                               timeout=ANSWER_TIMEOUT_S)
 
-    def hammer():
-        client = app.test_client()
-        while not stop.is_set():
-            response = post_files(client, [("a.png", png())], "?top_k=10")
+    def hammer(i: int) -> None:
+        own = app.test_client()
+        while True:
+            rounds.wait()
+            if decided[0]:
+                return
+            answer = ask(own, i)
             with lock:
-                answers.append((response.status_code, response.json))
+                answers.append((i, *answer))
 
-    client = app.test_client()
-    expected[sha256(model_path)] = expected_probabilities(COLOUR, SEEDS[0])
-    threads = [threading.Thread(target=hammer) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(CLIENTS)]
     for t in threads:
         t.start()
     try:
         for swap in range(1, SWAPS + 1):
             seed = SEEDS[swap % 2]
-            write_model(model_path, seed=seed)
-            model_id = sha256(model_path)
-            expected[model_id] = expected_probabilities(COLOUR, seed)
-            wait_for(lambda model_id=model_id: client.get("/readyz").json.get("model_id") == model_id,
-                     f"swap {swap} to seed {seed}")
-            count = len(answers)
-            wait_for(lambda count=count: len(answers) > count + CLIENTS, "requests on the new model")
+            write_model(tmp_path / "next.onnx", seed=seed).replace(model_path)
+            assert holder.reload()
+            seed_of[sha256(model_path)] = seed
+            count = len(answers)  # a round that starts from now on is all on the new model
+            wait_for(lambda count=count: len(answers) > count + CLIENTS, f"a round after swap {swap}")
     finally:
         stop.set()
         for t in threads:
-            t.join()
+            t.join(timeout=ANSWER_TIMEOUT_S)
+    assert not any(t.is_alive() for t in threads), "a client never got its answer"
 
-    assert len(expected) == 2
-    assert [status for status, _ in answers] == [200] * len(answers), [a for s, a in answers if s != 200][:3]
-    served = set()
-    for _, answer in answers:
-        prediction = answer["predictions"][0]
-        assert prediction["model_id"] == answer["model_id"] in expected
-        np.testing.assert_allclose(all_probabilities(prediction), expected[answer["model_id"]], atol=1e-5)
-        served.add(answer["model_id"])
-    assert served == set(expected)  # both models answered
-    m = parse_metrics(client.get("/metrics").get_data(as_text=True))
-    assert m["inference_batch_size_sum"] > m["inference_batch_size_count"]  # batches of 2+ images ran
+    assert len(seed_of) == 2
+    assert [status for _, status, _, _ in answers] == [200] * len(answers)
+    for i, _, model_id, numbers in answers:
+        assert model_id in seed_of
+        np.testing.assert_allclose(numbers, expected_answer(i, seed_of[model_id]), rtol=1e-5, atol=1e-5)
+    assert {model_id for _, _, model_id, _ in answers} == set(seed_of)  # both models answered
+    images, calls = batch_sizes(app)
+    assert images == len(answers) and calls < images  # batches of 2+ images ran

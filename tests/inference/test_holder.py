@@ -1,5 +1,6 @@
 """Readiness and hot swap: not ready without a model, models that fail the golden self-test are refused,
-good files are swapped in, broken ones leave the old model serving, and no request fails during swaps."""
+good files are swapped in (once fully copied in), broken ones leave the old model serving, and no request fails
+during swaps."""
 
 from __future__ import annotations
 
@@ -64,6 +65,62 @@ def test_hot_swap_to_a_good_model(make_app, model_path, tmp_path):
     assert info["metadata"]["framework"] == "tensorflow" and info["input"]["channels"] == 1
 
 
+def _loads(client) -> dict[str, float]:
+    m = parse_metrics(client.get("/metrics").get_data(as_text=True))
+    return {result: m.get(f'inference_model_loads_total{{result="{result}"}}', 0) for result in ("ok", "refused")}
+
+
+def _copy_in(path, data: bytes, pieces: int, between) -> None:
+    """Write ``data`` over ``path`` in place in ``pieces`` writes, as cp does, calling ``between()`` after each but
+    the last (the file then partly written)."""
+    size = -(-len(data) // pieces)
+    with path.open("r+b") as f:
+        f.truncate(0)
+        for start in range(0, len(data), size):
+            f.write(data[start:start + size])
+            f.flush()
+            if start + size < len(data):
+                between()
+
+
+def test_the_watcher_waits_while_a_file_is_copied_in_and_swaps_to_the_finished_one(make_app, model_path, tmp_path):
+    # the watcher's looks are taken by the test (check_file, what its thread runs every reload_poll_s), one after
+    # each piece of the copy: a file that grew since the last look is never loaded
+    app = make_app()
+    holder, client = app.extensions["inference"], app.test_client()
+    old, new = sha256(model_path), write_model(tmp_path / "new.onnx", seed=3)
+    before = _loads(client)
+
+    def look():
+        holder.check_file()
+        assert model_id_served(client) == old and _loads(client) == before, "a partly written file was loaded"
+
+    _copy_in(model_path, new.read_bytes(), 5, look)
+    look()  # the finished file, seen once: it may still grow
+    holder.check_file()  # unchanged since the last look: loaded
+    assert model_id_served(client) == sha256(new) == sha256(model_path)
+    assert _loads(client) == {"ok": before["ok"] + 1, "refused": before["refused"]}
+
+
+def test_a_copy_that_stalls_past_a_look_is_refused_once_then_the_finished_file_is_served(make_app, model_path,
+                                                                                          tmp_path):
+    # a copy paused for longer than a poll (a slow network disk): the partial file is tried once and refused, the
+    # old model keeps serving, and the finished file is loaded
+    app = make_app()
+    holder, client = app.extensions["inference"], app.test_client()
+    old, new = sha256(model_path), write_model(tmp_path / "new.onnx", seed=3)
+
+    def stall():
+        holder.check_file()
+        holder.check_file()
+
+    _copy_in(model_path, new.read_bytes(), 2, stall)
+    assert model_id_served(client) == old and _loads(client)["refused"] == 1
+    assert "onnxruntime cannot load it" in client.get("/info").json["last_refused"]
+    stall()
+    assert model_id_served(client) == sha256(new) and _loads(client)["refused"] == 1
+
+
 BROKEN_MODELS = {
     "garbage-bytes": (lambda path: path.write_bytes(b"not an onnx file"), "onnxruntime cannot load it"),
     "half-written": (lambda path: path.write_bytes(path.read_bytes()[:300]), "onnxruntime cannot load it"),
@@ -82,11 +139,7 @@ def test_hot_swap_to_a_broken_model_is_refused_and_the_old_one_keeps_serving(mak
     client = app.test_client()
     old = sha256(model_path)
     break_it(model_path)
-
-    def refused():
-        return parse_metrics(client.get("/metrics").get_data(as_text=True))['inference_model_loads_total{result="refused"}']
-
-    wait_for(refused, "the broken file to be refused")
+    wait_for(lambda: _loads(client)["refused"], "the broken file to be refused")
     assert model_id_served(client) == old
     answer = post_files(client, [("a.png", png())])
     assert answer.status_code == 200 and answer.json["model_id"] == old

@@ -23,6 +23,16 @@ def test_configured_providers_are_asked_for_in_their_order():
     check_providers(("CPUExecutionProvider",))  # in every build: no error
 
 
+def test_short_names_stand_for_onnxruntimes_names_in_any_case(make_app):
+    assert resolve_providers(("cpu",)) == resolve_providers(("CPU",)) == ["CPUExecutionProvider"]
+    info = make_app(providers=("Cpu",)).test_client().get("/info").json
+    assert info["providers"]["requested"] == info["providers"]["active"] == ["CPUExecutionProvider"]
+    # the OpenVINO provider is not in this build: refused, with where it comes from
+    with pytest.raises(ValueError, match=r"\['OpenVINOExecutionProvider'\] are not in this onnxruntime build .*"
+                                         r"onnxruntime-openvino, which replaces onnxruntime \(make install-openvino"):
+        check_providers(("openvino",))
+
+
 def test_without_a_configuration_the_preferred_ones_this_build_has():
     available = ort.get_available_providers()
     assert resolve_providers(()) == [p for p in PREFERRED_PROVIDERS if p in available]

@@ -1,5 +1,6 @@
 """The service as it is deployed: ``cifar10-serve`` (granian) from a fresh venv where ``pip install '.[serve]'``
-installed the project, run outside the repository, over real HTTP (chunked uploads included)."""
+installed the project, run outside the repository, over real HTTP (chunked uploads included) and gRPC (its schema
+installed with the package)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import pytest
 
-from harness.server import free_port, wait_ready
+from cifar10_pipeline.inference.config import PORT_FILE_ENV
+from cifar10_pipeline.inference.v2.grpc_messages import protos, stub
+from harness.server import free_port, wait_port, wait_ready
+from tests.support.api import sha256
 from tests.support.images import png
 from tests.support.net import http, post_chunked, predict
 from tests.support.onnx_models import write_model
@@ -24,14 +29,18 @@ pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def server(venv: Path, app_dir: Path, model: Path, log: Path):
-    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it; yields (base URL, process)."""
-    port = free_port()
+def server(venv: Path, app_dir: Path, model: Path, log: Path, grpc_port: int):
+    """``cifar10-serve`` from ``venv``, started in ``app_dir``, as the images run it, on an HTTP port it picks and
+    reports in a port file, gRPC on ``grpc_port`` (which it cannot report: free_port's); yields (base URL,
+    process)."""
+    port_file = log.with_name(f"{log.name}.port")
     env = {
+        "GRPC_PORT": str(grpc_port),
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(app_dir),
         "HOST": "127.0.0.1",
-        "PORT": str(port),
+        "PORT": "0",
+        PORT_FILE_ENV: str(port_file),
         "INFERENCE_MODEL_PATH": str(model),
         "INFERENCE_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES),
     }
@@ -39,8 +48,8 @@ def server(venv: Path, app_dir: Path, model: Path, log: Path):
         process = subprocess.Popen(
             [venv / "bin/cifar10-serve"], cwd=app_dir, env=env, stdout=out, stderr=out
         )
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = f"http://127.0.0.1:{wait_port(port_file, process, log)}"
         wait_ready(base, process, log)
         yield base, process
     finally:
@@ -57,7 +66,8 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
     app_dir.mkdir()
     model = write_model(tmp_path / "model.onnx", seed=0)
     log = tmp_path / "server.log"
-    with server(serve_venv, app_dir, model, log) as (base, process):
+    grpc_port = free_port()
+    with server(serve_venv, app_dir, model, log, grpc_port) as (base, process):
         status, answer = predict(base, [("red.png", png())])
         assert status == 200 and answer["predictions"][0]["label"] == expected_label((200, 30, 60))
 
@@ -91,5 +101,11 @@ def test_fresh_serve_venv_classifies_over_http_without_training_frameworks(serve
         for t in threads:
             t.join()
         assert results == [200] * 16
+
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            tensor = protos.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=[1, 32, 32, 3])
+            answer = stub(channel).ModelInfer(protos.ModelInferRequest(
+                model_name="classifier", inputs=[tensor], raw_input_contents=[bytes(32 * 32 * 3)]))
+        assert answer.model_version == sha256(model) and list(answer.outputs[0].shape) == [1, 10]
     assert process.returncode == 0  # a clean shutdown on SIGTERM
     assert "active providers ['CPUExecutionProvider']" in log.read_text()

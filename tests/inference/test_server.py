@@ -1,12 +1,17 @@
-"""The server's command line (``python -m cifar10_pipeline.inference.server``): bad settings exit 2, thread defaults."""
+"""The server's command line (``python -m cifar10_pipeline.inference.server``): bad settings exit 2, thread defaults,
+and port 0: a free port, reported in the port file and held by the server."""
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import pytest
 
 from cifar10_pipeline.inference.config import ServiceConfig
+from harness.server import Server, call
+from tests.support.onnx_models import write_model
 
 
 @pytest.mark.parametrize("env, args, message", [
@@ -14,10 +19,13 @@ from cifar10_pipeline.inference.config import ServiceConfig
     ({"INFERENCE_MAX_FILES": "0"}, [], "max_files must be >= 1, got 0"),
     ({"SERVER_THREADS": "two"}, [], "SERVER_THREADS='two' is not an integer"),
     ({"PORT": "http"}, [], "PORT='http' is not an integer"),
-    ({}, ["--port", "70000"], "--port must be in 1..65535, got 70000"),
+    ({}, ["--port", "70000"], "--port must be in 0..65535 (0: any free port), got 70000"),
     ({}, ["--threads", "0"], "--threads must be >= 1, got 0"),
     ({}, ["--workers", "0"], "--workers must be >= 1, got 0"),
     ({"SERVER_WORKERS": "a few"}, [], "SERVER_WORKERS='a few' is not an integer"),
+    ({"GRPC_PORT": "grpc"}, [], "GRPC_PORT='grpc' is not a valid int"),
+    ({"GRPC_PORT": "70000"}, [], "grpc_port must be in 0..65535 (0: off), got 70000"),
+    ({}, ["--grpc-port", "8000", "--port", "8000"], "--grpc-port must be 0 (off) or in 1..65535 and not --port"),
     # the CPU image's onnxruntime has no CUDA provider: asking for the GPU there is an error, not a CPU fallback
     ({"INFERENCE_PROVIDERS": "CUDAExecutionProvider"}, [],
      "providers ['CUDAExecutionProvider'] are not in this onnxruntime build"),
@@ -36,8 +44,22 @@ def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, a
 
 
 def test_server_threads_default_to_the_cpus_or_the_batch_size():
-    from cifar10_pipeline.inference.server import default_threads
+    from cifar10_pipeline.inference.config import default_threads
 
     cpus = len(os.sched_getaffinity(0))
     assert default_threads(ServiceConfig()) == cpus  # batching off: more threads only contend for the GIL
     assert default_threads(ServiceConfig(batch_max_size=32)) == max(cpus, 32)  # room for a full batch
+
+
+@pytest.mark.slow  # a service start: every test through harness.server.served() starts it on port 0 too
+def test_port_0_is_a_free_port_the_server_reports_serves_on_and_holds(tmp_path):
+    # what every test and benchmark starts the service with (harness.server.Server); with two workers sharing the
+    # port in test_metrics_workers.py
+    model = write_model(tmp_path / "model.onnx", seed=0)
+    with Server({"INFERENCE_MODEL_PATH": str(model)}, tmp_path / "server.log") as server:
+        assert server.port != 0 and int((tmp_path / "server.log.port").read_text()) == server.port
+        assert f"Listening at: http://127.0.0.1:{server.port}" in server.log.read_text()
+        assert call(server.port, "GET", "/readyz")[0] == 200
+        with socket.socket() as other, pytest.raises(OSError) as refused:
+            other.bind(("127.0.0.1", server.port))
+        assert refused.value.errno == errno.EADDRINUSE

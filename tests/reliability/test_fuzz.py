@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from cifar10_pipeline.inference.config import ServiceConfig
-from reliability.fuzz_inputs import categories, requests
+from reliability.fuzz import may_close
+from reliability.fuzz_inputs import Request, categories, requests
 
 
 @pytest.mark.slow
@@ -23,6 +24,23 @@ def test_fuzz_sends_every_category_and_gets_no_5xx(serving_smoke):
     assert fuzz["worker_pid"]["before"] == fuzz["worker_pid"]["after"]
     assert fuzz["server_pids"]["before"] == fuzz["server_pids"]["after"] and fuzz["server_log_errors"] == 0
     assert fuzz["good_request"]["before"] and fuzz["good_request"]["after"]
+    # no request unanswered but those a server may refuse by closing; no timeout
+    assert fuzz["closed_without_answer"]["not_allowed"] == 0 and fuzz["timeouts"] == 0
+    assert fuzz["closed_without_answer"]["allowed"] == fuzz["by_status"].get("closed, no answer", 0)
+    goals = {g["goal"].split(" (")[0]: g["met"] for g in fuzz["goals"]}
+    assert goals["0 connections closed without an answer, but for requests with both Content-Length and "
+                 "Transfer-Encoding"] and goals["0 tracebacks or unhandled errors in the server's log"]
+
+
+def test_only_a_request_with_both_content_length_and_transfer_encoding_may_be_closed_unanswered():
+    def request(*headers: tuple[str, str]) -> Request:
+        return Request("Content-Length lies (/predict)", "/predict", headers, b"")
+
+    assert may_close(request(("Content-Length", "5"), ("Transfer-Encoding", "chunked")))
+    assert may_close(request(("transfer-encoding", "chunked"), ("content-length", "abc")))  # names are any case
+    assert not may_close(request(("Transfer-Encoding", "chunked")))
+    assert not may_close(request(("Content-Length", "5"), ("Content-Length", "6")))
+    assert not may_close(request(("Content-Type", "image/png")))
 
 
 def declared_lengths(config: ServiceConfig, count: int) -> set[int]:

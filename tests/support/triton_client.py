@@ -60,6 +60,7 @@ def main() -> None:
         "binary": infer(request_id="binary-1"),
         "default_outputs": infer(outputs=False),  # the client then asks for binary_data_output
         "gzip": infer(request_compression_algorithm="gzip"),
+        "deflate": infer(request_compression_algorithm="deflate"),
         "versioned": infer(model_version=version),
         "classification_binary": infer(class_count=3),
         "classification_json": infer(class_count=3, binary_in=False, binary_out=False),

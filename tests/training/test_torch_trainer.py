@@ -1,17 +1,20 @@
 """PyTorch-only parts of the trainer (``training.torch_trainer``): batched augmentation, precision, and why PyTorch
-cannot use a GPU the driver shows. The network is tested in tests/model/test_torch_net.py; what both trainers share in
-test_learning.py, test_resume.py and test_cli.py."""
+cannot use a GPU the driver shows; on a GPU (marker gpu), one training step runs there. The network is tested in
+tests/model/test_torch_net.py; what both trainers share in test_learning.py, test_resume.py and test_cli.py."""
 
 from __future__ import annotations
 
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from cifar10_pipeline.training import gpus
 from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.datasets import prepare_for_training
 from cifar10_pipeline.training.torch_trainer import (
+    TorchTrainer,
     augment,
     resolve_precision,
     rotate_shift_flip,
@@ -94,3 +97,17 @@ def test_a_cuda_build_on_a_driver_that_starts_gives_pytorchs_own_reason(monkeypa
     monkeypatch.setattr(torch.cuda, "init", init)
     assert why_no_gpu() == ("PyTorch cannot start CUDA 12.8: The NVIDIA driver on your system is too old (found "
                             "version 11040).", gpus.driver_fix("12.8"))
+
+
+@pytest.mark.gpu
+def test_on_cuda_one_step_runs_on_the_gpu_with_the_network_and_the_data_there(tmp_path):
+    config = TrainConfig.from_dict({"dataset": "synthetic", "width": 8, "batch_size": 64, "max_train_samples": 256,
+                                    "max_test_samples": 64, "device": "cuda", "runs_dir": str(tmp_path)})
+    trainer = TorchTrainer(config, prepare_for_training(config))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.begin_epoch(0)
+    loss, correct = trainer.step(np.arange(64), lr=0.1)
+    assert {p.device.type for p in trainer.model.parameters()} == {"cuda"}
+    assert trainer.train_x.device.type == loss.device.type == correct.device.type == "cuda"
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))  # the step updated them
+    assert torch.cuda.max_memory_allocated() > trainer.train_x.numel()  # the images, at least, were put there

@@ -149,6 +149,25 @@ def check_parity(framework: Runner, onnx_runner: Runner, test_images: np.ndarray
     return report
 
 
+def int8_gate_failures(float_accuracy: float, int8_logits: np.ndarray, test_labels: np.ndarray,
+                       max_accuracy_drop: float) -> list[str]:
+    """The INT8 accuracy gate's verdict, one line per failure ([] when it passes): the quantized model's logits
+    ``int8_logits`` [N, classes] on the test images with labels ``test_labels`` [N] are finite, and their accuracy
+    is at most ``max_accuracy_drop`` percentage points below ``float_accuracy`` (a fraction). The export gates a
+    new file with it, and ``cifar10-targets`` an exported one."""
+    failures = []
+    int8_accuracy = accuracy(int8_logits, test_labels)
+    drop = 100 * (float_accuracy - int8_accuracy)
+    non_finite = int((~np.isfinite(int8_logits)).any(axis=1).sum())  # images with a NaN or infinite logit
+    if non_finite:
+        failures.append(f"the quantized model's logits are not all finite: {non_finite} of {len(int8_logits)} test "
+                        "images give NaN or infinity")
+    if drop > max_accuracy_drop:
+        failures.append(f"test accuracy {100 * int8_accuracy:.2f}% is {drop:.2f} points below the float model's "
+                        f"{100 * float_accuracy:.2f}%; at most {max_accuracy_drop:g} allowed")
+    return failures
+
+
 def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_images: np.ndarray,
                     test_labels: np.ndarray, *, calibration_size: int, max_accuracy_drop: float = MAX_ACCURACY_DROP,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -165,6 +184,7 @@ def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_i
     drop = 100 * (float_accuracy - int8_accuracy)
     diff = np.abs(float_logits.astype(np.float64) - got)
     step = logits_step(quantized)
+    non_finite = int((~np.isfinite(got)).any(axis=1).sum())  # images with a NaN or infinite logit
     report = {
         "method": METHOD,
         "calibration_images": calibration_size,
@@ -176,16 +196,12 @@ def check_quantized(float_logits: np.ndarray, quantized: onnx.ModelProto, test_i
         "top1_agreement": float((float_logits.argmax(1) == got.argmax(1)).mean()),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
+        "non_finite_images": non_finite,
         "onnx": int8_runner.name,
         "golden": golden_entry(int8_runner, test_images.shape[1:],
                                max(GOLDEN_ATOL, GOLDEN_QUANTIZED_STEPS * step) if step else GOLDEN_ATOL),
     }
-    failures = []
-    if not np.isfinite(got).all():
-        failures.append("the quantized model's logits are not all finite")
-    if drop > max_accuracy_drop:
-        failures.append(f"test accuracy {100 * int8_accuracy:.2f}% is {drop:.2f} points below the float model's "
-                        f"{100 * float_accuracy:.2f}%; at most {max_accuracy_drop:g} allowed")
+    failures = int8_gate_failures(float_accuracy, got, test_labels, max_accuracy_drop)
     report["passed"] = not failures
     log(f"int8 on {len(test_images)} test images: accuracy {100 * int8_accuracy:.2f}% (float "
         f"{100 * float_accuracy:.2f}%, drop {drop:.2f} points, at most {max_accuracy_drop:g}), top-1 agreement "

@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from cifar10_pipeline.inference import ops, predict
+from cifar10_pipeline.inference import browser, ops, predict
 from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.errors import register_error_handlers
 from cifar10_pipeline.inference.holder import ModelHolder, current_holder, init_app
@@ -18,15 +18,22 @@ from cifar10_pipeline.inference.v2.routes import blueprint as v2_blueprint
 def create_app(config: ServiceConfig | None = None) -> Flask:
     """Build the app around one ModelHolder (model, watcher, batcher); ``config`` defaults to the environment.
 
-    Routes by area: ``ops`` (the page, health, /info, /metrics, /openapi.json), ``predict`` (/predict) and ``v2``
-    (the Open Inference Protocol); each reaches the holder through ``holder.current_holder()``.
+    Routes by area: ``ops`` (the page, health, /info, /metrics, /openapi.json), ``browser`` (what the page's browser
+    mode loads: /model.onnx, /web/...), ``predict`` (/predict) and ``v2`` (the Open Inference Protocol); each reaches
+    the holder through ``holder.current_holder()``. With ``config.grpc_port`` set, the same protocol over gRPC
+    starts on that port around the same holder (``v2.grpc_service``; its server in ``app.extensions``).
     """
     config = config or ServiceConfig.from_env()
     limit_pixels(config.max_pixels)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes  # Flask has no upload limit by default
-    init_app(app, ModelHolder(config, Metrics()))
-    for blueprint in (ops.blueprint, predict.blueprint, v2_blueprint):
+    holder = ModelHolder(config, Metrics())
+    init_app(app, holder)
+    if config.grpc_port:
+        from cifar10_pipeline.inference.v2 import grpc_service  # grpcio and the messages: only when asked
+
+        app.extensions[grpc_service.EXTENSION] = grpc_service.serve(holder, config.grpc_port)[0]
+    for blueprint in (ops.blueprint, browser.blueprint, predict.blueprint, v2_blueprint):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_start_timer)

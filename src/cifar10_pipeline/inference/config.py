@@ -11,6 +11,9 @@ ENV_PREFIX = "INFERENCE_"
 # prometheus_client's variable for the folder several worker processes share their metrics in; it is read when
 # prometheus_client is imported, so the server sets it before any worker imports the app
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# the file the server writes the port it listens on to (``--port-file``): how a launcher that asked for port 0 (any
+# free port; tests and benchmarks start every server so, and none races another for a port) learns which it got
+PORT_FILE_ENV = "SERVER_PORT_FILE"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class ServiceConfig:
     # parallelism comes from the batch workers (or from concurrent requests when batching is off); splitting
     # a small image's convolutions across threads costs more CPU in synchronisation than it saves
     intra_op_threads: int = 1
-    # onnxruntime execution providers in priority order; empty: CUDA when available, then CPU
+    # onnxruntime execution providers in priority order, by name or short name (cpu, cuda, openvino:
+    # providers.SHORT_NAMES); empty: CUDA when available, then CPU
     providers: tuple[str, ...] = ()
     # how long a request waits for its images' onnxruntime calls (seconds) before it is answered 503: a stuck call
     # (a hung GPU, a deadlock) then costs one batching thread, never the request or the server. Far above any
@@ -48,6 +52,9 @@ class ServiceConfig:
     reload_poll_s: float = 1.0
     # the model's name in the Open Inference Protocol's URLs (/v2/models/<name>/...); its version is the file's id
     model_name: str = "classifier"
+    # the port of the Open Inference Protocol over gRPC (``v2.grpc_service``), beside HTTP in the same process;
+    # 0: off. Read from GRPC_PORT (like the server's PORT, without the INFERENCE_ prefix)
+    grpc_port: int = field(default=0, metadata={"env": "GRPC_PORT"})
 
     def __post_init__(self) -> None:
         positive = ("max_upload_bytes", "max_files", "max_pixels", "batch_max_size", "batch_workers")
@@ -59,15 +66,19 @@ class ServiceConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.infer_timeout_s <= 0:
             raise ValueError(f"infer_timeout_s must be > 0, got {self.infer_timeout_s}")
+        if not 0 <= self.grpc_port <= 65535:
+            raise ValueError(f"grpc_port must be in 0..65535 (0: off), got {self.grpc_port}")
         if not self.model_name or "/" in self.model_name or self.model_name != self.model_name.strip():
             raise ValueError(f"model_name must be a non-empty URL path segment (no '/'), got {self.model_name!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
-        """Read ``INFERENCE_<FIELD>`` (e.g. ``INFERENCE_MODEL_PATH``, ``INFERENCE_PROVIDERS=a,b``); unset: default."""
+        """Read ``INFERENCE_<FIELD>`` (e.g. ``INFERENCE_MODEL_PATH``, ``INFERENCE_PROVIDERS=a,b``), or the variable a
+        field names in its metadata (``GRPC_PORT``); unset: default."""
         values: dict[str, object] = {}
+        names = env_variables()
         for f in fields(cls):
-            var = ENV_PREFIX + f.name.upper()
+            var = names[f.name]
             raw = environ.get(var, "").strip()
             if not raw:
                 continue
@@ -80,3 +91,15 @@ class ServiceConfig:
             except ValueError as e:
                 raise ValueError(f"{var}={raw!r} is not a valid {type(default).__name__}") from e
         return cls(**values)
+
+
+def env_variables() -> dict[str, str]:
+    """Each field's environment variable: ``INFERENCE_<FIELD>``, or the one its metadata names (``GRPC_PORT``)."""
+    return {f.name: f.metadata.get("env", ENV_PREFIX + f.name.upper()) for f in fields(ServiceConfig)}
+
+
+def default_threads(config: ServiceConfig) -> int:
+    """Threads that run requests, per protocol, unless SERVER_THREADS says otherwise: the CPUs, or the batch size
+    when batching is on (a batch can only grow as large as the requests in flight)."""
+    cpus = len(os.sched_getaffinity(0))
+    return cpus if config.batch_max_size == 1 else max(cpus, config.batch_max_size)

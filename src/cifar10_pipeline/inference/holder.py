@@ -50,6 +50,7 @@ class ModelHolder:
                                 metrics.observe_batch)
         self._stop = threading.Event()
         self._loaded_signature = file_signature(config.model_path)
+        self._pending: tuple[int, int, int] | None = None  # a changed signature seen once, loaded if seen again
         log.info("requesting providers %s for %s", self.providers, config.model_path)
         self.reload()
         self._watcher = None
@@ -112,21 +113,24 @@ class ModelHolder:
         self._batcher.close()
 
     def _watch(self) -> None:
-        # a change must hold still for one poll before it is loaded, so a file still being copied is not
-        # refused half-written; each version (signature) of the file is tried once, good or broken
-        pending = None
         while not self._stop.wait(self.config.reload_poll_s):
-            signature = file_signature(self.config.model_path)
-            if signature == self._loaded_signature:
-                pending = None
-            elif signature != pending:
-                pending = signature
-            else:
-                self._loaded_signature, pending = signature, None
-                try:
-                    self.reload()
-                except Exception:  # the watcher must outlive anything a file can do to it
-                    log.exception("reloading %s failed", self.config.model_path)
+            self.check_file()
+
+    def check_file(self) -> None:
+        """One look at the model file (the watcher's, every ``reload_poll_s``): a changed file is loaded once it has
+        held still since the previous look, so a file still being copied in is not refused half-written; each
+        version (signature) of the file is tried once, good or broken."""
+        signature = file_signature(self.config.model_path)
+        if signature == self._loaded_signature:
+            self._pending = None
+        elif signature != self._pending:
+            self._pending = signature
+        else:
+            self._loaded_signature, self._pending = signature, None
+            try:
+                self.reload()
+            except Exception:  # the watcher must outlive anything a file can do to it
+                log.exception("reloading %s failed", self.config.model_path)
 
 
 def init_app(app: Flask, holder: ModelHolder) -> None:

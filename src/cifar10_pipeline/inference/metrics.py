@@ -37,10 +37,12 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.shared = multiprocess_dir()
-        self.requests = Counter("inference_requests", "HTTP requests answered, by endpoint and status code.",
+        # endpoint: an HTTP route ("/v2/models/<name>/infer") and its status code ("200"), or a gRPC method's path
+        # ("/inference.GRPCInferenceService/ModelInfer") and its status code's name ("OK", "NOT_FOUND")
+        self.requests = Counter("inference_requests", "Requests answered (HTTP and gRPC), by endpoint and status code.",
                                 ["endpoint", "status"], registry=self.registry)
         self.latency = Histogram("inference_request_duration_seconds",
-                                 "Time from request start to response, by endpoint and status code.",
+                                 "Time from request start to response (HTTP and gRPC), by endpoint and status code.",
                                  ["endpoint", "status"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.batch_size = Histogram("inference_batch_size", "Images per onnxruntime call.",
                                     buckets=BATCH_SIZE_BUCKETS, registry=self.registry)

@@ -79,6 +79,8 @@ def _v2_paths(config: ServiceConfig, model: LoadedModel | None, unavailable: dic
 def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]:
     classes = model.info.num_classes if model else 1000
     unavailable = _error("no model is loaded (it is missing or was refused); /readyz says why")
+    etag = {"description": "the model's id (sha256 of the file), quoted: a strong ETag", "required": True,
+            "schema": {"type": "string"}}
     label_p = {"type": "object", "required": ["label", "probability"],
                "properties": {"label": {"type": "string"}, "probability": {"type": "number", "minimum": 0, "maximum": 1}}}
     return {
@@ -128,6 +130,17 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
                             "application/openmetrics-text": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json(
                 "the OpenAPI document", {"type": "object"})}}},
+            "/model.onnx": {"get": {
+                "summary": "The ONNX file being served (the one answering now), e.g. to run it in a browser",
+                "parameters": [{"name": "If-None-Match", "in": "header", "required": False,
+                                "description": "an ETag from an earlier answer: 304 while that model is still served",
+                                "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "the file's bytes", "headers": {"ETag": etag},
+                            "content": {"application/octet-stream": {"schema": {
+                                "type": "string", "contentMediaType": "application/octet-stream"}}}},
+                    "304": {"description": "If-None-Match names the model still served", "headers": {"ETag": etag}},
+                    "503": unavailable}}},
             **_v2_paths(config, model, unavailable),
         },
         "components": {"schemas": {

@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="images per onnxruntime call (default: 64)")
     parser.add_argument("--max-pixels", type=int, default=ServiceConfig.max_pixels,
                         help=f"largest image (width * height) decoded (default: {ServiceConfig.max_pixels})")
-    parser.add_argument("--providers", default="", help="onnxruntime execution providers, comma-separated "
+    parser.add_argument("--providers", default="", help="onnxruntime execution providers, comma-separated, "
+                        "by name or short name (cpu, cuda, openvino) "
                         "(default: CUDA when available, then CPU)")
     return parser
 

@@ -9,23 +9,38 @@ from pathlib import Path
 import onnxruntime as ort
 
 CUDA = "CUDAExecutionProvider"
+OPENVINO = "OpenVINOExecutionProvider"
+# short names that INFERENCE_PROVIDERS and cifar10-predict --providers take for onnxruntime's own (any case)
+SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": CUDA, "openvino": OPENVINO}
+# where a provider that is not in this build comes from
+INSTALL_HINTS = {CUDA: "onnxruntime-gpu (the GPU image, or make install-serve-gpu)",
+                 OPENVINO: "onnxruntime-openvino, which replaces onnxruntime (make install-openvino: .venv-openvino)"}
 # provider preference when none is configured: the GPU when this onnxruntime build and the machine have one
 PREFERRED_PROVIDERS = (CUDA, "CPUExecutionProvider")
 # where onnxruntime keeps the providers it loads only when a session asks for them (CUDA, TensorRT, ...)
 PROVIDER_LIBRARIES = Path(ort.__file__).parent / "capi"
 
 
+def provider_names(requested: tuple[str, ...]) -> tuple[str, ...]:
+    """``requested`` with each short name made onnxruntime's (``openvino`` -> ``OpenVINOExecutionProvider``)."""
+    return tuple(SHORT_NAMES.get(p.lower(), p) for p in requested)
+
+
 def check_providers(requested: tuple[str, ...]) -> None:
-    """A ValueError naming each of ``requested`` that this onnxruntime build lacks (CUDA in a CPU-only build)."""
+    """A ValueError naming each of ``requested`` (short names too) that this onnxruntime build lacks (CUDA in a
+    CPU-only build), and where it comes from."""
     available = ort.get_available_providers()
-    missing = [p for p in requested if p not in available]
+    missing = [p for p in provider_names(requested) if p not in available]
     if missing:
-        raise ValueError(f"providers {missing} are not in this onnxruntime build (it has {available})")
+        hints = "".join(f"; {p} comes with {INSTALL_HINTS[p]}" for p in missing if p in INSTALL_HINTS)
+        raise ValueError(f"providers {missing} are not in this onnxruntime build (it has {available}){hints}")
 
 
 def resolve_providers(requested: tuple[str, ...]) -> list[str]:
-    """The providers to ask for: ``requested`` (each must exist in this build), else CUDA first, then CPU."""
+    """The providers to ask for: ``requested`` (short names made onnxruntime's; each must exist in this build),
+    else CUDA first, then CPU."""
     check_providers(requested)
+    requested = provider_names(requested)
     available = ort.get_available_providers()
     chosen = list(requested) or [p for p in PREFERRED_PROVIDERS if p in available]
     if CUDA in chosen and hasattr(ort, "preload_dlls"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class LoadedModel:
     providers_not_started: dict[str, str]  # requested but not active: why each did not start
     self_test: dict[str, Any]  # what the golden self-test compared
     loaded_at: float  # unix time, seconds
+    data: bytes = field(repr=False)  # the file's bytes as loaded: what GET /model.onnx serves under model_id
 
     def run(self, images: np.ndarray) -> np.ndarray:
         """uint8 ``[batch, H, W, C]`` -> float32 logits ``[batch, num_classes]``; thread-safe."""
@@ -83,4 +84,5 @@ def load_session(path: Path, providers: list[str], intra_op_threads: int) -> Loa
         providers_not_started=not_started(providers, active),
         self_test=golden_self_test(session, info, source),
         loaded_at=time.time(),
+        data=data,
     )

@@ -1,5 +1,6 @@
 """The production server: ``cifar10-serve --help``. Serves ``inference.app:create_app()`` on
-$HOST:$PORT (default 0.0.0.0:8000) with granian, a WSGI server whose HTTP side is Rust.
+$HOST:$PORT (default 0.0.0.0:8000) with granian, a WSGI server whose HTTP side is Rust. Port 0 is a free port the
+system picks, reported in ``--port-file`` ($SERVER_PORT_FILE) and the log: how tests and benchmarks start it.
 
 Why granian: a pure-Python HTTP server (gunicorn: parsing, keep-alive polling, thread hand-offs) cost about
 as much CPU per request as the whole service's own work (Flask, decoding, onnxruntime, JSON); granian's HTTP
@@ -9,6 +10,10 @@ One worker process by default (``--workers`` / SERVER_WORKERS for more): batchin
 gathers concurrent requests into one onnxruntime call, which works best when they all reach one process, queue
 and session. With several workers each loads, self-tests and hot-swaps the model on its own, and /metrics adds
 up all of them (prometheus_client's multiprocess mode, in a folder the server makes: ``inference.metrics``).
+
+gRPC (``--grpc-port`` / GRPC_PORT, off by default): each worker also serves the Open Inference Protocol over gRPC
+(``inference.v2.grpc_service``) on that port, around its own model; gRPC binds with SO_REUSEPORT (its default on
+Linux), so with several workers the kernel spreads the gRPC connections over them as the HTTP ones are.
 
 Python threads: onnxruntime releases the GIL while it runs, so one thread per CPU keeps the cores busy; more
 find no free core and only contend for the GIL, each hand-off of it costing CPU that no request uses. With
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,7 +35,7 @@ from pathlib import Path
 from granian import Granian
 from granian.constants import Interfaces
 
-from cifar10_pipeline.inference.config import METRICS_DIR_ENV, ServiceConfig
+from cifar10_pipeline.inference.config import METRICS_DIR_ENV, PORT_FILE_ENV, ServiceConfig, default_threads
 from cifar10_pipeline.inference.providers import check_providers
 
 DEFAULT_APP = "cifar10_pipeline.inference.app:create_app"
@@ -49,11 +55,6 @@ LOGGING = {
 }
 
 
-def default_threads(config: ServiceConfig) -> int:
-    cpus = len(os.sched_getaffinity(0))
-    return cpus if config.batch_max_size == 1 else max(cpus, config.batch_max_size)
-
-
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -67,10 +68,18 @@ def _env_int(name: str, default: int) -> int:
 def build_parser(config: ServiceConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cifar10_pipeline.inference.server",
-        description="Serve the model (INFERENCE_* environment variables, see inference/config.py) over HTTP.",
+        description="Serve the model (INFERENCE_* environment variables, see inference/config.py) over HTTP, and over "
+                    "gRPC too with --grpc-port.",
     )
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="address to bind (env HOST)")
-    parser.add_argument("--port", type=int, default=_env_int("PORT", 8000), help="port (env PORT, default 8000)")
+    parser.add_argument("--port", type=int, default=_env_int("PORT", 8000),
+                        help="port (env PORT, default 8000); 0: a free port the system picks, see --port-file")
+    parser.add_argument("--port-file", type=Path, default=os.environ.get(PORT_FILE_ENV) or None,
+                        help=f"write the port, once it is this server's, to this file (env {PORT_FILE_ENV}): how a "
+                             "launcher that asked for port 0 learns which one it got")
+    parser.add_argument("--grpc-port", type=int, default=config.grpc_port,
+                        help="also serve the Open Inference Protocol over gRPC on this port (env GRPC_PORT; "
+                             "default 0: off)")
     threads = _env_int("SERVER_THREADS", default_threads(config))
     parser.add_argument("--threads", type=int, default=threads,
                         help=f"Python threads running requests (env SERVER_THREADS; default here {threads}: the "
@@ -105,15 +114,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    if not 1 <= args.port <= 65535:
-        parser.error(f"--port must be in 1..65535, got {args.port}")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be in 0..65535 (0: any free port), got {args.port}")
+    if not 0 <= args.grpc_port <= 65535 or (args.grpc_port and args.grpc_port == args.port):
+        parser.error(f"--grpc-port must be 0 (off) or in 1..65535 and not --port, got {args.grpc_port}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
-    with shared_metrics() if args.workers > 1 else contextlib.nullcontext():
+    # the workers read these: their gRPC side (when on) binds and sizes itself as the HTTP side
+    os.environ.update(HOST=args.host, SERVER_THREADS=str(args.threads), GRPC_PORT=str(args.grpc_port))
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            stack.enter_context(shared_metrics())
+        if args.port == 0:
+            args.port = stack.enter_context(reserved_port(args.host))
+        if args.port_file is not None:  # one line: a reader takes the number once its line has ended
+            args.port_file.write_text(f"{args.port}\n")
         serve(args)
     return 0
+
+
+@contextlib.contextmanager
+def reserved_port(host: str) -> Iterator[int]:
+    """A free port on ``host`` that the system picks, held for the block by a socket bound to it but not listening.
+
+    Granian binds its listening sockets (one per worker) with SO_REUSEPORT, so they join this one, which sets it
+    too; every other bind to the port fails, as the port is in use from the moment it is known. Held to the end,
+    it also keeps the port while granian replaces a worker that died. (Granian itself, given port 0, would have
+    each worker bind a port of its own and report none of them.)"""
+    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host, 0))
+        yield holder.getsockname()[1]
 
 
 def serve(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from cifar10_pipeline.inference.app import create_app
-from cifar10_pipeline.inference.config import ENV_PREFIX, ServiceConfig
+from cifar10_pipeline.inference.config import ServiceConfig, env_variables
 from cifar10_pipeline.inference.server import GRACEFUL_S
 from tests.support.kubernetes import (
     GPU_RESOURCE,
@@ -28,7 +28,7 @@ from tests.support.paths import REPO
 
 UID = image_user(REPO / "Dockerfile")
 SERVER_VARIABLES = {"HOST", "PORT", "SERVER_THREADS", "SERVER_WORKERS"}  # read by inference.server
-CONFIG_VARIABLES = {ENV_PREFIX + name.upper() for name in ServiceConfig.__dataclass_fields__}
+CONFIG_VARIABLES = set(env_variables().values())
 
 
 def serving_container(obj: dict) -> dict:

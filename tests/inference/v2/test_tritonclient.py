@@ -1,12 +1,11 @@
 """NVIDIA's tritonclient (HTTP), unmodified and in a venv of its own, against the real server on loopback:
-health, metadata, inference in JSON, binary and gzip, classification, the refusals it can provoke, and a hot
+health, metadata, inference in JSON, binary, gzip and deflate, classification, the refusals it can provoke, and a hot
 swap it sees as a new version. Logits are compared with a direct onnxruntime call on the served file."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,6 @@ MODEL_NAME = "cifar10"  # not the default, so INFERENCE_MODEL_NAME is seen to wo
 MAX_FILES = 4
 CLIENT = REPO / "tests/support/triton_client.py"
 CLIENT_TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="module")
-def triton_python(tmp_path_factory) -> Path:
-    """The interpreter of a new venv holding tritonclient[http] and numpy, apart from the project's packages."""
-    venv = tmp_path_factory.mktemp("tritonclient") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    subprocess.run([venv / "bin/pip", "install", "-q", "--disable-pip-version-check", "tritonclient[http]", "numpy"],
-                   check=True, timeout=900)
-    return venv / "bin/python"
 
 
 def server(model: Path, log: Path):
@@ -66,7 +55,7 @@ def check(seen: dict, model: Path, images: np.ndarray) -> None:
         "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
     }
     infer = seen["infer"]
-    for mode in ("json", "binary", "default_outputs", "gzip", "versioned"):
+    for mode in ("json", "binary", "default_outputs", "gzip", "deflate", "versioned"):
         response = infer[mode]["response"]
         assert (response["model_name"], response["model_version"]) == (MODEL_NAME, version), mode
         assert response["outputs"][0]["shape"] == [len(images), 10] and response["outputs"][0]["datatype"] == "FP32"

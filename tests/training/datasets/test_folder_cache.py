@@ -1,6 +1,6 @@
 """The folder loader's cache of decoded arrays: a second load decodes nothing, any change to the folder (or the
-image size) misses, and a broken or unwritable cache never breaks a load. ``cache_home`` (conftest) is each
-test's own XDG_CACHE_HOME."""
+image size, or the decoder's version) misses, an entry that is broken or holds an array of another shape is decoded
+again, and an unwritable cache never breaks a load. ``cache_home`` (conftest) is each test's own XDG_CACHE_HOME."""
 
 import os
 
@@ -88,6 +88,47 @@ def test_a_broken_cache_entry_is_decoded_again_and_replaced(tmp_path, cache_home
     again = load_dataset("folder", tmp_path, image_size=16)
     np.testing.assert_array_equal(again.train_images, first.train_images)
     assert len(decoded) == 24 and np.load(entry).shape == (12, 16, 16, 3)
+
+
+def test_a_new_decoder_version_never_reads_the_old_decoders_arrays(tmp_path, cache_home, decoded, monkeypatch):
+    # as when DECODE_VERSION is bumped (or Pillow upgraded) because the decoder gives other pixels for the same bytes
+    paths = write_photos(tmp_path, COUNTS)
+    load_dataset("folder", tmp_path, image_size=16)
+    counting = folder.decode_image
+
+    def new_decoder(data, name, shape, max_pixels):
+        return 255 - counting(data, name, shape, max_pixels)
+
+    monkeypatch.setattr(folder, "decode_image", new_decoder)
+    monkeypatch.setattr(folder, "DECODER", folder.DECODER + " (next version)")
+    again = load_dataset("folder", tmp_path, image_size=16)
+    assert len(decoded) == 24 and len(_entries(cache_home)) == 2  # decoded again, under a key of its own
+    np.testing.assert_array_equal(again.train_images[0], new_decoder(paths[0].read_bytes(), "x", (16, 16, 3),
+                                                                     folder.MAX_PIXELS))
+
+
+WRONG_ENTRIES = {
+    # name: a readable .npy under the right key that does not hold these 12 images at 16x16 (RGB)
+    "fewer-images": np.zeros((11, 16, 16, 3), np.uint8),
+    "other-size": np.zeros((12, 16, 20, 3), np.uint8),
+    "four-channels": np.zeros((12, 16, 16, 4), np.uint8),
+    "no-channel-axis": np.zeros((12, 16, 16), np.uint8),
+    "float": np.zeros((12, 16, 16, 3), np.float32),
+}
+
+
+@pytest.mark.parametrize("case", WRONG_ENTRIES)
+def test_a_valid_npy_of_the_wrong_shape_or_type_is_decoded_again_and_replaced(tmp_path, cache_home, decoded, case):
+    write_photos(tmp_path, COUNTS)
+    first = load_dataset("folder", tmp_path, image_size=16)
+    [entry] = _entries(cache_home)
+    np.save(entry, WRONG_ENTRIES[case], allow_pickle=False)
+    again = load_dataset("folder", tmp_path, image_size=16)
+    assert len(decoded) == 24
+    np.testing.assert_array_equal(again.train_images, first.train_images)
+    np.testing.assert_array_equal(again.test_images, first.test_images)
+    replaced = np.load(entry)
+    assert replaced.shape == (12, 16, 16, 3) and replaced.dtype == np.uint8
 
 
 def test_an_unwritable_cache_only_warns(tmp_path, monkeypatch, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from types import SimpleNamespace
 
 import optuna
@@ -18,6 +17,7 @@ from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS, SearchSpace
 from cifar10_pipeline.training.tuning.study import MAX_RETRIES, make_pruner, open_storage
 from cifar10_pipeline.training.tuning.workers import HOST, _Surplus, fail_dead_trials, make_objective
+from tests.support.polling import wait_for
 from tests.training.tuning.conftest import journal_study, space_file
 
 
@@ -71,8 +71,12 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_run_again_on_a_database(t
     trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 1.0, log=True)})
     trial.set_user_attr("host", "another-machine")  # no pid this machine can check: only the heartbeat tells
     storage.record_heartbeat(trial._trial_id)
-    time.sleep(2.5)
-    assert fail_dead_trials(study) == []  # none failed by pid ...
+
+    def failed_by_its_heartbeat() -> bool:
+        assert fail_dead_trials(study) == []  # none failed by pid ...
+        return study.get_trials()[0].state == TrialState.FAIL
+
+    wait_for(failed_by_its_heartbeat, "the silent trial to be failed once its heartbeat is older than GRACE_S")
     failed, retry = study.get_trials()
     assert failed.state == TrialState.FAIL  # ... but by the heartbeat, and queued again
     assert retry.state == TrialState.WAITING and retry.params == trial.params

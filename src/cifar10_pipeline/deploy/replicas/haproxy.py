@@ -29,7 +29,9 @@ STOP_TIMEOUT_S = 5.0  # SIGTERM stops it at once; SIGKILL after this
 BUFFER_BYTES = 1024 * 1024
 # one request: the replica that answered, status, retries, termination state and when it was accepted (epoch s)
 LOG_FORMAT = "request server=%s status=%ST retries=%rc term=%ts accepted=%Ts.%ms"
-_REQUEST = re.compile(r"request server=(\S+) status=(-?\d+) retries=\+?(\d+) term=(\S+) accepted=(\d+)\.(\d+)")
+# (%rc: the retries, behind a "+" when the request was redispatched: load-balanced again, away from the server that
+# failed it, rather than retried on that one)
+_REQUEST = re.compile(r"request server=(\S+) status=(-?\d+) retries=(\+?)(\d+) term=(\S+) accepted=(\d+)\.(\d+)")
 # (HAProxy also prints each change to stderr as "[WARNING] ... Server ...", without a timestamp: not matched)
 _TRANSITION = re.compile(rf"^(\d{{4}}-\S+) Server {BACKEND}/(\S+) is (UP|DOWN)")
 
@@ -187,6 +189,7 @@ class Request:
     retries: int  # connection attempts or replays beyond the first
     termination: str  # two characters: "--" when the session ended normally
     accepted: float  # epoch seconds
+    redispatched: bool = False  # "+" before the retries: a retry went to another server (option redispatch)
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ def read_log(log: Path) -> tuple[list[Request], list[Transition]]:
     requests, transitions = [], []
     for line in log.read_text(errors="replace").splitlines():
         if m := _REQUEST.search(line):
-            requests.append(Request(m[1], int(m[2]), int(m[3]), m[4], int(m[5]) + int(m[6]) / 1000))
+            requests.append(Request(m[1], int(m[2]), int(m[4]), m[5], int(m[6]) + int(m[7]) / 1000, m[3] == "+"))
         elif m := _TRANSITION.search(line):
             transitions.append(Transition(m[2], m[3], datetime.fromisoformat(m[1]).timestamp()))
     return requests, transitions

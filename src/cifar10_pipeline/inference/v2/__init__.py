@@ -13,8 +13,12 @@ gzip or deflate (``Content-Encoding``), as tritonclient can send them.
 Every refusal is an ApiError, answered ``{"error": "..."}``: 400 for a malformed request, 404 for an unknown
 model or version, 413 over the size limits, 415 for an unknown content encoding, 503 while no model is ready.
 
-Modules: ``routes`` (the blueprint), ``body`` (the request body: content encoding, the JSON header and the binary
-part after it), ``models`` (the JSON header and answers as pydantic models, which validate a request against the
-served model and give the OpenAPI document its schemas), ``codec`` (tensors: pixels from JSON data or binary
-bytes, logits as FP32 or classification BYTES).
+The same protocol over gRPC (``inference.GRPCInferenceService``, KServe's and Triton's) on GRPC_PORT when it is
+set: ``grpc_service``, with the same answers and refusals as gRPC status codes.
+
+Modules: ``service`` (the protocol's answers, whatever the transport), ``routes`` (the blueprint), ``body`` (the
+request body: content encoding, the JSON header and the binary part after it), ``models`` (the JSON header and
+answers as pydantic models, which validate a request against the served model and give the OpenAPI document its
+schemas), ``codec`` (tensors: pixels from JSON data or binary bytes, logits as FP32 or classification BYTES),
+``grpc_service``, ``grpc_messages`` and ``grpc_predict_v2.textproto`` (gRPC).
 """

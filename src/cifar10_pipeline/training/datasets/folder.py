@@ -82,7 +82,9 @@ def _cached_decode(root: Path, files: list[Path], size: int) -> np.ndarray:
         raise DataError(f"cannot read the files under {root}: {e}") from e
     path = cache.cache_dir("folder") / f"{key}.npy"
     images = cache.load(path)
-    if images is not None and images.shape[:3] == (len(files), size, size) and images.shape[3] in (1, 3):
+    # any readable uint8 .npy may sit under the key (another version's, or a hand-made one): only N images of
+    # size x size with 1 or 3 channels are these files' arrays
+    if images is not None and images.shape[:3] == (len(files), size, size) and images.shape[3:] in ((1,), (3,)):
         print(f"{len(files)} images of {root} at {size}x{size}x{images.shape[3]} from the cache {path}",
               file=sys.stderr)
         return images
