@@ -26,6 +26,16 @@ REPLICAS ?= 2
 STRESS_FLAGS ?=
 NPROC   ?= 1
 RESTARTS ?= 3
+# MLflow: TRACKING=off turns tracking off for every command (the config's `tracking` field reads CIFAR10_TRACKING);
+# REGISTER=1 makes `make export` register the file (NAME, else <dataset>-classifier) under ALIAS
+TRACKING ?=
+REGISTER ?=
+NAME    ?=
+ALIAS   ?=
+UI_PORT ?= 5000
+ifneq ($(TRACKING),)
+export CIFAR10_TRACKING := $(TRACKING)
+endif
 
 # flags the trainers share; an unset variable adds no flag, so --params and the defaults decide
 TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
@@ -58,16 +68,21 @@ TF_CUDA := $(if $(TF_GPU),'tensorflow[and-cuda]')
 # one stamp per variant: asking for the other one remakes the environment
 TF_INSTALLED := $(TF_VENV)/.installed-$(TF_VARIANT)
 TF_TEST_INSTALLED := $(TF_VENV)/.installed-test
+# the MLflow UI: the full mlflow (its web app and server), in an environment of its own, since the training
+# environments carry mlflow-skinny, the client without the UI and its server dependencies
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_INSTALLED := $(MLFLOW_VENV)/.installed
 # the framework registry (cifar10_pipeline.model.frameworks) finds each framework's environment through these
 export VENV TF_VENV
 # what the TensorFlow environment runs: the tests shared by both frameworks (trainers, export) and TensorFlow's own
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_cli.py \
-            tests/training/test_cuda.py tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export
+            tests/training/test_cuda.py tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export \
+            tests/tracking/test_training_runs.py tests/tracking/test_export.py
 
 .PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check test-gpu install-openvino install-tritonclient targets
+        install-serve-gpu gpu-check test-gpu install-openvino install-tritonclient targets install-ui ui
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -116,7 +131,7 @@ system-deps:  ## Debian packages the tests use (root: installs them; otherwise l
 quickstart: install  ## offline demo: train on the synthetic data set, export with parity
 	$(MAKE) train-torch export DATASET=synthetic EPOCHS=$(or $(EPOCHS),4)
 
-train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PARAMS; NPROC: processes, torchrun)
+train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PARAMS, TRACKING; NPROC: processes, torchrun)
 	$(TORCHRUN)$(BIN)/cifar10-train --framework torch $(TRAIN_ARGS)
 
 train-tf: $(TF_INSTALLED)  ## train with TensorFlow (DATASET, DATA_DIR, EPOCHS, PARAMS; NPROC: GPUs, MirroredStrategy)
@@ -129,8 +144,9 @@ tune-tf: $(TF_INSTALLED)  ## tune with Optuna and TensorFlow (same variables)
 	$(TF_VENV)/bin/cifar10-tune --framework tensorflow $(TUNE_ARGS)
 
 # cifar10-export runs itself in the environment of the run's framework (TF_VENV for a TensorFlow run)
-export: $(INSTALLED)  ## export the last run (or RUN=runs/...) to MODEL with a parity check; QUANTIZE=int8 adds an INT8 twin
-	$(BIN)/cifar10-export $(if $(RUN),--run $(RUN)) --out $(MODEL) $(if $(QUANTIZE),--quantize $(QUANTIZE))
+export: $(INSTALLED)  ## export the last run (or RUN=runs/..., an MLflow run id, models:/NAME@ALIAS) to MODEL with parity; QUANTIZE=int8, REGISTER=1
+	$(BIN)/cifar10-export $(if $(RUN),--run $(RUN)) --out $(MODEL) $(if $(QUANTIZE),--quantize $(QUANTIZE)) \
+	    $(if $(filter-out 0,$(REGISTER)),--register $(NAME)) $(if $(ALIAS),--alias $(ALIAS))
 
 serve: $(INSTALLED)  ## serve MODEL on PORT with granian (one worker process with threads: batching needs one process)
 	INFERENCE_MODEL_PATH=$(MODEL) PORT=$(PORT) $(BIN)/cifar10-serve
@@ -151,7 +167,7 @@ predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no serv
 	$(if $(IMAGES),,$(error IMAGES is empty: make predict IMAGES="photo.jpg photos/"))
 	$(BIN)/cifar10-predict --model $(MODEL) $(IMAGES)
 
-test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(WEB_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
+test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) $(WEB_INSTALLED) $(MLFLOW_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest -m "not containers and not gpu"
 	$(TF_PY) -m pytest --framework tensorflow -m "not gpu" $(TF_TESTS)
 
@@ -179,6 +195,19 @@ bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as J
 	$(PY) -m benchmarks.grpc_load --out $(BENCH_OUT)
 	$(PY) -m benchmarks.choices --out $(BENCH_OUT)
 	$(PY) -m benchmarks.peers --out $(BENCH_OUT)
+
+$(MLFLOW_INSTALLED): pyproject.toml constraints.txt constraints-ui.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install -q -c constraints.txt -c constraints-ui.txt -e '.[ui]'
+	touch $@
+
+install-ui: $(MLFLOW_INSTALLED)  ## the MLflow UI's environment (.venv-mlflow), made by the first make ui
+
+# the store the trainers use: runs/mlflow.db, or a database MLFLOW_TRACKING_URI (a tracking server has its own UI)
+ui: $(MLFLOW_INSTALLED)  ## the MLflow UI on 127.0.0.1:UI_PORT (5000): runs, curves, models, registered versions
+	$(MLFLOW_VENV)/bin/mlflow ui --host 127.0.0.1 --port $(UI_PORT) --backend-store-uri \
+	    $(or $(filter-out http://% https://%,$(MLFLOW_TRACKING_URI)),sqlite:///$(abspath runs)/mlflow.db)
 
 # the service on onnxruntime-gpu, as the GPU image has it: what make gpu-check serves with
 SERVE_GPU_VENV ?= .venv-serve-gpu

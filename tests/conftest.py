@@ -6,6 +6,9 @@ environment (see the Makefile's test target):
 
 Framework-neutral tests take the ``framework`` (its registry entry) and ``exporter`` fixtures, so both frameworks
 pass the same tests; neither framework is imported where it is not installed.
+
+The suite trains untracked (``CIFAR10_TRACKING=off``, inherited by every command it starts): a fresh MLflow store
+costs seconds per run. The tracking tests (tests/tracking) turn it on, each with a store of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from cifar10_pipeline.training.loop import TrainResult, train
 from tests.support.environments import make_environment
 from tests.support.gpus import fake_uuid, nvidia_smi_listing, write_nvidia_smi
 from tests.support.runs import tiny_config
+
+os.environ["CIFAR10_TRACKING"] = "off"
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # a developer's team server never gets the suite's runs
 
 
 def pytest_addoption(parser):

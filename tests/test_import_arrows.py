@@ -1,8 +1,9 @@
 """The arrows between the packages, read from every import in the repository: the folder layout is the architecture.
 
-training -> model, contract; export -> model, contract, web and the run directory, config and data sets of training
-(never its trainers); inference -> contract, web; model -> contract; contract, web and deploy -> nothing of the
-project (web: the browser side's files, which the service serves and the export's browser target runs). The
+training -> model, contract, tracking; export -> model, contract, tracking, web and the run directory, config and
+data sets of training (never its trainers); tracking (MLflow) -> contract only, so it imports no trainer or exporter;
+inference -> contract, web; model -> contract; contract, web and deploy -> nothing of the project (web: the browser
+side's files, which the service serves and the export's browser target runs). The
 atomic file writer (``files``, standard library only) serves whoever writes files; ``training.gpus``, the GPU check
 of both trainers and the tuner, is standard library only too.
 
@@ -22,16 +23,18 @@ from tests.support.paths import REPO
 
 PROJECT = "cifar10_pipeline"
 SOURCE = REPO / "src" / PROJECT
-PACKAGES = ("contract", "model", "training", "export", "inference", "deploy", "web")
+PACKAGES = ("contract", "model", "training", "export", "inference", "deploy", "web", "tracking")
 # package -> the project's modules it may import (prefixes), besides its own
 ALLOWED = {
     "contract": (),
     "model": ("contract", "files"),
-    "training": ("model", "contract", "files"),
-    "export": ("model", "contract", "files", "training.run", "training.config", "training.datasets", "web"),
+    "training": ("model", "contract", "files", "tracking"),
+    "export": ("model", "contract", "files", "tracking", "training.run", "training.config", "training.datasets",
+               "web"),
     "inference": ("contract", "web"),
     "deploy": (),  # it runs the serving image; it imports none of it
     "web": (),  # files for browsers, and the standard library naming them
+    "tracking": ("contract",),  # the trainers and the export call it, never the other way
 }
 
 
@@ -41,9 +44,10 @@ def test_every_package_has_its_rule():
     assert sorted(p.name for p in SOURCE.glob("*.py")) == ["__init__.py", "files.py"]
 
 
-@pytest.mark.parametrize("module", ["files.py", "training/gpus.py"])
+@pytest.mark.parametrize("module", ["files.py", "training/gpus.py", "tracking/settings.py"])
 def test_the_file_writer_and_the_gpu_check_import_the_standard_library_only(module):
-    # gpus.py: both trainers' environments import it, and the Makefile runs it with the system Python
+    # gpus.py: both trainers' environments import it, and the Makefile runs it with the system Python; tracking's
+    # settings: the config reads its default from there, and importing the config must not import MLflow
     imported = {name.split(".")[0] for name in imports_of(SOURCE / module)}
     assert imported and imported <= set(sys.stdlib_module_names)
 

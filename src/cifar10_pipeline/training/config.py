@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from cifar10_pipeline.model.spec import ModelSpec
+from cifar10_pipeline.tracking.settings import ENV as TRACKING_ENV
+from cifar10_pipeline.tracking.settings import TrackingError, enabled_by_env
 from cifar10_pipeline.training.datasets import DATASETS
 
 
@@ -76,6 +78,10 @@ class TrainConfig:
                           "TensorFlow: a MirroredStrategy over this many of this machine's GPUs")
     runs_dir: str = _f("runs", "where run directories are made")
     run_name: str = _f("", "run directory name (default: <framework>-<dataset>-<time>)")
+    # a default read when a config is made, so that make's TRACKING=off reaches every command through one variable
+    tracking: bool = field(default_factory=lambda: _tracking_default(), metadata={
+        "help": "log the run to MLflow (the store at $MLFLOW_TRACKING_URI, else runs_dir/mlflow.db)",
+        "shown_default": f"on, or ${TRACKING_ENV}"})
 
     def __post_init__(self) -> None:
         problems = []
@@ -152,6 +158,13 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     raise ConfigError(f"config key {key!r} must be {names}, got {value!r} ({type(value).__name__})")
 
 
+def _tracking_default() -> bool:
+    try:
+        return enabled_by_env()
+    except TrackingError as e:
+        raise ConfigError(str(e)) from None
+
+
 def one_cycle_lr(config: TrainConfig, progress: float) -> float:
     """Learning rate at ``progress`` in [0, 1] of training: linear warm-up to ``lr``, then linear decay to 0."""
     if progress < config.warmup:
@@ -159,7 +172,7 @@ def one_cycle_lr(config: TrainConfig, progress: float) -> float:
     return config.lr * max(0.0, 1 - progress) / max(1e-8, 1 - config.warmup)
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
@@ -174,10 +187,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         hint = hints[f.name]
         base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
-        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {f.default!r})",
+        shown = f.metadata.get("shown_default", repr(f.default))
+        kwargs: dict[str, Any] = {"help": f"{f.metadata['help']} (default: {shown})",
                                   "default": argparse.SUPPRESS}
         if base is bool:
-            kwargs.update(type=_parse_bool, metavar="BOOL")
+            kwargs.update(type=parse_bool, metavar="BOOL")
         else:
             kwargs["type"] = base
         if "choices" in f.metadata:

@@ -5,6 +5,9 @@ order per (seed, epoch), the one-cycle learning rate, the progress bar, the metr
 cadence and the final evaluation. An adapter owns what differs: the model and optimiser, one training step
 (augmentation included), predicting logits, and saving or loading a checkpoint and the final model.
 
+Every run is also an MLflow run (``tracking.runs.Recorder``) unless the config's ``tracking`` is off: hooked here,
+once, so both frameworks log the same parameters, per-epoch metrics and files.
+
 Resuming is exact: the data order depends only on (seed, epoch) and the augmentation only on the epoch's seed
 (plus the step within the epoch), and every checkpoint holds the optimiser and RNG state.
 
@@ -21,12 +24,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.tracking.runs import FAILED, KILLED, Recorder, RunRef
+from cifar10_pipeline.tracking.settings import tracking_uri
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData, prepare_for_training
 from cifar10_pipeline.training.distributed import restarted_run
@@ -89,16 +94,35 @@ class TrainResult:
 EpochCallback = Callable[[int, dict], None]  # (epoch, metrics row); may raise to stop (e.g. optuna.TrialPruned)
 
 
-def train(config: TrainConfig, framework: str, *, resume: Run | None = None,
-          on_epoch: EpochCallback | None = None) -> TrainResult:
+def train(config: TrainConfig, framework: str, *, resume: Run | None = None, on_epoch: EpochCallback | None = None,
+          parent: RunRef | None = None, tags: Mapping[str, Any] | None = None) -> TrainResult:
     """Train ``config`` with ``framework`` (a name in ``model.frameworks``), which must be installed here."""
-    return fit(frameworks.get(framework).load("trainer"), config, resume=resume, on_epoch=on_epoch)
+    return fit(frameworks.get(framework).load("trainer"), config, resume=resume, on_epoch=on_epoch, parent=parent,
+               tags=tags)
+
+
+def start_tracking(run: Run, config: TrainConfig, info: Mapping[str, Any], parent: RunRef | None,
+                   tags: Mapping[str, Any] | None) -> Recorder:
+    """The run's MLflow run (a child of ``parent``, e.g. a tuning study's), reopened when resumed; untracked when
+    the config says so. Its reference goes into run.json, where ``make export`` and a resume find it."""
+    if not config.tracking:
+        return Recorder(None, run.path)
+    keys = ("framework", "framework_version", "keras_version", "device", "precision", "dataset")
+    recorder = Recorder.start(run.path, uri=tracking_uri(config.runs_dir), dataset=config.dataset,
+                              params={**config.to_dict(), "num_parameters": info.get("num_parameters")},
+                              tags={**{k: info[k] for k in keys if k in info}, **(tags or {})},
+                              previous=info.get("mlflow"), parent=parent)
+    if recorder.ref is not None:
+        run.update_info(mlflow=recorder.ref.to_dict())
+    return recorder
 
 
 def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfig, *, resume: Run | None = None,
-        on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train ``config`` with the adapter ``make`` builds; a run directory records everything. ``resume``
-    continues a run from its checkpoint."""
+        on_epoch: EpochCallback | None = None, parent: RunRef | None = None,
+        tags: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train ``config`` with the adapter ``make`` builds; a run directory records everything, and MLflow too
+    (``start_tracking``: ``parent`` and ``tags`` place the MLflow run). ``resume`` continues a run from its
+    checkpoint."""
     data = prepare_for_training(config)
     trainer = make(config, data)
     main = trainer.is_main
@@ -110,7 +134,34 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         if checkpoint is not None:
             print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
         run.update_info(**trainer.describe(), dataset=data.name, classes=list(data.classes))
+    # one MLflow run per training run: the main process records it, the others (torchrun ranks > 0) track nothing
+    recorder = start_tracking(run, config, run.info, parent, tags) if main else Recorder(None, run.path)
+    stops: list[Exception] = []  # what on_epoch raised: a deliberate stop (a pruned trial), not a failure
 
+    def epoch_done(epoch: int, row: dict) -> None:
+        recorder.log_metrics(row, step=epoch)
+        try:
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+        except Exception as e:
+            stops.append(e)
+            raise
+
+    try:
+        result = _epochs(trainer, data, config, run, start_epoch, epoch_done)
+    except BaseException as e:
+        stopped = isinstance(e, KeyboardInterrupt) or any(e is s for s in stops)
+        recorder.end(KILLED if stopped else FAILED, f"{type(e).__name__}: {e}")
+        raise
+    recorder.finish({f"{result.split}_accuracy": result.accuracy})
+    return result
+
+
+def _epochs(trainer: Trainer, data: TrainingData, config: TrainConfig, run: Run, start_epoch: int,
+            on_epoch: EpochCallback) -> TrainResult:
+    """Epochs ``start_epoch``..``config.epochs`` of ``run``, ``on_epoch`` after each one's checkpoint, then the final
+    model and evaluation."""
+    main = trainer.is_main
     n = len(data.train_images)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -139,8 +190,7 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
                         data.eval_split, train_seconds, time.perf_counter() - t0)
         run.log_epoch(row)
         trainer.save_checkpoint(run.path / trainer.checkpoint_file, epoch + 1)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, row)
+        on_epoch(epoch + 1, row)
 
     accuracy, metrics = None, None
     if main:

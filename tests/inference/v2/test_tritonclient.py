@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from harness.server import served
@@ -18,6 +17,7 @@ from tests.support.net import http
 from tests.support.onnx_models import CIFAR10_LABELS, write_model
 from tests.support.paths import REPO
 from tests.support.polling import wait_for
+from tests.support.triton_view import check_health_and_metadata
 
 pytestmark = pytest.mark.slow
 
@@ -44,16 +44,7 @@ def run_client(python: Path, base: str, images: Path, *extra: str) -> dict:
 
 def check(seen: dict, model: Path, images: np.ndarray) -> None:
     """What the client saw matches the file ``model`` now served, and every refusal has its status."""
-    version = sha256(model)
-    expected = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"image": images})[0]
-    assert seen["live"] and seen["ready"] and seen["model_ready"] and seen["version_ready"]
-    assert not seen["unknown_model_ready"]
-    assert seen["server_metadata"]["extensions"] == ["binary_tensor_data", "classification"]
-    assert seen["model_metadata"] == {
-        "name": MODEL_NAME, "versions": [version], "platform": "onnx_onnxv1",
-        "inputs": [{"name": "image", "datatype": "UINT8", "shape": [-1, 32, 32, 3]}],
-        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
-    }
+    version, expected = check_health_and_metadata(seen, model, MODEL_NAME, images)
     infer = seen["infer"]
     for mode in ("json", "binary", "default_outputs", "gzip", "deflate", "versioned"):
         response = infer[mode]["response"]

@@ -12,7 +12,8 @@ building on the ones above it:
   results.py  plots, report.json, best_params.json and the final test accuracy of the best params
 
 Outputs, under ``studies/<study>/``: PNG plots, ``report.json`` and the trial runs (``runs/<host>-<pid>/trial-NNNN``);
-the best params go to ``best_params.json`` (``--best``).
+the best params go to ``best_params.json`` (``--best``). In MLflow the study is a parent run, each trial a child run
+tagged with its Optuna state (a pruned trial ends KILLED, tagged ``optuna.state=PRUNED``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import TuneError
 from cifar10_pipeline.training.tuning.results import FinalTest, Report, evaluate_on_test, write_results
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS, Param, SearchSpace
-from cifar10_pipeline.training.tuning.study import open_storage, open_study, redact, storage_url
+from cifar10_pipeline.training.tuning.study import open_storage, open_study, parent_run, redact, storage_url
 from cifar10_pipeline.training.tuning.workers import count_finished, load_trainer, quiet_optuna, run_workers
 
 __all__ = ["HYPERPARAMETERS", "FinalTest", "Param", "Report", "SearchSpace", "TuneConfig", "TuneError",
@@ -37,6 +38,7 @@ def tune(config: TuneConfig) -> Report:
     load_trainer(config.framework)  # fail before anything is written
     url = storage_url(config)
     study = open_study(config, open_storage(url))
+    config, _ = parent_run(config, study, url)  # made here, once, before any worker looks for it
     trials = study.get_trials(deepcopy=False)
     print(f"study {config.name!r} in {redact(url)}: {count_finished(trials)}/{config.trials} trials finished, "
           f"{config.workers} worker(s), pruner {config.pruner}; live view: optuna-dashboard {redact(url)}", flush=True)

@@ -152,9 +152,10 @@ def tune_config_from_args(args: argparse.Namespace) -> TuneConfig:
     if args.dry_run:
         import tempfile
 
-        base = TrainConfig.from_dict(DRY_RUN, base)
-        fixed |= set(DRY_RUN)
         studies_dir, trials = Path(tempfile.mkdtemp(prefix="tune-dry-run-")), DRY_RUN_TRIALS
+        # the trials' runs go under studies_dir anyway; base.runs_dir places the MLflow store there too
+        base = TrainConfig.from_dict({**DRY_RUN, "runs_dir": str(studies_dir / "runs")}, base)
+        fixed |= set(DRY_RUN)
         best = best or studies_dir / "best_params.json"
     return TuneConfig(
         base=base, space=SearchSpace.load(args.space, frozenset(fixed)), framework=args.framework,

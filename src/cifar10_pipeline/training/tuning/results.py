@@ -19,11 +19,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from cifar10_pipeline.files import atomic_path, write_json
+from cifar10_pipeline.tracking.runs import RunRef, finish_parent
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import TuneError
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS
-from cifar10_pipeline.training.tuning.study import redact
+from cifar10_pipeline.training.tuning.study import PARENT_ATTR, redact
 from cifar10_pipeline.training.tuning.workers import load_trainer, trial_seconds, worker_id
 
 
@@ -49,10 +50,12 @@ class Report:
     final_test: FinalTest | None = None
 
 
-def evaluate_on_test(framework: str, config: TrainConfig) -> FinalTest:
-    """Train ``config`` on the whole training set (no validation split) and score it on the test set."""
+def evaluate_on_test(framework: str, config: TrainConfig, parent: RunRef | None = None,
+                     tags: dict[str, Any] | None = None) -> FinalTest:
+    """Train ``config`` on the whole training set (no validation split) and score it on the test set; in MLflow a
+    child run of ``parent`` (the study's) with ``tags``, when given."""
     config = TrainConfig.from_dict({"val_fraction": 0.0}, config)
-    result = load_trainer(framework)(config)
+    result = load_trainer(framework)(config, parent=parent, tags=tags)
     return FinalTest(accuracy=result.accuracy, train_seconds=sum(r["train_seconds"] for r in result.metrics),
                      run_dir=str(Path(config.runs_dir) / config.run_name))
 
@@ -95,7 +98,9 @@ def write_plots(study: optuna.Study, out_dir: Path) -> list[str]:
 
 
 def write_results(config: TuneConfig, study: optuna.Study, url: str) -> Report:
-    """Plots, best_params.json and, if asked, the final test of the best params; report.json last."""
+    """Plots, best_params.json and, if asked, the final test of the best params; report.json last; all of it on the
+    study's MLflow parent run too, when tracked."""
+    parent = RunRef.from_dict(study.user_attrs.get(PARENT_ATTR)) if config.base.tracking else None
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
@@ -120,9 +125,15 @@ def write_results(config: TuneConfig, study: optuna.Study, url: str) -> Report:
         else:
             run = TrainConfig.from_dict({**best_params, "runs_dir": str(config.study_dir / "runs" / worker_id()),
                                          "run_name": f"test-trial-{best.number:04d}"}, config.base)
-            result.final_test = evaluate_on_test(config.framework, run)
+            result.final_test = evaluate_on_test(config.framework, run, parent,
+                                                 {"optuna.study": config.name, "optuna.final_test": best.number})
             study.set_user_attr(key, dataclasses.asdict(result.final_test))
         print(f"final test accuracy of trial {best.number}'s params (whole training set): "
               f"{result.final_test.accuracy:.4f}", flush=True)
     write_json(config.study_dir / "report.json", dataclasses.asdict(result))
+    if parent is not None:
+        metrics = {"best_value": best.value, "final_test_accuracy": result.final_test and result.final_test.accuracy}
+        finish_parent(parent, metrics={k: v for k, v in metrics.items() if v is not None},
+                      tags={"best_trial": best.number, **{f"trials.{k}": v for k, v in result.counts.items()}},
+                      files=[config.study_dir / "report.json", config.best_path, *map(Path, result.plots)])
     return result

@@ -20,9 +20,9 @@ import optuna
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.tuning.errors import TuneError
 
-# not hyperparameters: they choose the data, the validation split (seed) or where the run is written
+# not hyperparameters: they choose the data, the validation split (seed) or where the run is written and tracked
 NOT_TUNABLE = ("dataset", "data_dir", "max_train_samples", "max_test_samples", "val_fraction", "seed", "device",
-               "runs_dir", "run_name")
+               "runs_dir", "run_name", "tracking")
 HYPERPARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_TUNABLE)
 DEFAULT_SPACE = Path(__file__).with_name("search_space.json")
 PARAM_TYPES = ("float", "int", "categorical")

@@ -5,13 +5,16 @@ Storage (re-running the same command resumes the study and loses none of its fin
   --workers N local:      studies/<study>.journal, Optuna's journal file (SQLite locks under parallel writers)
   many machines:          --storage postgresql://user:password@host/db on every worker (Optuna's RDB storage)
 ``optuna-dashboard <the same storage>`` shows the study live.
+
+In MLflow the study is one parent run, kept in the study's ``mlflow_parent`` attribute so that every worker and every
+re-run nests its trials under the same one (``parent_run``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import re
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -19,11 +22,15 @@ from typing import Iterator
 
 import optuna
 
+from cifar10_pipeline.tracking.runs import RunRef, study_parent
+from cifar10_pipeline.tracking.settings import redact, tracking_uri
+from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import TuneError
 
 # what a study's validation accuracy means: trials that differ here are not comparable and must not share a study
 OBJECTIVE_KEYS = ("dataset", "max_train_samples", "max_test_samples", "val_fraction", "seed")
+PARENT_ATTR = "mlflow_parent"  # the study's user attribute holding its MLflow parent run (tracking.runs.RunRef)
 HEARTBEAT_S = 10  # database storages: a running trial writes a heartbeat this often (seconds) ...
 GRACE_S = 60  # ... and one silent for this long belongs to a dead worker: it is marked FAIL
 MAX_RETRIES = 2  # times a dead worker's trial is queued again: a trial that kills its worker each time stops there
@@ -70,11 +77,6 @@ class _Retry(optuna.storages.RetryHeartbeatStaleTrialCallback):
 # training.tuning.workers for a local worker whose process is gone
 with experimental_ok():
     retry_dead_trial = _Retry(max_retry=MAX_RETRIES)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -145,3 +147,18 @@ def open_study(config: TuneConfig, storage: optuna.storages.BaseStorage) -> optu
         raise TuneError(f"study {config.name!r} was scored with different settings (study's, yours): {diff}; "
                         f"pick another --study-name")
     return study
+
+
+def parent_run(config: TuneConfig, study: optuna.Study, url: str) -> tuple[TuneConfig, RunRef | None]:
+    """The study's MLflow parent run, made on first use and kept in the study, when the base config tracks. A store
+    that fails (one warning) gives ``config`` with tracking off for every trial, and no parent."""
+    if not config.base.tracking:
+        return config, None
+    recorded = study.user_attrs.get(PARENT_ATTR)
+    parent = study_parent(recorded, uri=tracking_uri(config.base.runs_dir), dataset=config.base.dataset,
+                          study=config.name, tags={"framework": config.framework, "optuna.storage": redact(url)})
+    if parent is None:
+        return dataclasses.replace(config, base=TrainConfig.from_dict({"tracking": False}, config.base)), None
+    if parent.to_dict() != recorded:
+        study.set_user_attr(PARENT_ATTR, parent.to_dict())
+    return config, parent

@@ -22,6 +22,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import optuna
@@ -29,14 +30,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.frameworks import FrameworkError
+from cifar10_pipeline.tracking.runs import RunRef, tag_run
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.gpus import Gpu, visible_gpus
 from cifar10_pipeline.training.loop import TrainResult, train
+from cifar10_pipeline.training.run import Run
 from cifar10_pipeline.training.tuning.config import TuneConfig
 from cifar10_pipeline.training.tuning.errors import USER_ERRORS, TuneError
 from cifar10_pipeline.training.tuning.space import HYPERPARAMETERS
-from cifar10_pipeline.training.tuning.study import (experimental_ok, open_storage, open_study, retry_dead_trial,
-                                                    storage_url)
+from cifar10_pipeline.training.tuning.study import (PARENT_ATTR, experimental_ok, open_storage, open_study,
+                                                    retry_dead_trial, storage_url)
 
 POLL_S = 1.0  # how often a worker waiting for other workers' last trials looks again (seconds)
 HOST = socket.gethostname()
@@ -108,7 +111,9 @@ class _Surplus(Exception):
     """This trial would overshoot the target: other workers started the last ones at the same moment."""
 
 
-def make_objective(config: TuneConfig, train: Callable[..., Any]) -> Callable[[optuna.Trial], float]:
+def make_objective(config: TuneConfig, train: Callable[..., Any],
+                   parent: RunRef | None = None) -> Callable[[optuna.Trial], float]:
+    """Optuna's objective: one trial's training run, a child of the study's MLflow run ``parent`` when tracked."""
     runs_dir = config.study_dir / "runs" / worker_id()  # one per worker: runs/LAST.json is not shared
 
     def objective(trial: optuna.Trial) -> float:
@@ -134,7 +139,8 @@ def make_objective(config: TuneConfig, train: Callable[..., Any]) -> Callable[[o
                 raise optuna.TrialPruned(f"epoch {epoch}/{train_config.epochs}: validation accuracy "
                                          f"{row['eval_acc']:.4f}")
 
-        return train(train_config, on_epoch=on_epoch).accuracy
+        return train(train_config, on_epoch=on_epoch, parent=parent,
+                     tags={"optuna.study": config.name, "optuna.trial": trial.number}).accuracy
 
     return objective
 
@@ -153,10 +159,18 @@ def progress_line(study: optuna.Study, trial: FrozenTrial, target: int) -> None:
           f"[{done}/{target} finished, {worker_id()}] {params}", flush=True)
 
 
+def tag_trial(trial: FrozenTrial) -> None:
+    """The trial's Optuna state and value as tags of its MLflow run (PRUNED, COMPLETE, FAIL), once it ended."""
+    run_dir = trial.user_attrs.get("run_dir")
+    if run_dir and (Path(run_dir) / "run.json").is_file():
+        tag_run(Run(Path(run_dir)).info.get("mlflow"), {"optuna.state": trial.state.name, "optuna.value": trial.value})
+
+
 def work(config: TuneConfig, deadline: float | None) -> None:
     """Run trials until the study has ``config.trials`` finished ones (or ``deadline``, a time.time())."""
     study = open_study(config, open_storage(storage_url(config)))
-    objective = make_objective(config, load_trainer(config.framework))
+    parent = RunRef.from_dict(study.user_attrs.get(PARENT_ATTR)) if config.base.tracking else None
+    objective = make_objective(config, load_trainer(config.framework), parent)
     waiting_for: set[int] = set()
     while deadline is None or time.time() < deadline:
         fail_dead_trials(study)
@@ -172,7 +186,8 @@ def work(config: TuneConfig, deadline: float | None) -> None:
             time.sleep(POLL_S)
             continue
         study.optimize(objective, n_trials=1, catch=(_Surplus,),
-                       callbacks=[lambda study, trial: progress_line(study, trial, config.trials)])
+                       callbacks=[lambda study, trial: progress_line(study, trial, config.trials),
+                                  lambda study, trial: tag_trial(trial)])
 
 
 @contextlib.contextmanager
