@@ -31,6 +31,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if 
 BIN     := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
+MUTATION_INSTALLED := $(VENV)/.installed-mutation
 # tuning: the fixed config values (TRAIN_ARGS) plus the study's target, workers, storage and output
 # (no WORKERS: cifar10-tune runs one worker per visible GPU, else one)
 TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) $(if $(WORKERS),--workers $(WORKERS)) --best $(BEST) \
@@ -60,7 +61,7 @@ TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/
 
 .PHONY: help install install-tf system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check
+        install-serve-gpu gpu-check mutation
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -135,6 +136,14 @@ predict: $(INSTALLED)  ## classify IMAGES (files or folders) with MODEL, no serv
 test: $(TEST_INSTALLED) $(TF_TEST_INSTALLED) system-deps  ## the whole test suite (CPU): PyTorch env, then TensorFlow env
 	$(PY) -m pytest -m "not containers"
 	$(TF_PY) -m pytest --framework tensorflow $(TF_TESTS)
+
+$(MUTATION_INSTALLED): $(TEST_INSTALLED)
+	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,dev,api-test,mutation]'
+	touch $@
+
+# not part of make test: each module's mutants run its tests again, minutes per module on 2 CPUs
+mutation: $(MUTATION_INSTALLED)  ## mutation testing (mutmut) of mutation/modules.toml; scores in BENCH_OUT/mutation
+	nice -n 10 $(PY) -m mutation --out $(BENCH_OUT)/mutation
 
 test-images: $(TEST_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
 	mkdir -p build
