@@ -9,8 +9,9 @@ with the reason, are ``mutation/equivalent.toml``. Each module runs in its own s
 names the module and its tests), where mutmut copies the code, mutates it and runs each mutant against the tests
 that reach the mutated function. The scores go to ``<out>/scores.json`` and ``<out>/scores.md``: per module the
 mutants, killed, survived (no test reached it counts as survived), timeouts (killed: a mutant that hangs the tests
-is caught), the equivalent ones, and the score, killed / (mutants - equivalent). Every surviving mutant's diff is
-printed and written to ``<out>/survivors.md``.
+is caught), the equivalent ones, and the score, killed / (mutants - equivalent), with the wall time and when it
+ran; ``--only`` reruns some modules and keeps the others' last rows (``<out>/modules/<name>.json``). Every
+surviving mutant's diff goes to ``<out>/survivors.md``.
 """
 
 from __future__ import annotations
@@ -151,9 +152,9 @@ def changed_lines(text: str) -> list[str]:
             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
-def score(module: Module, codes: dict[str, int], equivalent: dict[str, dict[str, str]], seconds: float,
-          survivors: list[str]) -> dict[str, Any]:
-    """The module's row; survivors' diffs are appended to ``survivors`` (markdown)."""
+def score(module: Module, codes: dict[str, int], equivalent: dict[str, dict[str, str]],
+          seconds: float) -> dict[str, Any]:
+    """The module's row, with each survivor's diff (markdown)."""
     killed = sum(c in KILLED for c in codes.values())
     timeout = sum(c in TIMEOUT for c in codes.values())
     not_killed = sorted(m for m, c in codes.items() if c not in KILLED | TIMEOUT)
@@ -161,7 +162,7 @@ def score(module: Module, codes: dict[str, int], equivalent: dict[str, dict[str,
     if unknown:
         raise SystemExit(f"{module.name}: mutants neither killed nor survived (mutmut status codes "
                          f"{sorted({codes[m] for m in unknown})}): {unknown[:5]}")
-    equal, survived, stale = [], [], []
+    equal, survived, stale, survivors = [], [], [], []
     for mutant in not_killed:
         text = diff(module, mutant)
         entry = equivalent.get(mutant)
@@ -182,7 +183,8 @@ def score(module: Module, codes: dict[str, int], equivalent: dict[str, dict[str,
             "tests": module.tests, "mutants": len(codes), "killed": killed + timeout, "timeout": timeout,
             "survived": len(survived), "no_tests": sum(codes[m] in NO_TESTS for m in survived),
             "equivalent": len(equal), "score": (killed + timeout) / counted if counted else 1.0,
-            "survivors": survived, "wall_seconds": round(seconds, 1)}
+            "survivors": survived, "wall_seconds": round(seconds, 1),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "survivor_diffs": survivors}
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -190,16 +192,17 @@ def markdown(rows: list[dict[str, Any]]) -> str:
              f"mutmut over the modules of `mutation/modules.toml`, each against its fast tests; machine: {machine()}.",
              "Score: killed / (mutants - equivalent); a timeout counts as killed, a mutant no test reaches as "
              f"survived. Goal: >= {GOAL:.0%} per module.", "",
-             "| module | mutants | killed | survived | timeout | equivalent | score | wall |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| module | mutants | killed | survived | timeout | equivalent | score | wall | run |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     lines += [f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | {r['timeout']} | "
-              f"{r['equivalent']} | {100 * r['score']:.1f}% | {r['wall_seconds']:.0f} s |" for r in rows]
+              f"{r['equivalent']} | {100 * r['score']:.1f}% | {r['wall_seconds']:.0f} s | {r['date']} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mutation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="these modules of modules.toml only")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run these modules of modules.toml only; the others keep their last rows in the scores")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "mutation",
                         help="where scores.json, scores.md and survivors.md go (default: %(default)s)")
     parser.add_argument("--max-children", type=int, default=len(os.sched_getaffinity(0)),
@@ -210,19 +213,24 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown module(s) {unknown}; modules.toml has {[m.name for m in modules]}")
     equivalent = load_equivalent()
-    rows, survivors = [], []
+    (args.out / "modules").mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     for module in modules:
         if args.only and module.name not in args.only:
             continue
         print(f"== {module.name}: {', '.join(module.files)} against {', '.join(module.tests)}", flush=True)
         codes, seconds = run_module(module, args.max_children)
-        rows.append(score(module, codes, equivalent, seconds, survivors))
-    figures = {"machine": machine(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
-               "wall_seconds": round(time.monotonic() - start, 1), "goal": GOAL, "modules": rows}
+        row = score(module, codes, equivalent, seconds)
+        (args.out / "modules" / f"{module.name}.json").write_text(json.dumps(row, indent=2) + "\n")
+    # every module's last row, this run's or an earlier one's (its date says which)
+    rows = [json.loads(path.read_text()) for module in modules
+            if (path := args.out / "modules" / f"{module.name}.json").exists()]
+    figures = {"machine": machine(), "goal": GOAL, "wall_seconds_this_run": round(time.monotonic() - start, 1),
+               "modules": [{k: v for k, v in r.items() if k != "survivor_diffs"} for r in rows]}
     write_figures(args.out, "scores", figures, markdown(rows))
+    survivors = [text for r in rows for text in r["survivor_diffs"]]
     (args.out / "survivors.md").write_text("# Surviving mutants\n\n" + ("\n".join(survivors) or "None.\n"))
-    print(f"total wall time {figures['wall_seconds']:.0f} s; survivors' diffs: {args.out / 'survivors.md'}")
+    print(f"this run: {figures['wall_seconds_this_run']:.0f} s; survivors' diffs: {args.out / 'survivors.md'}")
     return 0 if all(r["score"] >= GOAL for r in rows) else 1
 
 
