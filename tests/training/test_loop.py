@@ -4,6 +4,7 @@ asks of a framework, in which order and with which numbers, and how it resumes."
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +75,8 @@ def fresh_recorders():
 
 
 def small(tmp_path, **overrides) -> TrainConfig:
-    return tiny_config(tmp_path, epochs=3, batch_size=128, max_train_samples=N_TRAIN, max_test_samples=N_TEST,
-                       **overrides)
+    return tiny_config(tmp_path, **{"epochs": 3, "batch_size": 128, "max_train_samples": N_TRAIN,
+                                    "max_test_samples": N_TEST, **overrides})
 
 
 def names(calls) -> list[str]:
@@ -165,3 +166,52 @@ def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
     run = Run.create(config, "numpy")
     with pytest.raises(RunError, match="stopped before its first epoch ended"):
         loop.fit(Recorder, config, resume=run)
+
+
+class Bar:
+    """Stands in for tqdm in ``training.loop``: records how each epoch's bar is made and what it shows."""
+
+    made: list[dict] = []
+
+    def __init__(self, steps, **kwargs):
+        self.steps, self.postfixes = steps, []
+        Bar.made.append({"steps": list(steps), **kwargs, "postfixes": self.postfixes})
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def set_postfix(self, **values):
+        self.postfixes.append(values)
+
+
+def test_each_epoch_shows_a_bar_with_the_loss_and_rate_every_few_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    Bar.made.clear()
+    config = small(tmp_path, batch_size=10, epochs=2)  # 30 steps an epoch: the bar is updated at steps 0, 10, 20
+    loop.fit(Recorder, config)
+    lrs = [c[2] for c in Recorder.instances[0].calls if c[0] == "step"]
+    assert [{k: v for k, v in bar.items() if k != "postfixes"} for bar in Bar.made] == [
+        {"steps": list(range(30)), "desc": f"epoch {e}/2", "leave": False, "disable": None} for e in (1, 2)]
+    for epoch, bar in enumerate(Bar.made):
+        assert bar["postfixes"] == [{"loss": "0.500", "lr": f"{lrs[epoch * 30 + i]:.3g}"} for i in (0, 10, 20)]
+
+
+def test_a_resumed_run_says_where_it_goes_on(tmp_path, capsys):
+    config = small(tmp_path, run_name="cut")
+
+    def stop_after_first(epoch, row):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    capsys.readouterr()
+    loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
+    assert f"resuming {tmp_path / 'runs' / 'cut'} after epoch 1/3\n" in capsys.readouterr().err
+
+
+def test_each_epoch_row_times_its_training_within_the_whole_epoch(tmp_path):
+    start = time.perf_counter()
+    rows = loop.fit(Recorder, small(tmp_path)).metrics
+    elapsed = time.perf_counter() - start
+    assert all(0 <= r["train_seconds"] <= r["seconds"] <= elapsed for r in rows)
