@@ -5,10 +5,12 @@ what onnxruntime reproduces."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 from cifar10_pipeline.contract import golden_input
+from cifar10_pipeline.export import gates
 from cifar10_pipeline.export.gates import (GateError, OrtRunner, Tolerance, accuracy, check_parity, check_quantized,
                                            compare_outputs, infer_chunked)
 from cifar10_pipeline.export.quantize import METHOD, logits_step, quantize_int8
@@ -227,3 +229,59 @@ def test_the_int8_gate_reports_every_figure_and_holds_the_drop_at_its_boundary()
     assert e.value.failures == [f"test accuracy {100 * int8_acc:.2f}% is {drop:.2f} points below the float model's "
                                 f"{100 * float_acc:.2f}%; at most {drop - 0.01:g} allowed"]
     assert lines[-1].endswith("  FAIL") and e.value.report["passed"] is False
+
+
+def test_the_random_batches_are_uint8_from_the_seed():
+    class Keeping(Runner):
+        def infer(self, feeds):
+            self.seen = [*getattr(self, "seen", []), feeds["image"]]
+            return super().infer(feeds)
+
+    for seed in (0, 5):
+        framework = Keeping("fw")
+        images, labels = images_and_labels(10)
+        kwargs = {} if seed == 0 else {"seed": seed}  # 0 is the default
+        check_parity(framework, Runner("ort"), images, labels, log=lambda line: None, **kwargs)
+        rng = np.random.default_rng(seed)
+        for got, b in zip(framework.seen[1:3], (1, 64)):
+            assert got.dtype == np.uint8
+            np.testing.assert_array_equal(got, rng.integers(0, 256, (b, 4, 4, 1), dtype=np.uint8))
+
+
+def test_a_failed_agreement_names_the_minimum_and_a_shape_failure_has_no_figures():
+    shift = np.zeros(10, np.float32)
+    shift[9] = 1.0
+    error, _ = parity(Runner("fw"), Runner("ort", shift=shift),
+                      tol=Tolerance(max_abs_diff=1.0, min_top1_agreement=0.99))
+    assert all(f.endswith("< 99.000%") for f in error.failures)
+    error, _ = parity(Runner("fw"), Runner("ort", classes=5), n=10)
+    assert error.report["cases"][0] == {"case": "test images (10)"}
+
+
+def tiny_int8() -> tuple[np.ndarray, onnx.ModelProto, np.ndarray]:
+    model = build_model(seed=0)
+    images = np.random.default_rng(1).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    float_logits = infer_chunked(OrtRunner(model.SerializeToString()), images)["logits"]
+    return images, quantize_int8(model, images[:16]), float_logits
+
+
+def test_the_int8_gate_refuses_logits_that_are_not_finite(monkeypatch):
+    images, quantized, float_logits = tiny_int8()
+
+    class NotFinite(OrtRunner):
+        def infer(self, feeds):
+            return {"logits": np.full((len(feeds["image"]), 10), np.nan, np.float32)}
+
+    monkeypatch.setattr(gates, "OrtRunner", NotFinite)
+    with pytest.raises(GateError) as e:
+        check_quantized(float_logits, quantized, images, np.zeros(40, int), calibration_size=16,
+                        max_accuracy_drop=100, log=lambda line: None)
+    assert e.value.failures == ["the quantized model's logits are not all finite"]
+
+
+def test_the_int8_golden_tolerance_is_the_float_ones_without_a_quantization_step(monkeypatch):
+    images, quantized, float_logits = tiny_int8()
+    monkeypatch.setattr(gates, "logits_step", lambda model: None)
+    report = check_quantized(float_logits, quantized, images, float_logits.argmax(1), calibration_size=16,
+                             max_accuracy_drop=100, log=lambda line: None)
+    assert report["golden"]["atol"] == 1e-2
