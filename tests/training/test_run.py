@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,9 @@ def test_metrics_are_logged_one_line_each_and_cut_back_to_a_checkpoint(tmp_path,
     run.truncate_metrics(2)
     assert run.metrics() == rows[:2]
     assert (run.path / "metrics.jsonl").read_text() == "".join(json.dumps(r) + "\n" for r in rows[:2])
+
+
+def test_the_last_run_is_looked_for_under_runs_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = Run.create(tiny_config(tmp_path, runs_dir="runs"), "numpy")
+    assert Run.open().path == run.path == Path("runs") / "tiny"
