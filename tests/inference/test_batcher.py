@@ -305,7 +305,8 @@ def test_close_runs_what_is_gathered_and_stops_every_worker(batcher):
     futures = [b.submit(model, pixel(i)) for i in range(3)]
     close_within_bound(b)
     assert [f.result(0).tolist() for f in futures] == [row(i) for i in range(3)]
-    assert sizes == [3] and model.calls == [[0, 1, 2]]
+    # which worker gathered which image is the threads' race: each image ran once, in a call that counted
+    assert sorted(i for call in model.calls for i in call) == [0, 1, 2] and sum(sizes) == 3
 
 
 def test_the_workers_are_named_daemon_threads(batcher):
