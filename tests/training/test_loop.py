@@ -33,6 +33,7 @@ class Recorder:
     instances: list[Recorder] = []
 
     def __init__(self, config: TrainConfig, data: TrainingData):
+        assert isinstance(config, TrainConfig)  # the adapter is built from the run's config
         self.data, self.steps, self.calls = data, 0, []
         Recorder.instances.append(self)
 
@@ -131,6 +132,9 @@ def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_ru
     config = small(tmp_path, run_name="cut")
     with pytest.raises(Interrupt):
         loop.fit(Recorder, config, on_epoch=stop_after_first)
+    # a row logged after the checkpoint (killed between the two writes) is rewritten by the resumed run
+    with open(tmp_path / "runs" / "cut" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "stray": True}) + "\n")
     resumed = loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
     calls = Recorder.instances[-1].calls
     assert calls[0] == ("load_checkpoint", 1)
@@ -164,7 +168,7 @@ def test_resuming_an_older_run_replaces_its_former_accuracy_keys(tmp_path):
 def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
     config = small(tmp_path)
     run = Run.create(config, "numpy")
-    with pytest.raises(RunError, match="stopped before its first epoch ended"):
+    with pytest.raises(RunError, match="stopped before its first epoch ended; start it afresh$"):
         loop.fit(Recorder, config, resume=run)
 
 
