@@ -43,6 +43,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if 
 BIN     := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
+MUTATION_INSTALLED := $(VENV)/.installed-mutation
 # tuning: the fixed config values (TRAIN_ARGS) plus the study's target, workers, storage and output
 # (no WORKERS: cifar10-tune runs one worker per visible GPU, else one)
 TUNE_ARGS = $(TRAIN_ARGS) --trials $(TRIALS) $(if $(WORKERS),--workers $(WORKERS)) --best $(BEST) \
@@ -82,7 +83,7 @@ TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/
 
 .PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
-        install-serve-gpu gpu-check test-gpu install-openvino install-tritonclient targets install-ui ui
+        install-serve-gpu gpu-check test-gpu install-openvino install-tritonclient targets install-ui ui mutation
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -177,6 +178,14 @@ test-gpu:  ## on an NVIDIA GPU: the tests marked gpu (training in both framework
 	$(MAKE) $(TEST_INSTALLED) $(TF_TEST_INSTALLED) install-serve-gpu
 	$(PY) -m pytest -m gpu
 	$(TF_PY) -m pytest --framework tensorflow -m gpu $(TF_TESTS)
+
+$(MUTATION_INSTALLED): $(TEST_INSTALLED)
+	$(PY) -m pip install -q -c constraints.txt -e '.[torch,tune,serve,dev,api-test,mutation]'
+	touch $@
+
+# not part of make test: each module's mutants run its tests again, minutes per module on 2 CPUs
+mutation: $(MUTATION_INSTALLED)  ## mutation testing (mutmut) of mutation/modules.toml; scores in BENCH_OUT/mutation
+	nice -n 10 $(PY) -m mutation --out $(BENCH_OUT)/mutation
 
 test-images: $(TEST_INSTALLED) $(WEB_INSTALLED)  ## build, lint and check both serving images with podman (root); run them: tests/deploy
 	mkdir -p build

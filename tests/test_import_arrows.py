@@ -8,8 +8,8 @@ atomic file writer (``files``, standard library only) serves whoever writes file
 of both trainers and the tuner, is standard library only too.
 
 Beside ``src/``, not installed: ``harness`` (what tests, benchmarks and reliability share: no pytest), ``reliability``
--> harness, ``tests`` -> harness, reliability; ``benchmarks`` -> harness. Nothing imports ``benchmarks``, and the
-project imports none of them.
+-> harness, ``tests`` -> harness, reliability; ``benchmarks`` -> harness; ``mutation`` (``make mutation``) -> harness.
+Nothing imports ``benchmarks`` or ``mutation``, and the project imports none of them.
 """
 
 from __future__ import annotations
@@ -86,11 +86,13 @@ def test_the_import_scanner_sees_every_kind_of_import():
 
 # the repository's top-level folders of Python code -> the top-level modules their files must not import
 FORBIDDEN = {
-    "src": ("harness", "reliability", "benchmarks", "tests"),
-    "harness": ("reliability", "benchmarks", "tests", "pytest", "_pytest"),
-    "reliability": ("benchmarks", "tests"),
-    "benchmarks": ("reliability", "benchmarks", "tests"),  # each benchmark stands alone; what they share is harness's
-    "tests": ("benchmarks",),  # the benchmarks are run as commands, and what they write is read
+    "src": ("harness", "reliability", "benchmarks", "tests", "mutation"),
+    "harness": ("reliability", "benchmarks", "tests", "mutation", "pytest", "_pytest"),
+    "reliability": ("benchmarks", "tests", "mutation"),
+    # each benchmark stands alone; what they share is harness's
+    "benchmarks": ("reliability", "benchmarks", "tests", "mutation"),
+    "tests": ("benchmarks", "mutation"),  # the benchmarks are run as commands, and what they write is read
+    "mutation": ("reliability", "benchmarks", "tests"),  # make mutation runs the tests with mutmut, never imports them
 }
 
 

@@ -8,6 +8,7 @@ test (WAIT_FOR_A_FULL_BATCH_MS) make a batch run exactly when ``batch_max_size``
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -83,33 +84,6 @@ def test_batches_are_bounded(make_app):
     app = make_app(batch_max_size=3, batch_max_wait_ms=WAIT_FOR_A_FULL_BATCH_MS, batch_workers=1)
     assert [r.status_code for r in concurrent_posts(app.test_client, 9)] == [200] * 9
     assert batch_sizes(app) == (9, 3)  # three calls of at most 3 for 9 images: 3 each
-
-
-class _Recording:
-    """A stand-in for a LoadedModel: records the batches it runs, answers each image with its first pixel plus
-    ``offset`` (so a row tells which image and which model made it)."""
-
-    def __init__(self, offset: float):
-        self.offset, self.batches = offset, []
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        self.batches.append(images[:, 0, 0, 0].tolist())
-        return images[:, 0, 0, :1].astype(np.float32) + self.offset
-
-
-def test_images_of_two_models_gathered_together_each_run_on_their_own_model():
-    # as when a swap lands while a batch gathers: images decoded for the old and for the new model, interleaved
-    sizes = []
-    batcher = Batcher(max_size=6, max_wait_s=WAIT_FOR_A_FULL_BATCH_MS / 1000, workers=1, on_batch=sizes.append)
-    old, new = _Recording(0.0), _Recording(1000.0)
-    try:
-        models = [old, new, old, new, new, old]
-        futures = [batcher.submit(model, np.full((2, 2, 3), i, np.uint8)) for i, model in enumerate(models)]
-        rows = [f.result(timeout=ANSWER_TIMEOUT_S).tolist() for f in futures]
-    finally:
-        batcher.close()
-    assert old.batches == [[0, 2, 5]] and new.batches == [[1, 3, 4]] and sorted(sizes) == [3, 3]
-    assert rows == [[i + (1000.0 if model is new else 0.0)] for i, model in enumerate(models)]
 
 
 def test_batching_off_runs_one_call_per_request(make_app):
@@ -232,3 +206,151 @@ def test_every_answer_during_swaps_with_batching_comes_from_the_model_it_names(m
     assert {model_id for _, _, model_id, _ in answers} == set(seed_of)  # both models answered
     images, calls = batch_sizes(app)
     assert images == len(answers) and calls < images  # batches of 2+ images ran
+
+
+# The Batcher itself, on a model that echoes its images: which images share a call, in which order, on which model,
+# how long one waits, and what cancelling, a failing call and close() do.
+
+class Echo:
+    """A model whose logits row is its image's pixels plus ``offset``; it records each call's images, and the first
+    call can be held (``hold``) until the test releases it, so that the next images queue up meanwhile."""
+
+    def __init__(self, offset: float = 0.0, hold: bool = False, fail: bool = False):
+        self.offset, self.fail, self.calls = offset, fail, []
+        self.entered, self.release = threading.Event(), threading.Event()
+        if not hold:
+            self.release.set()
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        self.calls.append(images[:, 0, 0, 0].tolist())
+        self.entered.set()
+        assert self.release.wait(ANSWER_TIMEOUT_S)
+        if self.fail:
+            raise RuntimeError("injected")
+        return images.reshape(len(images), -1).astype(np.float32) + self.offset
+
+
+def pixel(value: int) -> np.ndarray:
+    return np.full((2, 2, 1), value, np.uint8)
+
+
+def row(value: int, offset: float = 0.0) -> list[float]:
+    return [value + offset] * 4
+
+
+def close_within_bound(batcher: Batcher) -> None:
+    closer = threading.Thread(target=batcher.close, daemon=True)
+    closer.start()
+    closer.join(ANSWER_TIMEOUT_S)
+    assert not closer.is_alive(), "close() did not return: a batching thread never stopped"
+
+
+@pytest.fixture
+def batcher():
+    made = []
+
+    def make(max_size: int = 8, max_wait_s: float = 0.05, workers: int = 1) -> tuple[Batcher, list[int]]:
+        sizes: list[int] = []
+        made.append(Batcher(max_size, max_wait_s, workers, sizes.append))
+        return made[-1], sizes
+
+    yield make
+    for b in made:
+        close_within_bound(b)
+
+
+def test_an_image_alone_is_answered_with_its_own_row_after_the_wait(batcher):
+    b, sizes = batcher()
+    model = Echo()
+    assert b.submit(model, pixel(7)).result(ANSWER_TIMEOUT_S).tolist() == row(7)
+    assert model.calls == [[7]] and sizes == [1]
+
+
+def test_images_that_queue_meanwhile_share_calls_in_order_and_bounded(batcher):
+    b, sizes = batcher(max_size=3)
+    model = Echo(hold=True)
+    first = b.submit(model, pixel(0))
+    assert model.entered.wait(ANSWER_TIMEOUT_S)  # the worker runs image 0 alone and is held there
+    futures = [b.submit(model, pixel(i)) for i in range(1, 6)]
+    model.release.set()
+    assert [f.result(ANSWER_TIMEOUT_S).tolist() for f in [first, *futures]] == [row(i) for i in range(6)]
+    assert model.calls == [[0], [1, 2, 3], [4, 5]] and sizes == [1, 3, 2]
+
+
+def test_images_of_two_models_gathered_together_each_run_on_their_own(batcher):
+    b, sizes = batcher()
+    old, new = Echo(hold=True), Echo(offset=100.0)
+    b.submit(old, pixel(0))
+    assert old.entered.wait(ANSWER_TIMEOUT_S)
+    futures = [b.submit(model, pixel(i)) for i, model in enumerate([old, new, old, new], start=1)]
+    old.release.set()
+    results = [f.result(ANSWER_TIMEOUT_S).tolist() for f in futures]
+    assert results == [row(1), row(2, 100.0), row(3), row(4, 100.0)]
+    assert old.calls == [[0], [1, 3]] and new.calls == [[2, 4]] and sizes == [1, 2, 2]
+
+
+def test_an_image_whose_request_gave_up_while_queued_is_never_run(batcher):
+    b, sizes = batcher()
+    model = Echo(hold=True)
+    b.submit(model, pixel(0))
+    assert model.entered.wait(ANSWER_TIMEOUT_S)
+    gave_up, kept = b.submit(model, pixel(1)), b.submit(model, pixel(2))
+    assert gave_up.cancel()
+    model.release.set()
+    assert kept.result(ANSWER_TIMEOUT_S).tolist() == row(2) and gave_up.cancelled()
+    assert model.calls == [[0], [2]] and sizes == [1, 1]
+
+
+def test_a_failing_call_fails_its_images_logs_and_the_worker_goes_on(batcher, caplog):
+    b, sizes = batcher()
+    broken, model = Echo(hold=True, fail=True), Echo()
+    futures = [b.submit(broken, pixel(0))]
+    assert broken.entered.wait(ANSWER_TIMEOUT_S)
+    futures.append(b.submit(broken, pixel(1)))
+    broken.release.set()
+    for f in futures:
+        with pytest.raises(RuntimeError, match="injected"):
+            f.result(ANSWER_TIMEOUT_S)
+    assert b.submit(model, pixel(5)).result(ANSWER_TIMEOUT_S).tolist() == row(5)
+    assert sizes == [1]  # only the call that answered counts as a batch
+    failures = [r for r in caplog.records if r.name == "cifar10_pipeline.inference.batcher"]
+    assert [r.getMessage() for r in failures] == ["batch of 1 failed", "batch of 1 failed"]
+    assert all(r.levelname == "ERROR" and r.exc_info for r in failures)
+
+
+def test_the_wait_for_others_never_exceeds_max_wait(batcher, monkeypatch):
+    # an image alone waits max_wait_s at most: every wait the workers make for a next image is bounded by it
+    waits: list[float | None] = []
+
+    class RecordingQueue(queue.SimpleQueue):
+        def get(self, block=True, timeout=None):
+            waits.append(timeout)
+            return super().get(block, timeout)
+
+    monkeypatch.setattr(queue, "SimpleQueue", RecordingQueue)
+    b, _ = batcher(max_size=8, max_wait_s=0.2)
+    model = Echo()
+    for i in range(3):
+        assert b.submit(model, pixel(i)).result(ANSWER_TIMEOUT_S).tolist() == row(i)
+    bounded = [w for w in waits if w is not None]  # None: a worker waiting for its batch's first image
+    assert len(bounded) >= 3 and all(0.0 <= w <= 0.2 for w in bounded), waits
+
+
+def test_close_runs_what_is_gathered_and_stops_every_worker(batcher):
+    # a wait far beyond the test's bound: only close() can end the gathering of these three images
+    b, sizes = batcher(max_wait_s=600.0, workers=2)
+    model = Echo()
+    futures = [b.submit(model, pixel(i)) for i in range(3)]
+    close_within_bound(b)
+    assert [f.result(0).tolist() for f in futures] == [row(i) for i in range(3)]
+    # which worker gathered which image is the threads' race: each image ran once, in a call that counted
+    assert sorted(i for call in model.calls for i in call) == [0, 1, 2] and sum(sizes) == 3
+
+
+def test_the_workers_are_named_daemon_threads(batcher):
+    # named for thread dumps and log records; daemons, so that they never keep a stopping process alive
+    before = set(threading.enumerate())
+    batcher(workers=2)
+    workers = [t for t in threading.enumerate() if t not in before]
+    assert sorted(t.name for t in workers) == ["inference-batcher-0", "inference-batcher-1"]
+    assert all(t.daemon and t.is_alive() for t in workers)

@@ -145,9 +145,9 @@ class ShardedReference(TorchTrainer):
 
 @pytest.fixture(scope="module")
 def group_run(tmp_path_factory) -> Run:
-    """A 2-process torchrun run of the GROUP config, uninterrupted."""
+    """A 2-process torchrun run of the GROUP config, uninterrupted, tracked in MLflow (the store under its runs)."""
     runs = tmp_path_factory.mktemp("group") / "runs"
-    out = finished(torchrun(runs, "group"))
+    out = finished(torchrun(runs, "group", "--tracking=on"))
     assert out.count("test accuracy") == 1, out  # the result line comes from rank 0 only
     return Run.open(runs / "group")
 
@@ -173,6 +173,17 @@ def test_the_group_trains_the_model_of_one_process_on_its_shards(group_run, tmp_
     for group_row, reference_row in zip(group_run.metrics(), reference.metrics, strict=True):
         assert group_row["train_loss"] == pytest.approx(reference_row["train_loss"], abs=ATOL)
         assert group_row["train_acc"] == reference_row["train_acc"]
+
+
+@pytest.mark.slow
+def test_only_the_main_process_tracks_the_group(group_run):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{group_run.path.parent / 'mlflow.db'}")
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert [r.info.run_id for r in runs] == [group_run.info["mlflow"]["run_id"]]  # one MLflow run, not one a rank
+    history = client.get_metric_history(runs[0].info.run_id, "train_loss")
+    assert [m.step for m in history] == list(range(1, GROUP["epochs"] + 1))  # each epoch once: rank 0's rows
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ asks of a framework, in which order and with which numbers, and how it resumes."
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ class Recorder:
     instances: list[Recorder] = []
 
     def __init__(self, config: TrainConfig, data: TrainingData):
+        assert isinstance(config, TrainConfig)  # the adapter is built from the run's config
         self.data, self.steps, self.calls, self.shared = data, 0, [], []
         Recorder.instances.append(self)
 
@@ -82,8 +84,8 @@ def fresh_recorders():
 
 
 def small(tmp_path, **overrides) -> TrainConfig:
-    return tiny_config(tmp_path, epochs=3, batch_size=128, max_train_samples=N_TRAIN, max_test_samples=N_TEST,
-                       **overrides)
+    return tiny_config(tmp_path, **{"epochs": 3, "batch_size": 128, "max_train_samples": N_TRAIN,
+                                    "max_test_samples": N_TEST, **overrides})
 
 
 def names(calls) -> list[str]:
@@ -138,6 +140,9 @@ def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_ru
     config = small(tmp_path, run_name="cut")
     with pytest.raises(Interrupt):
         loop.fit(Recorder, config, on_epoch=stop_after_first)
+    # a row logged after the checkpoint (killed between the two writes) is rewritten by the resumed run
+    with open(tmp_path / "runs" / "cut" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "stray": True}) + "\n")
     resumed = loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
     calls = Recorder.instances[-1].calls
     assert calls[0] == ("load_checkpoint", 1)
@@ -171,7 +176,7 @@ def test_resuming_an_older_run_replaces_its_former_accuracy_keys(tmp_path):
 def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
     config = small(tmp_path)
     run = Run.create(config, "numpy")
-    with pytest.raises(RunError, match="stopped before its first epoch ended"):
+    with pytest.raises(RunError, match="stopped before its first epoch ended; start it afresh$"):
         loop.fit(Recorder, config, resume=run)
 
 
@@ -198,3 +203,52 @@ def test_a_process_other_than_the_main_one_trains_the_same_steps_and_writes_noth
     assert len(follower_calls) == len(steps) + 1
     for mine, theirs in zip(follower_calls, steps):
         assert mine[0] == theirs[0] and all(np.array_equal(a, b) for a, b in zip(mine[1:], theirs[1:]))
+
+
+class Bar:
+    """Stands in for tqdm in ``training.loop``: records how each epoch's bar is made and what it shows."""
+
+    made: list[dict] = []
+
+    def __init__(self, steps, **kwargs):
+        self.steps, self.postfixes = steps, []
+        Bar.made.append({"steps": list(steps), **kwargs, "postfixes": self.postfixes})
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def set_postfix(self, **values):
+        self.postfixes.append(values)
+
+
+def test_each_epoch_shows_a_bar_with_the_loss_and_rate_every_few_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    Bar.made.clear()
+    config = small(tmp_path, batch_size=10, epochs=2)  # 30 steps an epoch: the bar is updated at steps 0, 10, 20
+    loop.fit(Recorder, config)
+    lrs = [c[2] for c in Recorder.instances[0].calls if c[0] == "step"]
+    assert [{k: v for k, v in bar.items() if k != "postfixes"} for bar in Bar.made] == [
+        {"steps": list(range(30)), "desc": f"epoch {e}/2", "leave": False, "disable": None} for e in (1, 2)]
+    for epoch, bar in enumerate(Bar.made):
+        assert bar["postfixes"] == [{"loss": "0.500", "lr": f"{lrs[epoch * 30 + i]:.3g}"} for i in (0, 10, 20)]
+
+
+def test_a_resumed_run_says_where_it_goes_on(tmp_path, capsys):
+    config = small(tmp_path, run_name="cut")
+
+    def stop_after_first(epoch, row):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    capsys.readouterr()
+    loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "cut"))
+    assert f"resuming {tmp_path / 'runs' / 'cut'} after epoch 1/3\n" in capsys.readouterr().err
+
+
+def test_each_epoch_row_times_its_training_within_the_whole_epoch(tmp_path):
+    start = time.perf_counter()
+    rows = loop.fit(Recorder, small(tmp_path)).metrics
+    elapsed = time.perf_counter() - start
+    assert all(0 <= r["train_seconds"] <= r["seconds"] <= elapsed for r in rows)

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from cifar10_pipeline.inference.v2.codec import write_output
 from tests.support.api import sha256
 from tests.support.onnx_models import ECHO_SCALE, build_pixel_echo, write_model
 from tests.support.v2 import (HEADER_LENGTH, INFER, binary_body, binary_case, binary_input, binary_tensor,
@@ -73,6 +74,7 @@ BAD_DATA = {
     "too-few-values": (with_input(data=[0] * 3071), 400, "data must be a list of 3072 values"),
     "ragged": (with_input(data=[[0] * 3071 + [[1]]]), 400, "data has ragged lists"),
     "nested-wrong": (with_input(data=[[0, 0, 0]] * 1024), 400, "must be a list of 3072 values"),
+    "nested-flat-row": (with_input(data=[[0] * 3072]), 400, "data has shape [1, 3072]; send 3072 values"),
     "value-over-255": (with_input(data=[256] * 3072), 400, "integers from 0 to 255"),
     "negative-value": (with_input(data=[-1] * 3072), 400, "integers from 0 to 255"),
     "float-values": (with_input(data=[0.5] * 3072), 400, "integers from 0 to 255"),
@@ -110,6 +112,26 @@ def test_bad_binary_data_gets_a_4xx_saying_what_is_wrong(client, case):
     (body, headers), status, message = BAD_BINARY[case]
     response = client.post(INFER, data=body, headers=headers, content_type="application/octet-stream")
     assert response.status_code == status and message in response.json["error"], response.json
+
+
+def test_missing_binary_bytes_after_a_header_length_get_the_plain_message(client):
+    # the hint about a missing header is for requests without one: with the header, the message says no more
+    body, headers = binary_case(sent=3000)
+    response = client.post(INFER, data=body, headers=headers, content_type="application/octet-stream")
+    assert response.json == {"error": "input 'image' has binary_data_size 3072, but 3000 bytes follow the JSON header"}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_logits_go_out_as_little_endian_float32_whatever_the_engine_hands_over(binary):
+    # FP32 is the datatype the answer names: float64 or big-endian logits are converted, never passed through
+    logits = np.array([[0.1, -2.5, 3.0]], dtype=np.float64)
+    for given in (logits, logits.astype(">f4")):
+        output, raw = write_output("logits", given, ("a", "b", "c"), None, binary)
+        assert (output.datatype, output.shape) == ("FP32", [1, 3])
+        if binary:
+            assert raw == logits.astype("<f4").tobytes() and output.parameters.binary_data_size == 12
+        else:
+            assert raw is None and output.data == logits.astype(np.float32).ravel().tolist()
 
 
 @pytest.mark.parametrize("encoding", ["flat", "nested", "binary"])
