@@ -84,8 +84,9 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_run_again_on_a_database(t
 
 
 def _fake_train(accuracies):
-    """A trainer stand-in: reports ``accuracies[epoch - 1]`` after each epoch."""
-    def train(config, *, on_epoch):
+    """A trainer stand-in: reports ``accuracies[epoch - 1]`` after each epoch (``parent`` and ``tags``, the trial's
+    MLflow placing, are the real train()'s business)."""
+    def train(config, *, on_epoch, parent=None, tags=None):
         for epoch in range(1, config.epochs + 1):
             on_epoch(epoch, {"eval_acc": accuracies[epoch - 1]})
         return SimpleNamespace(accuracy=accuracies[config.epochs - 1])
@@ -125,7 +126,7 @@ def test_pruners_stop_hopeless_trials_early(tmp_path, pruner):
                                 pruner=make_pruner(config), sampler=optuna.samplers.RandomSampler(seed=0))
     good, hopeless = _fake_train([0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.93]), _fake_train([0.1] * 8)
     objective = make_objective(
-        config, lambda c, on_epoch: (good if c.lr == 0.1 else hopeless)(c, on_epoch=on_epoch))
+        config, lambda c, on_epoch, **placing: (good if c.lr == 0.1 else hopeless)(c, on_epoch=on_epoch))
     study.optimize(objective, n_trials=12)
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     assert pruned and all(t.params["lr"] == 0.0001 and len(t.intermediate_values) < 8 for t in pruned)
