@@ -10,8 +10,11 @@ model and points an alias (``champion``) at it. ``fetch_run`` downloads the run 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +26,8 @@ from cifar10_pipeline.tracking.settings import RUN_ARTIFACTS, TrackingError, red
 
 FLOAT_MODEL, INT8_MODEL = "onnx", "onnx-int8"  # names of the logged models in the run
 EXPORT_ARTIFACTS = "export"  # artifact folder of the reports
+# where MLflow's fluent API keeps its store for the child processes too (mlflow.environment_variables)
+TRACKING_URI_ENV, REGISTRY_URI_ENV = "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"
 
 
 @dataclass(frozen=True)
@@ -78,14 +83,41 @@ def log_export(ref: Mapping[str, Any], *, model: Path, report_path: Path, int8_m
     parity report ``report_path``) and, when given, the INT8 file and its gate's report; with ``register`` (a
     registered model's name) the float file becomes its new version and ``alias`` points at it. Raises the store's
     error (the files are on disk either way: the caller decides how loud to be)."""
-    import json
-
     import mlflow
 
     run = RunRef.from_dict(ref)
     mlflow_client = store.client(run.tracking_uri)
-    mlflow.set_tracking_uri(run.tracking_uri)
-    mlflow.set_registry_uri(run.tracking_uri)
+    with fluent_store(run.tracking_uri):
+        return _log_export(mlflow, mlflow_client, run, model, report_path, int8_model, int8_report_path, register,
+                           alias)
+
+
+@contextlib.contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (``log_model``, ``register_model``) on the store ``uri`` for the block only:
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` (and the registry's ``MLFLOW_REGISTRY_URI``) into
+    ``os.environ``, which every later run of this process, and every process it starts, would then track into."""
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in (TRACKING_URI_ENV, REGISTRY_URI_ENV)}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[TRACKING_URI_ENV])  # None unsets the variable
+        mlflow.set_registry_uri(saved[REGISTRY_URI_ENV])
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _log_export(mlflow: Any, mlflow_client: Any, run: RunRef, model: Path, report_path: Path, int8_model: Path | None,
+                int8_report_path: Path | None, register: str | None, alias: str | None) -> Logged:
+    import json
+
     report = json.loads(report_path.read_text())
     with mlflow.start_run(run_id=run.run_id):
         model_uri = _log_onnx(model, FLOAT_MODEL)
