@@ -180,9 +180,11 @@ def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):
         loop.fit(Recorder, config, resume=run)
 
 
-def test_a_process_other_than_the_main_one_trains_the_same_steps_and_writes_nothing(tmp_path):
+def test_a_process_other_than_the_main_one_trains_the_same_steps_and_writes_nothing(tmp_path, monkeypatch):
     """Under torchrun every process runs the loop; the others take the main one's run through ``share`` and only
-    step: no evaluation, checkpoint, model or run directory of their own."""
+    step: no evaluation, checkpoint, model, run directory or progress bar of their own."""
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    Bar.made.clear()
     main = loop.fit(Recorder, small(tmp_path))
     values = list(Recorder.instances[0].shared)
 
@@ -203,6 +205,8 @@ def test_a_process_other_than_the_main_one_trains_the_same_steps_and_writes_noth
     assert len(follower_calls) == len(steps) + 1
     for mine, theirs in zip(follower_calls, steps):
         assert mine[0] == theirs[0] and all(np.array_equal(a, b) for a, b in zip(mine[1:], theirs[1:]))
+    epochs = small(tmp_path).epochs
+    assert [bar["disable"] for bar in Bar.made] == [None] * epochs + [True] * epochs  # one bar per group: rank 0's
 
 
 class Bar:
