@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from cifar10_pipeline.tracking.models import fluent_store
 from cifar10_pipeline.training.loop import train
 from tests.support.paths import REPO
 from tests.support.runs import tiny_config
@@ -48,6 +49,15 @@ def tracked(framework, tmp_path_factory) -> SimpleNamespace:
     runs_dir = Path(config.runs_dir)
     return SimpleNamespace(result=result, runs_dir=runs_dir, client=client(runs_dir),
                            run_id=result.run.info["mlflow"]["run_id"])
+
+
+@pytest.fixture
+def fluent(tracked):
+    """MLflow's fluent API (``mlflow.search_logged_models``, ``mlflow.onnx.load_model``, downloads) on the tracked
+    run's store for this test only: ``mlflow.set_tracking_uri`` writes os.environ, which every later test and the
+    processes it starts (torchrun's, say) would inherit."""
+    with fluent_store(tracked.client.tracking_uri):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -28,13 +28,12 @@ def images(shape: tuple[int, ...]) -> np.ndarray:
 def logged_models(tracked) -> dict[str, object]:
     import mlflow
 
-    mlflow.set_tracking_uri(tracked.client.tracking_uri)
     found = mlflow.search_logged_models(experiment_ids=[tracked.client.get_run(tracked.run_id).info.experiment_id],
                                         output_format="list")
     return {m.name: m for m in found if m.source_run_id == tracked.run_id}
 
 
-def test_the_logged_onnx_model_gives_the_exported_files_logits(tracked, registered):
+def test_the_logged_onnx_model_gives_the_exported_files_logits(tracked, registered, fluent):
     import mlflow
 
     models = logged_models(tracked)
@@ -47,7 +46,8 @@ def test_the_logged_onnx_model_gives_the_exported_files_logits(tracked, register
     np.testing.assert_array_equal(logits(int8.SerializeToString(), batch), logits(str(int8_file), batch))
 
 
-def test_the_logged_model_has_the_contracts_signature_and_the_golden_input_example(tracked, registered, tmp_path):
+def test_the_logged_model_has_the_contracts_signature_and_the_golden_input_example(tracked, registered, fluent,
+                                                                                     tmp_path):
     import mlflow
 
     info = mlflow.models.get_model_info(logged_models(tracked)["onnx"].model_uri)
@@ -70,14 +70,13 @@ def test_the_reports_and_gate_figures_are_on_the_training_run(tracked, registere
     assert metrics["int8_accuracy_drop_points"] == gate["accuracy_drop_points"]
 
 
-def test_register_makes_a_version_with_the_champion_alias(tracked, registered, tmp_path):
+def test_register_makes_a_version_with_the_champion_alias(tracked, registered, fluent, tmp_path):
     import mlflow
 
     version = tracked.client.get_model_version_by_alias("tiny-classifier", "champion")
     assert version.run_id == tracked.run_id
     assert "registered tiny-classifier version 1 as models:/tiny-classifier@champion" in registered.out
     # what the README has users put in front of the service: the registered file is the exported file, byte for byte
-    mlflow.set_registry_uri(tracked.client.tracking_uri)
     mlflow.artifacts.download_artifacts("models:/tiny-classifier@champion", dst_path=str(tmp_path),
                                         tracking_uri=tracked.client.tracking_uri)
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["model.onnx"]
