@@ -1,7 +1,7 @@
 """``make mutation``: mutation testing (mutmut) of the modules where a silent wrong answer costs most, one module at
 a time against the fast tests that cover it, with a score per module.
 
-``python -m mutation [--only NAME ...] [--out bench-results/mutation] [--max-children N]``
+``python -m mutation [--only NAME ...] [--out bench-results/mutation] [--max-children N] [--survivors]``
 
 The modules and their tests are ``mutation/modules.toml``; the mutants that change no observable behaviour, each
 with the reason, are ``mutation/equivalent.toml``. Each module runs in its own scratch directory
@@ -10,8 +10,9 @@ names the module and its tests), where mutmut copies the code, mutates it and ru
 that reach the mutated function. The scores go to ``<out>/scores.json`` and ``<out>/scores.md``: per module the
 mutants, killed, survived (no test reached it counts as survived), timeouts (killed: a mutant that hangs the tests
 is caught), the equivalent ones, and the score, killed / (mutants - equivalent), with the wall time and when it
-ran; ``--only`` reruns some modules and keeps the others' last rows (``<out>/modules/<name>.json``). Every
-surviving mutant's diff goes to ``<out>/survivors.md``.
+ran; ``--only`` reruns some modules and keeps the others' last rows (``<out>/modules/<name>.json``);
+``--survivors`` keeps each module's last run and runs only its survivors again, once tests were added to kill them.
+Every surviving mutant's diff goes to ``<out>/survivors.md``.
 """
 
 from __future__ import annotations
@@ -119,25 +120,39 @@ def prepare(module: Module) -> Path:
     return work
 
 
-def run_module(module: Module, max_children: int) -> tuple[dict[str, int], float]:
-    """Run mutmut over ``module``; returns mutant name -> exit code, and the wall time in seconds."""
-    work = prepare(module)
+def run_module(module: Module, max_children: int, survivors_only: bool = False) -> tuple[dict[str, int], float]:
+    """Run mutmut over ``module``; returns mutant name -> exit code, and the wall time in seconds. With
+    ``survivors_only`` the module's last run (its scratch directory) is kept and only its survivors run again,
+    against the tests as they are now."""
+    work = SCRATCH / module.name
+    if survivors_only:
+        if not (work / "mutants").is_dir():
+            raise SystemExit(f"{module.name} has no earlier run in {work} to rerun the survivors of; run it whole first")
+        targets = [m for m, c in read_codes(module, work).items() if c in SURVIVED | NO_TESTS]
+    else:
+        work = prepare(module)
+        targets = module.patterns()
     # the tests' subprocesses import the mutants too. The folder exists before Python starts: a PYTHONPATH entry
     # missing at start-up is cached as unimportable, and the tests would import the unmutated code
     mutated = work / "mutants" / "src"
-    mutated.mkdir(parents=True)
+    mutated.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(mutated)}
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children),
-                             *module.patterns()], cwd=work, env=env)
-    seconds = time.monotonic() - start
-    if result.returncode != 0:
-        raise SystemExit(f"mutmut failed on {module.name} (exit {result.returncode}); see its output above")
+    if targets:
+        result = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children),
+                                 *targets], cwd=work, env=env)
+        if result.returncode != 0:
+            raise SystemExit(f"mutmut failed on {module.name} (exit {result.returncode}); see its output above")
+    return read_codes(module, work), time.monotonic() - start
+
+
+def read_codes(module: Module, work: Path) -> dict[str, int]:
+    """mutant name -> mutmut's exit code, for the mutants of ``module`` in its scratch directory ``work``."""
     codes: dict[str, int] = {}
     for file in module.files:
         meta = json.loads((work / "mutants" / (file + ".meta")).read_text())
         codes.update({k: v for k, v in meta["exit_code_by_key"].items() if module.owns(k)})
-    return codes, seconds
+    return codes
 
 
 def diff(module: Module, mutant: str) -> str:
@@ -207,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where scores.json, scores.md and survivors.md go (default: %(default)s)")
     parser.add_argument("--max-children", type=int, default=len(os.sched_getaffinity(0)),
                         help="mutants run at once (default: the CPUs here, %(default)s)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the survivors of each module's last run against the tests as they are now "
+                             "(after adding tests that kill them), and score the module again")
     args = parser.parse_args(argv)
     modules = load_modules()
     unknown = sorted(set(args.only or []) - {m.name for m in modules})
@@ -219,9 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and module.name not in args.only:
             continue
         print(f"== {module.name}: {', '.join(module.files)} against {', '.join(module.tests)}", flush=True)
-        codes, seconds = run_module(module, args.max_children)
+        last = args.out / "modules" / f"{module.name}.json"
+        codes, seconds = run_module(module, args.max_children, survivors_only=args.survivors)
         row = score(module, codes, equivalent, seconds)
-        (args.out / "modules" / f"{module.name}.json").write_text(json.dumps(row, indent=2) + "\n")
+        if args.survivors and last.exists():  # the whole run's time, and when its survivors ran again
+            row["wall_seconds"] += json.loads(last.read_text())["wall_seconds"]
+            row["date"] += ", survivors rerun"
+        last.write_text(json.dumps(row, indent=2) + "\n")
     # every module's last row, this run's or an earlier one's (its date says which)
     rows = [json.loads(path.read_text()) for module in modules
             if (path := args.out / "modules" / f"{module.name}.json").exists()]

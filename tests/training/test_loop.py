@@ -123,6 +123,18 @@ def test_the_run_records_what_the_adapter_reports(tmp_path):
     assert json.loads((result.run.path / "model.json").read_text()) == {"steps": 9}
 
 
+def test_each_epoch_row_names_its_epoch_and_its_last_step_s_rate_and_reaches_on_epoch(tmp_path):
+    config = small(tmp_path)
+    seen = []
+    result = loop.fit(Recorder, config, on_epoch=lambda epoch, row: seen.append((epoch, row)))
+    rows = result.metrics
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # counted from 1, as the progress bar and a resume count
+    # the rate the epoch ended on: its last step's, 3 steps per epoch (ceil(300 / 128)) of 9
+    assert [r["lr"] for r in rows] == pytest.approx([one_cycle_lr(config, 3 * e / 9) for e in (1, 2, 3)])
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    assert [row for _, row in seen] == rows  # the callback (the tuner's pruning) gets the row that was logged
+
+
 def test_a_validation_split_evaluates_and_names_the_accuracy(tmp_path):
     result = loop.fit(Recorder, small(tmp_path, val_fraction=0.2))
     assert {r["eval_split"] for r in result.metrics} == {"val"} and result.split == "val"
