@@ -118,6 +118,10 @@ def test_the_run_records_what_the_adapter_reports(tmp_path):
     assert [r["train_loss"] for r in rows] == pytest.approx([0.5] * 3)
     assert [r["train_acc"] for r in rows] == pytest.approx([share_of_class_0] * 3)
     assert info["framework"] == "numpy" and info["num_parameters"] == 1 and info["status"] == "finished"
+    # what the export reads to label the model's outputs
+    data = Recorder.instances[0].data
+    assert info["dataset"] == data.name == "synthetic" and info["classes"] == list(data.classes)
+    assert len(info["classes"]) == 10
     assert result.split == "test" and info["test_accuracy"] == result.accuracy
     assert "val_accuracy" not in info and "eval_accuracy" not in info
     assert json.loads((result.run.path / "model.json").read_text()) == {"steps": 9}

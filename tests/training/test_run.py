@@ -62,6 +62,33 @@ def test_metrics_are_logged_one_line_each_and_cut_back_to_a_checkpoint(tmp_path,
     assert (run.path / "metrics.jsonl").read_text() == "".join(json.dumps(r) + "\n" for r in rows[:2])
 
 
+class Piped:
+    """A stdout that records what was written and when it was flushed, as a pipe to a log collector sees it."""
+
+    def __init__(self):
+        self.events: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.events.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.events.append("<flush>")
+
+
+def test_each_metrics_line_reaches_a_piped_log_as_it_is_logged(tmp_path, monkeypatch):
+    # a Job's log (kubectl logs -f) or a tee shows each epoch when it ends, not when the buffer fills
+    run = Run.create(tiny_config(tmp_path), "numpy")
+    piped = Piped()
+    monkeypatch.setattr("sys.stdout", piped)
+    for epoch in (1, 2):
+        run.log_epoch({"epoch": epoch})
+    text = "".join(piped.events)
+    assert text.replace("<flush>", "") == '{"epoch": 1}\n{"epoch": 2}\n'
+    assert text.endswith("<flush>") and text.count("<flush>") == 2
+    assert text.index("<flush>") < text.index('{"epoch": 2}')  # the first row was out before the second came
+
+
 def test_the_last_run_is_looked_for_under_runs_by_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = Run.create(tiny_config(tmp_path, runs_dir="runs"), "numpy")
