@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cifar10_pipeline.tracking import store
+from cifar10_pipeline.tracking.runs import FAILED, FINISHED, KILLED, PARENT_TAG, RunRef
+from cifar10_pipeline.tracking.settings import tracking_uri
 from cifar10_pipeline.training import loop
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData
@@ -239,6 +242,64 @@ class Bar:
 
     def set_postfix(self, **values):
         self.postfixes.append(values)
+
+
+def tracked(tmp_path, monkeypatch, **overrides) -> tuple[TrainConfig, object]:
+    """A small config that tracks into its runs_dir's embedded store, and an MLflow client on that store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = small(tmp_path, tracking=True, **overrides)
+    return config, store.client(tracking_uri(config.runs_dir))
+
+
+def test_a_tracked_run_logs_each_epoch_at_its_step_under_its_parent_with_its_tags(tmp_path, monkeypatch):
+    config, client = tracked(tmp_path, monkeypatch)
+    experiment = store.experiment(client, "parent-experiment")
+    parent = RunRef(tracking_uri(config.runs_dir), experiment, client.create_run(experiment).info.run_id)
+    result = loop.fit(Recorder, config, parent=parent, tags={"trial": 4})
+    run = client.get_run(result.run.info["mlflow"]["run_id"])
+    assert run.info.status == FINISHED and run.info.experiment_id == experiment
+    assert run.data.tags[PARENT_TAG] == parent.run_id and run.data.tags["trial"] == "4"
+    assert run.data.tags["framework"] == "numpy" and run.data.tags["dataset"] == "synthetic"  # from the adapter
+    assert run.data.params["num_parameters"] == "1" and run.data.params["epochs"] == "3"
+    history = client.get_metric_history(run.info.run_id, "eval_acc")
+    assert [(m.step, m.value) for m in history] == [(r["epoch"], r["eval_acc"]) for r in result.metrics]
+
+
+@pytest.mark.parametrize("how, status", [("stop", KILLED), ("failure", FAILED)])
+def test_a_tracked_run_stopped_on_purpose_ends_killed_and_a_failed_one_failed(tmp_path, monkeypatch, how, status):
+    config, client = tracked(tmp_path, monkeypatch)
+
+    def stop_after_first(epoch, row):  # as the tuner prunes a trial
+        raise Interrupt(f"pruned at epoch {epoch}")
+
+    class Failing(Recorder):
+        def predict(self, images):
+            raise RuntimeError("the device is gone")
+
+    with pytest.raises(Interrupt if how == "stop" else RuntimeError):
+        loop.fit(Recorder if how == "stop" else Failing, config, on_epoch=stop_after_first if how == "stop" else None)
+    info = json.loads((Path(config.runs_dir) / "tiny" / "run.json").read_text())
+    run = client.get_run(info["mlflow"]["run_id"])
+    assert run.info.status == status
+    reason = "Interrupt: pruned at epoch 1" if how == "stop" else "RuntimeError: the device is gone"
+    assert run.data.tags["stop_reason"] == reason
+
+
+def test_only_the_main_process_tracks(tmp_path, monkeypatch):
+    config, client = tracked(tmp_path, monkeypatch)
+    main = loop.fit(Recorder, config)
+    values = list(Recorder.instances[0].shared)
+
+    class Follower(Recorder):
+        is_main = False
+
+        def share(self, value):
+            return values.pop(0)
+
+    loop.fit(Follower, config)
+    runs = client.search_runs([main.run.info["mlflow"]["experiment_id"]])
+    assert [r.info.run_id for r in runs] == [main.run.info["mlflow"]["run_id"]]
+    assert json.loads((main.run.path / "run.json").read_text())["mlflow"] == main.run.info["mlflow"]
 
 
 def test_each_epoch_shows_a_bar_with_the_loss_and_rate_every_few_steps(tmp_path, monkeypatch):
