@@ -13,7 +13,7 @@ import pytest
 from cifar10_pipeline.tracking import store
 from cifar10_pipeline.tracking.runs import FAILED, FINISHED, KILLED, PARENT_TAG, RunRef
 from cifar10_pipeline.tracking.settings import tracking_uri
-from cifar10_pipeline.training import loop
+from cifar10_pipeline.training import distributed, loop
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import Run, RunError
@@ -170,6 +170,41 @@ def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_ru
     assert [{k: v for k, v in r.items() if k not in drop} for r in resumed.metrics] == \
            [{k: v for k, v in r.items() if k not in drop} for r in full.metrics]
     assert json.loads((resumed.run.path / "model.json").read_text()) == {"steps": 9}
+
+
+def test_a_restarted_torchrun_group_continues_its_run_from_the_checkpoint(tmp_path, monkeypatch):
+    # torchrun restarts every process of a group that lost one, with no --resume: the loop finds the run itself
+    config = small(tmp_path)
+
+    def stop_after_first(epoch, row):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    monkeypatch.setenv(distributed.RESTART_COUNT, "1")
+    again = loop.fit(Recorder, config)
+    assert Recorder.instances[1].calls[0] == ("load_checkpoint", 1)
+    assert again.run.path == Path(config.runs_dir) / "tiny" and [p.name for p in again.run.path.parent.iterdir()
+                                                                 if p.is_dir()] == ["tiny"]
+    assert json.loads((again.run.path / "model.json").read_text()) == {"steps": 9}  # as if never interrupted
+    assert [r["epoch"] for r in again.metrics] == [1, 2, 3]
+
+
+def test_a_group_restarted_before_its_first_checkpoint_trains_its_run_from_the_start(tmp_path, monkeypatch):
+    config = small(tmp_path)
+
+    class FailsAtOnce(Recorder):
+        def step(self, idx, lr):
+            raise RuntimeError("rank 1 was killed")
+
+    with pytest.raises(RuntimeError):
+        loop.fit(FailsAtOnce, config)
+    assert not (Path(config.runs_dir) / "tiny" / Recorder.checkpoint_file).exists()
+    monkeypatch.setenv(distributed.RESTART_COUNT, "1")
+    again = loop.fit(Recorder, config)
+    assert "load_checkpoint" not in names(Recorder.instances[1].calls)
+    assert again.run.path == Path(config.runs_dir) / "tiny" and again.run.info["status"] == "finished"
+    assert json.loads((again.run.path / "model.json").read_text()) == {"steps": 9}
 
 
 def test_resuming_a_finished_run_evaluates_once_and_saves_the_model_again(tmp_path):

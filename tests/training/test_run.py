@@ -4,8 +4,10 @@ to do, and its metrics cut back to a checkpoint's epoch."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,19 @@ def test_a_new_run_holds_its_config_info_empty_metrics_and_is_the_last_one(tmp_p
     assert (run.path / "metrics.jsonl").read_text() == "" and run.metrics() == []
     assert json.loads((tmp_path / "runs" / "LAST.json").read_text()) == {"run": str(run.path)}
     assert Run.open(None, tmp_path / "runs").path == run.path
+
+
+def test_a_run_s_creation_time_is_utc_whatever_the_machine_s_time_zone(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "IST-5:30")  # POSIX: UTC+05:30, no daylight saving, no tz database needed
+    time.tzset()
+    try:
+        before = time.time()
+        run = Run.create(tiny_config(tmp_path), "numpy")
+        created = calendar.timegm(time.strptime(run.info["created"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert before - 1 <= created <= time.time() + 1
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_an_unnamed_run_is_named_after_its_framework_data_set_and_start(tmp_path):
