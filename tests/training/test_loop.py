@@ -331,10 +331,13 @@ def test_only_the_main_process_tracks(tmp_path, monkeypatch):
         def share(self, value):
             return values.pop(0)
 
+    ref = dict(main.run.info["mlflow"])
     loop.fit(Follower, config)
-    runs = client.search_runs([main.run.info["mlflow"]["experiment_id"]])
-    assert [r.info.run_id for r in runs] == [main.run.info["mlflow"]["run_id"]]
-    assert json.loads((main.run.path / "run.json").read_text())["mlflow"] == main.run.info["mlflow"]
+    runs = client.search_runs([ref["experiment_id"]])
+    assert [r.info.run_id for r in runs] == [ref["run_id"]]
+    assert json.loads((main.run.path / "run.json").read_text())["mlflow"] == ref
+    # the follower neither reopened the main process's MLflow run (which run.json names) nor logged into it
+    assert len(client.get_metric_history(ref["run_id"], "test_accuracy")) == 1
 
 
 def test_each_epoch_shows_a_bar_with_the_loss_and_rate_every_few_steps(tmp_path, monkeypatch):
