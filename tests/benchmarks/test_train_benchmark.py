@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from harness import REPO
+
 
 @pytest.mark.slow
 def test_training_benchmark_smoke_trains_exports_and_writes_json_and_markdown(tmp_path):
@@ -19,11 +21,29 @@ def test_training_benchmark_smoke_trains_exports_and_writes_json_and_markdown(tm
     assert [r["seed"] for r in report["runs"]] == [0, 1]
     for run in report["runs"]:
         assert run["epochs"] == 1 and 0 <= run["onnx_accuracy"] <= 1 and run["wall_seconds"] > run["train_seconds"] > 0
+        assert (run["width"], run["batch_size"]) == (32, 128)
+        # the mean step: 2,000 images in batches of 128 are 16 steps (train_seconds is rounded to 0.1 s: 6.25 ms)
+        assert run["ms_per_step"] == pytest.approx(1000 * run["train_seconds"] / 16, abs=3.2)
         assert (tmp_path / "runs" / f"torch-5min-seed{run['seed']}" / "model.onnx").is_file()
     assert report["mean_accuracy"] == pytest.approx(sum(r["onnx_accuracy"] for r in report["runs"]) / 2)
     assert report["met"] is False  # one tiny epoch on 2,000 images is far from 94%
     markdown = (tmp_path / "train-torch-5min.md").read_text()
-    assert "| 1 | 1 |" in markdown and "not met" in markdown and "smoke" in markdown
+    assert "| 1 | 1 | 32 | 128 |" in markdown and "not met" in markdown and "smoke" in markdown
+    assert "in 12 epochs" in markdown and "ms per step" in markdown
+
+
+def test_every_goal_s_config_trains_within_its_budget_of_epochs():
+    # a goal is a budget of work: the config it measures may not train longer than the goal allows
+    listed = subprocess.run([sys.executable, "-m", "benchmarks.train", "--list"], capture_output=True, text=True,
+                            check=True)
+    goals = [json.loads(line) for line in listed.stdout.splitlines()]
+    for goal in goals:
+        config = json.loads((REPO / goal["config"]).read_text())
+        assert config["epochs"] <= goal["epochs"], goal["name"]
+        assert goal["target"] == f">= {100 * goal['accuracy']:.1f}% in {goal['epochs']} epochs"
+    # the goals: PyTorch 95.0% in 16 epochs, TensorFlow 94.0% in 10, the stretch 94.0% in 8
+    assert {(g["framework"], g["accuracy"], g["epochs"]) for g in goals} >= {
+        ("torch", 0.95, 16), ("tensorflow", 0.94, 10), ("torch", 0.94, 8)}
 
 
 @pytest.mark.slow

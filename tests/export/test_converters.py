@@ -1,5 +1,5 @@
 """The framework's converter (``export.torch_converter``, ``export.keras_converter``): onnxruntime runs the graph
-it writes like the framework runs the network, flip TTA included, and folds every BatchNorm away."""
+it writes like the framework runs the network, TTA included (mirror and shifts), and folds every BatchNorm away."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import onnx
 import onnxruntime as ort
 
 from cifar10_pipeline.export.converter import OPSET
+from cifar10_pipeline.export.gates import OrtRunner
+from cifar10_pipeline.model.spec import ModelSpec
 from cifar10_pipeline.training.datasets import load_dataset
 
 
@@ -30,6 +32,32 @@ def test_exported_graph_averages_each_image_with_its_mirror(exported, trained):
     logits, mirrored = (session.run(["logits"], {"image": x})[0] for x in (images, images[:, :, ::-1].copy()))
     np.testing.assert_allclose(mirrored, logits, atol=1e-5)
     assert np.abs(logits).max() > 0.1  # not trivially equal
+
+
+def test_shift_tta_survives_the_conversion(framework, exporter):
+    # the tiny run's TTA is the mirror only (its INT8 twin must pass the shared gate tests); the shifted views are
+    # proven here on an untrained network of the same code
+    spec = ModelSpec((16, 16, 3), 10, (120.0, 110.0, 100.0), (60.0, 50.0, 40.0), width=8, dropout=0.0, tta=True,
+                     tta_shift=1)
+    model = framework.load("network").build_model(spec)
+    # kernels drawn from N(0, 0.5^2): at their initial scale the untrained network's logits are ~1e-3
+    rng = np.random.default_rng(0)
+    if framework.name == "torch":
+        for parameter in model.parameters():
+            if parameter.ndim > 1:
+                parameter.data.normal_(0.0, 0.5)
+    else:
+        model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) if w.ndim > 1 else w
+                           for w in model.get_weights()])
+    conversion = exporter.convert(model)
+    gathers = [n for n in conversion.model.graph.node if n.op_type == "Gather"]
+    assert len(gathers) >= 2  # a constant gather per axis moves the image (model.spec.shifted_index)
+    images = np.random.default_rng(0).integers(0, 256, (37, 16, 16, 3), dtype=np.uint8)
+    got = OrtRunner(conversion.model.SerializeToString()).infer({"image": images})["logits"]
+    want = conversion.runner.infer({"image": images})["logits"]
+    assert np.abs(want).max() > 0.05  # not trivially equal
+    # float32 sums of terms as large as the largest logit: closeness relative to it
+    np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max(), rtol=0)
 
 
 def test_onnxruntime_folds_every_batchnorm_into_its_conv(exported, tmp_path):

@@ -1,5 +1,5 @@
-"""The Keras network (``model.keras_net``), TensorFlow only (``.venv-tf``): raw uint8 input normalised inside, TTA in
-the full model only, both pooling orders, and the trainer's model file."""
+"""The Keras network (``model.keras_net``), TensorFlow only (``.venv-tf``): raw uint8 input normalised inside, TTA
+(mirror and shifts) in the full model only, both pooling orders, and the trainer's model file."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cifar10_pipeline.model.keras_net import (BODY, PREPROCESS, ConvPool, Mirror, build_model, load_model_file,
-                                              pooling_last)
+from cifar10_pipeline.model.keras_net import (BODY, PREPROCESS, ConvPool, Mirror, Shift, build_model,
+                                              load_model_file, pooling_last)
 from cifar10_pipeline.model.spec import ModelSpec
+from tests.support.views import seen
 
 SPEC = ModelSpec((12, 12, 3), 4, (120.0, 110.0, 100.0), (60.0, 50.0, 40.0), width=8, dropout=0.0, tta=False)
 
@@ -58,6 +59,34 @@ def test_tta_is_in_the_full_model_only_when_the_spec_asks_for_it():
     np.testing.assert_allclose(tta(images, training=False), averaged, rtol=1e-5)
     np.testing.assert_allclose(tta(mirrored, training=False), tta(images, training=False), rtol=1e-5)
     assert not np.allclose(plain(mirrored, training=False), plain(images, training=False), atol=1e-3)
+
+
+def test_shift_tta_sums_the_weighted_logits_of_every_view():
+    keras.utils.set_random_seed(0)
+    plain = build_model(SPEC)
+    rng = np.random.default_rng(0)
+    for v in plain.weights:
+        if v.path.endswith("/kernel"):
+            v.assign(rng.normal(size=v.shape).astype(np.float32))
+    spec = dataclasses.replace(SPEC, tta=True, tta_shift=1)
+    tta = build_model(spec)
+    tta.set_weights(plain.get_weights())  # the views and their sum add no variables
+    images = _images()
+    expected = sum(weight * plain(seen(images, shift, mirrored), training=False)
+                   for shift, mirrored, weight in spec.tta_views())
+    np.testing.assert_allclose(tta(images, training=False), expected, rtol=1e-4)
+    flip_only = build_model(dataclasses.replace(SPEC, tta=True))
+    flip_only.set_weights(plain.get_weights())
+    assert not np.allclose(tta(images, training=False), flip_only(images, training=False), rtol=1e-3)
+
+
+def test_a_saved_shift_tta_model_loads_with_its_views(tmp_path):
+    model = build_model(dataclasses.replace(SPEC, tta=True, tta_shift=2))
+    model.save(tmp_path / "model.keras")
+    loaded = load_model_file(tmp_path / "model.keras")
+    assert sorted(layer.shift for layer in loaded.layers if isinstance(layer, Shift)) == [-2, -2, 2, 2]
+    images = _images()
+    np.testing.assert_allclose(loaded(images, training=False), model(images, training=False), rtol=1e-6)
 
 
 def test_conv_pool_computes_the_same_function_in_both_orders():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
 import pytest
 
-from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks
+import numpy as np
+
+from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks, shifted_index
 
 SPEC = ModelSpec((28, 28, 1), 10, (72.9,), (90.0,), width=32, dropout=0.1, tta=True)
 
@@ -21,6 +24,35 @@ def test_a_spec_survives_its_dict_through_json():
 def test_an_older_dict_that_names_tta_flip_tta_reads_as_tta():
     older = {("flip_tta" if k == "tta" else k): v for k, v in SPEC.to_dict().items()}
     assert ModelSpec.from_dict(older) == SPEC
+
+
+def test_an_older_dict_without_tta_shift_reads_as_unshifted():
+    older = {k: v for k, v in SPEC.to_dict().items() if k != "tta_shift"}
+    assert ModelSpec.from_dict(older).tta_shift == 0
+
+
+@pytest.mark.parametrize("tta, shift, count", [(False, 0, 1), (True, 0, 2), (False, 1, 3), (True, 2, 6)])
+def test_the_tta_views_weigh_the_unshifted_image_as_much_as_both_shifts(tta, shift, count):
+    views = dataclasses.replace(SPEC, tta=tta, tta_shift=shift).tta_views()
+    assert len(views) == count and len(set((s, m) for s, m, _ in views)) == count
+    assert sum(w for *_, w in views) == pytest.approx(1.0)
+    unshifted = sum(w for s, _, w in views if s == 0)
+    assert unshifted == pytest.approx(1.0 if not shift else 0.5)
+    assert {s for s, *_ in views} == ({0, -shift, shift} if shift else {0})
+    assert {m for _, m, _ in views} == ({False, True} if tta else {False})
+    for s in {s for s, *_ in views}:  # a mirrored view weighs as much as its unmirrored twin
+        assert len({w for s2, _, w in views if s2 == s}) == 1
+
+
+@pytest.mark.parametrize("n, shift", [(5, 1), (5, -1), (6, 2), (4, -3), (7, 0)])
+def test_shifted_index_reads_the_image_moved_by_shift_with_symmetric_reflection(n, shift):
+    # numpy's "symmetric" padding repeats the edge pixel (-1 -> 0), as the training shifts reflect
+    row = np.arange(n)
+    padded = np.pad(row, abs(shift), mode="symmetric")
+    expected = padded[abs(shift) - shift:abs(shift) - shift + n]
+    assert shifted_index(n, shift) == expected.tolist()
+    if 0 < shift < n:  # moved down (right): the first pixel lands at position ``shift``
+        assert shifted_index(n, shift)[shift] == 0
 
 
 def test_pooling_last_blocks_switches_every_block_for_the_context_only():

@@ -1,5 +1,5 @@
-"""The PyTorch network (``model.torch_net``): raw uint8 input normalised inside, TTA in the eval-mode graph, both
-pooling orders, and its model file, older ones included."""
+"""The PyTorch network (``model.torch_net``): raw uint8 input normalised inside, TTA (mirror and shifts) in the
+eval-mode graph, both pooling orders, and its model file, older ones included."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from cifar10_pipeline.model.torch_net import (
     load_payload,
     pooling_last,
     save_model_file,
+    view,
 )
+from cifar10_pipeline.training.torch_trainer import shift_flip
+from tests.support.views import seen
 
 SPEC = ModelSpec((16, 16, 3), 10, (120.0, 110.0, 100.0), (60.0, 50.0, 40.0), width=8, dropout=0.0, tta=False)
 
@@ -57,6 +60,32 @@ def test_tta_averages_mirrored_logits_in_eval_mode_only():
         assert not torch.allclose(plain(mirror), plain(image), atol=1e-3)
         tta.train()  # training sees single images: the mirror is the augmentation's job
         torch.testing.assert_close(tta(image), plain.train()(image))
+
+
+def test_shift_tta_sums_the_weighted_logits_of_every_view_in_eval_mode_only():
+    image = _images()
+    plain = _random_weights(build_model(SPEC)).eval()
+    spec = dataclasses.replace(SPEC, tta=True, tta_shift=1)
+    tta = build_model(spec).eval()
+    tta.load_state_dict(plain.state_dict())  # the views add no weights
+
+    with torch.no_grad():
+        expected = sum(weight * plain(torch.from_numpy(seen(image.numpy(), shift, mirrored)))
+                       for shift, mirrored, weight in spec.tta_views())
+        torch.testing.assert_close(tta(image), expected, rtol=1e-4, atol=1e-3)  # logits ~1e5: N(0, 1) weights
+        flip_only = build_model(dataclasses.replace(SPEC, tta=True)).eval()
+        flip_only.load_state_dict(plain.state_dict())
+        assert not torch.allclose(tta(image), flip_only(image), atol=1e-3)  # the shifted views count
+        tta.train()
+        torch.testing.assert_close(tta(image), plain.train()(image))
+
+
+def test_a_tta_shift_moves_the_image_as_the_training_shift_does():
+    x = torch.randn(2, 3, 7, 9)
+    for shift in (1, -2):
+        # the augmentation's gather reads (i + dy, j + dx): a TTA shift of s is the augmentation's -s
+        augmented = shift_flip(x, torch.full((2, 2), -shift), torch.ones(2, dtype=torch.long))
+        assert torch.equal(view(x, shift, False), augmented)
 
 
 def test_conv_pool_computes_the_same_function_in_both_orders():

@@ -79,3 +79,19 @@ def test_the_model_averages_over_mirrors_only_if_it_trained_on_them(flip, tta, a
     assert spec.tta is averaged
     assert (spec.image_shape, spec.num_classes, spec.mean, spec.std) == ((28, 28, 1), 10, (72.9,), (90.0,))
     assert (spec.width, spec.dropout) == (config.width, config.dropout)
+
+
+@pytest.mark.parametrize("crop_padding, tta_shift", [(2, 0), (2, 1), (2, 2), (0, 0)])
+def test_the_spec_shifts_its_tta_views_as_far_as_the_config_says(crop_padding, tta_shift):
+    config = TrainConfig.from_dict({"crop_padding": crop_padding, "tta_shift": tta_shift})
+    assert config.model_spec((28, 28, 1), 10, (72.9,), (90.0,)).tta_shift == tta_shift
+
+
+@pytest.mark.parametrize("crop_padding, tta_shift, message", [
+    (2, 3, "tta_shift=3 must be <= crop_padding=2"),
+    (0, 1, "tta_shift=1 must be <= crop_padding=0"),
+    (2, -1, "tta_shift=-1 must be >= 0"),
+])
+def test_a_tta_shift_the_model_never_trained_on_is_refused(crop_padding, tta_shift, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({"crop_padding": crop_padding, "tta_shift": tta_shift})

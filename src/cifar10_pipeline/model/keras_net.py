@@ -3,8 +3,8 @@ contract's raw ``uint8 [B, H, W, C]`` image.
 
 The full model is ``image -> Preprocess -> body``; the trainer calls the two parts separately so that
 augmentation runs on the normalised float batch between them, as in the PyTorch trainer. With the spec's
-``tta`` the full model averages the body's logits for the image and its mirror (the trainer never trains
-through it).
+``tta`` / ``tta_shift`` the full model sums the body's logits over the spec's views of the image, weighted (the trainer
+never trains through them).
 
 Initialisation, BatchNorm momentum and epsilon follow PyTorch's defaults, so that hyperparameters tuned with
 one framework carry over to the other.
@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from cifar10_pipeline.contract import INPUT_NAME
-from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks
+from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks, shifted_index
 
 PREPROCESS = "preprocess"
 BODY = "body"
@@ -59,6 +59,24 @@ class Mirror(keras.layers.Layer):
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return tf.reverse(x, axis=[2])
+
+
+@keras.saving.register_keras_serializable(package="cifar10_pipeline")
+class Shift(keras.layers.Layer):
+    """A float [B, H, W, C] batch moved ``shift`` pixels down and right (up and left when negative), as
+    ``model.spec.shifted_index`` reads it: one constant gather per axis."""
+
+    def __init__(self, shift: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.shift = shift
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        for axis in (1, 2):
+            x = tf.gather(x, shifted_index(x.shape[axis], self.shift), axis=axis)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "shift": self.shift}
 
 
 def _conv(channels: int, dtype: str) -> keras.layers.Conv2D:
@@ -132,10 +150,15 @@ def build_model(spec: ModelSpec, dtype: str = "float32") -> keras.Model:
     image = keras.Input(shape=spec.image_shape, dtype="uint8", name=INPUT_NAME)
     x = Preprocess(list(spec.mean), list(spec.std), name=PREPROCESS)(image)
     body = _body(spec.image_shape, spec.num_classes, spec.width, spec.dropout, dtype)
-    logits = body(x)
-    if spec.tta:  # the same body (same weights) on the mirror; the mean of the two logits
-        logits = keras.layers.Average(dtype="float32")([logits, body(Mirror(dtype="float32")(x))])
-    return keras.Model(image, logits, name="cnn")
+    views = spec.tta_views()
+    if len(views) == 1:
+        return keras.Model(image, body(x), name="cnn")
+    weighted = []  # the same body (same weights) on every view; the weighted sum of their logits
+    for shift, mirrored, weight in views:
+        seen = Mirror(dtype="float32")(x) if mirrored else x
+        seen = Shift(shift, dtype="float32")(seen) if shift else seen
+        weighted.append(keras.layers.Rescaling(weight, dtype="float32")(body(seen)))
+    return keras.Model(image, keras.layers.Add(dtype="float32")(weighted), name="cnn")
 
 
 def load_model_file(path: Path) -> keras.Model:

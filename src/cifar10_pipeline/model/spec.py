@@ -6,7 +6,8 @@ BatchNorm's scale is fixed at 1, so the pooled conv may pool before or after Bat
 first (cheaper), inference last (foldable).
 The input is the contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing
 (scale, mean/std, layout). With ``tta`` (test-time augmentation) the eval-mode model averages the logits of each
-image and its mirror, so the exported graph does it too and every client gets it for free.
+image and its mirror, and with ``tta_shift`` also those of the image shifted diagonally both ways (``tta_views``),
+so the exported graph does it too and every client gets it for free.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class ModelSpec:
     width: int  # channels of the first block; the blocks have width, 2 * width, 4 * width
     dropout: float
     tta: bool  # test-time augmentation: in eval mode, the mean logits of the image and its horizontal mirror
+    # and of the image shifted by this many pixels down-right and up-left (reflection padding), 0: not shifted; a
+    # default, so that the spec dicts of model files written before the field still load
+    tta_shift: int = 0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
@@ -41,6 +45,23 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def tta_views(self) -> list[tuple[int, bool, float]]:
+        """The eval-mode model's views of an image as (shift in pixels, mirrored, weight): logits = the weighted sum
+        of the body's logits over them. The unshifted image (and its mirror) weigh as much as the two shifted ones
+        together: a shift loses a row and a column to the reflected border."""
+        shifts = [(0, 1.0)] + ([(-self.tta_shift, 0.5), (self.tta_shift, 0.5)] if self.tta_shift else [])
+        mirrors = [False, True] if self.tta else [False]
+        total = sum(w for _, w in shifts) * len(mirrors)
+        return [(shift, mirrored, weight / total) for shift, weight in shifts for mirrored in mirrors]
+
+
+def shifted_index(n: int, shift: int) -> list[int]:
+    """For each of ``n`` positions along an axis, the position it reads when the image moves ``shift`` pixels along
+    it, reflected at the edges as the training shifts reflect (-1 -> 0, n -> n - 1): a constant gather index."""
+    period = 2 * n
+    source = [(i - shift) % period for i in range(n)]
+    return [i if i < n else period - 1 - i for i in source]
 
 
 @contextlib.contextmanager

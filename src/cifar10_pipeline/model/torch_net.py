@@ -13,7 +13,7 @@ from torch import nn
 
 from cifar10_pipeline.files import atomic_path
 from cifar10_pipeline.model import ModelFileError
-from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks
+from cifar10_pipeline.model.spec import ModelSpec, pooling_last_blocks, shifted_index
 
 
 class Preprocess(nn.Module):
@@ -99,10 +99,24 @@ class Net(nn.Module):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised float [B, C, H, W] -> logits float32 [B, num_classes]; with the spec's TTA in eval mode."""
-        if self.training or not self.spec.tta:
+        views = self.spec.tta_views()
+        if self.training or len(views) == 1:
             return self.body(x).float()
-        # one body call on [2B, ...]: the batch then its mirror (flip along W); [2B, K] -> [2, B, K] -> mean
-        return self.body(torch.cat([x, x.flip(3)])).float().unflatten(0, (2, -1)).mean(0)
+        # one body call on [V*B, ...], the batch seen V ways; [V*B, K] -> [V, B, K] -> weighted sum over the views
+        logits = self.body(torch.cat([view(x, shift, mirrored) for shift, mirrored, _ in views])).float()
+        weights = torch.tensor([weight for *_, weight in views], device=x.device).view(-1, 1, 1)
+        return (logits.unflatten(0, (len(views), -1)) * weights).sum(0)
+
+
+def view(x: torch.Tensor, shift: int, mirrored: bool) -> torch.Tensor:
+    """[B, C, H, W] flipped along W if ``mirrored``, then moved ``shift`` pixels down and right (``shifted_index``)."""
+    if mirrored:
+        x = x.flip(3)
+    if not shift:
+        return x
+    h, w = x.shape[2:]
+    rows, cols = (torch.tensor(shifted_index(n, shift), device=x.device) for n in (h, w))
+    return x.index_select(2, rows).index_select(3, cols)
 
 
 def build_model(spec: ModelSpec) -> Net:
