@@ -195,6 +195,8 @@ test-images: $(TEST_INSTALLED) $(WEB_INSTALLED)  ## build, lint and check both s
 
 bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
+	# each kind of TTA view on the same weights: the 8-epoch runs, trained with the mirror and the shifts
+	$(PY) -m benchmarks.tta --runs $(foreach s,0 1 2,$(BENCH_OUT)/runs/torch-8-epochs-seed$(s)) --out $(BENCH_OUT)
 	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
 	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
 	# every deployment target of that run's model, with its INT8 twin (the agreement table: targets.json, .md)
