@@ -79,7 +79,8 @@ export VENV TF_VENV
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_cli.py \
             tests/training/test_cuda.py tests/training/test_keras_trainer.py tests/model/test_keras_net.py tests/export \
-            tests/tracking/test_training_runs.py tests/tracking/test_export.py
+            tests/tracking/test_training_runs.py tests/tracking/test_export.py \
+            tests/benchmarks/test_tta_benchmark.py
 
 .PHONY: help install install-tf web system-deps quickstart train-torch train-tf tune-torch tune-tf export serve predict \
         image serve-replicas serve-replicas-down rollout test test-images bench bench-tune bench-rollout stress clean \
@@ -195,8 +196,9 @@ test-images: $(TEST_INSTALLED) $(WEB_INSTALLED)  ## build, lint and check both s
 
 bench: $(INSTALLED) $(TF_INSTALLED)  ## benchmarks; figures go to BENCH_OUT as JSON and markdown
 	$(PY) -m benchmarks.train --out $(BENCH_OUT)
-	# each kind of TTA view on the same weights: the 8-epoch runs, trained with the mirror and the shifts
+	# each kind of TTA view on the same weights: the runs trained with the mirror and the shifts, in each framework
 	$(PY) -m benchmarks.tta --runs $(foreach s,0 1 2,$(BENCH_OUT)/runs/torch-8-epochs-seed$(s)) --out $(BENCH_OUT)
+	$(TF_PY) -m benchmarks.tta --runs $(foreach s,0 1 2,$(BENCH_OUT)/runs/tf-6min-seed$(s)) --out $(BENCH_OUT)
 	# INT8 against float on the 5-minute PyTorch run the training benchmark keeps
 	$(PY) -m benchmarks.quantize --run $(BENCH_OUT)/runs/torch-5min-seed0 --out $(BENCH_OUT)
 	# every deployment target of that run's model, with its INT8 twin (the agreement table: targets.json, .md)
