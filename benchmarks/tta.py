@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     found = {}
     for run in args.runs:
         try:
-            found[run] = json.loads((run / "run.json").read_text())["framework"]
+            found[run] = Run(run).info["framework"]
         except (OSError, ValueError, KeyError):
             p.error(f"{run}: not a run directory (no readable run.json naming its framework)")
     kinds = sorted(set(found.values()))
