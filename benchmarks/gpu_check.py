@@ -111,6 +111,8 @@ def train_step(framework: str, target: Target, out: Path, name: str, images: int
                 "--max-test-samples", "1000", "--device", device, "--precision", precision,
                 "--runs-dir", str(out / "runs"), "--run-name", name], f"{fw.title} training on {device}")
     run_dir = out / "runs" / name
+    # by hand, not through training.run.Run: this module runs under a bare Python too (--preflight, before
+    # make installs anything), so it imports nothing of the project that needs a dependency
     info = json.loads((run_dir / "run.json").read_text())
     named = target.torch_device if framework == "torch" else target.tf_device
     wanted = named if device == target.device else ("cpu" if framework == "torch" else "/CPU:0")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.training.run import Run
 from harness import REPO
 from harness.report import machine, write_report
 
@@ -34,7 +35,7 @@ GOAL_SPEEDUP = 2.0
 
 def export_both(run: Path, out: Path) -> tuple[Path, Path]:
     """``cifar10-export --quantize int8`` of ``run`` in its framework's environment: (float file, INT8 file)."""
-    framework = frameworks.get(json.loads((run / "run.json").read_text())["framework"])
+    framework = frameworks.get(Run(run).info["framework"])
     cmd = [framework.python(), "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(out / "model.onnx"),
            "--quantize", "int8"]
     print("$", " ".join(cmd), file=sys.stderr, flush=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.training.run import Run
 from harness import REPO
 from harness.report import machine, write_report
 
@@ -73,18 +74,17 @@ def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str],
     python = frameworks.get(framework).python()
     wall = run_command([python, "-m", "cifar10_pipeline.training", "--framework", framework,
                         "--runs-dir", str(runs_dir), "--run-name", name, *args])
-    run = runs_dir / name
-    onnx_file = run / "model.onnx"
-    run_command([python, "-m", "cifar10_pipeline.export", "--run", str(run), "--out", str(onnx_file),
+    run = Run(runs_dir / name)
+    onnx_file = run.path / "model.onnx"
+    run_command([python, "-m", "cifar10_pipeline.export", "--run", str(run.path), "--out", str(onnx_file),
                  *(["--parity-images", str(parity_images)] if parity_images else [])])
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = run.metrics()
     parity = json.loads(onnx_file.with_name("model.parity.json").read_text())
-    info = json.loads((run / "run.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    info, config = run.info, run.config
     train_seconds = sum(r["train_seconds"] for r in rows)
-    steps = len(rows) * math.ceil(train_images / config["batch_size"])
-    return {"run": str(run), "wall_seconds": round(wall, 1), "epochs": len(rows), "width": config["width"],
-            "batch_size": config["batch_size"], "train_seconds": round(train_seconds, 1),
+    steps = len(rows) * math.ceil(train_images / config.batch_size)
+    return {"run": str(run.path), "wall_seconds": round(wall, 1), "epochs": len(rows), "width": config.width,
+            "batch_size": config.batch_size, "train_seconds": round(train_seconds, 1),
             "ms_per_step": round(1000 * train_seconds / steps, 1),
             "trainer_accuracy": info["test_accuracy"], "onnx_accuracy": parity["test_accuracy"],
             "framework_version": info.get("framework_version"), "device": info.get("device"),
@@ -121,8 +121,7 @@ def throughput_case(runs_dir: Path, smoke: bool) -> dict:
         name = f"{framework}-cifar-shape"
         run_command([frameworks.get(framework).python(), "-m", "cifar10_pipeline.training", "--framework", framework,
                      "--runs-dir", str(runs_dir), "--run-name", name, *args])
-        metrics = (runs_dir / name / "metrics.jsonl").read_text().splitlines()
-        ips = json.loads(metrics[-1])["images_per_second"]
+        ips = Run(runs_dir / name).metrics()[-1]["images_per_second"]
         rows.append({"framework": framework, "images": n, "images_per_second": ips,
                      "seconds_per_cifar10_epoch": round(CIFAR10_TRAIN_IMAGES / ips, 1)})
     return {"config": f"benchmarks/configs/{CIFAR10_GPU_CONFIG}", "width": config["width"],
