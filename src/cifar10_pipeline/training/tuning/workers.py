@@ -145,18 +145,25 @@ def make_objective(config: TuneConfig, train: Callable[..., Any],
     return objective
 
 
+def say(line: str) -> None:
+    """``line`` and its newline to stdout in one write: the workers share stdout, and print writes the newline apart,
+    so another worker's line could land between a line and its end."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def progress_line(study: optuna.Study, trial: FrozenTrial, target: int) -> None:
     """One line per trial this worker finished: number, state, validation accuracy, time, params."""
     if trial.state == TrialState.FAIL:  # failures other than _Surplus propagate and never get here
-        print(f"trial {trial.number} dropped: other workers started the study's last trials", flush=True)
+        say(f"trial {trial.number} dropped: other workers started the study's last trials")
         return
     epochs = trial.user_attrs.get("config", {}).get("epochs")
     where = f" after {len(trial.intermediate_values)}/{epochs} epochs" if trial.state == TrialState.PRUNED else ""
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
     done = count_finished(study.get_trials(deepcopy=False))
-    print(f"trial {trial.number} {trial.state.name}{where}: val_acc {value} in {trial_seconds(trial):.1f} s "
-          f"[{done}/{target} finished, {worker_id()}] {params}", flush=True)
+    say(f"trial {trial.number} {trial.state.name}{where}: val_acc {value} in {trial_seconds(trial):.1f} s "
+        f"[{done}/{target} finished, {worker_id()}] {params}")
 
 
 def tag_trial(trial: FrozenTrial) -> None:
@@ -181,7 +188,7 @@ def work(config: TuneConfig, deadline: float | None) -> None:
         if count_finished(trials) + len(running) >= config.trials:
             # the last trials run elsewhere; wait in case their worker dies and they must be run again
             if running != waiting_for:
-                print(f"waiting for trials {sorted(running)} of other workers", flush=True)
+                say(f"waiting for trials {sorted(running)} of other workers")
                 waiting_for = running
             time.sleep(POLL_S)
             continue
@@ -222,8 +229,8 @@ def assign_gpus(workers: int, gpus: list[Gpu]) -> list[Gpu | None]:
 def _worker_process(config: TuneConfig, deadline: float | None, on_gpu: bool) -> None:
     quiet_optuna()
     if on_gpu:  # the worker's own view, which proves its CUDA_VISIBLE_DEVICES took
-        print(f"worker {worker_id()}: {', '.join(map(str, visible_gpus()))} "
-              f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})", flush=True)
+        say(f"worker {worker_id()}: {', '.join(map(str, visible_gpus()))} "
+            f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})")
     try:
         work(config, deadline)
     except USER_ERRORS as e:
