@@ -14,6 +14,7 @@ import pytest
 
 from cifar10_pipeline.training.run import Run, RunError
 from tests.support.runs import tiny_config
+from tests.support.streams import Piped
 
 
 def test_a_new_run_holds_its_config_info_empty_metrics_and_is_the_last_one(tmp_path):
@@ -75,20 +76,6 @@ def test_metrics_are_logged_one_line_each_and_cut_back_to_a_checkpoint(tmp_path,
     run.truncate_metrics(2)
     assert run.metrics() == rows[:2]
     assert (run.path / "metrics.jsonl").read_text() == "".join(json.dumps(r) + "\n" for r in rows[:2])
-
-
-class Piped:
-    """A stdout that records what was written and when it was flushed, as a pipe to a log collector sees it."""
-
-    def __init__(self):
-        self.events: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.events.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.events.append("<flush>")
 
 
 def test_each_metrics_line_reaches_a_piped_log_as_it_is_logged(tmp_path, monkeypatch):

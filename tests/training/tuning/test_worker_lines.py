@@ -6,26 +6,13 @@ from __future__ import annotations
 import sys
 
 from cifar10_pipeline.training.tuning.workers import say
-
-
-class Writes:
-    """A stdout that records each write call apart."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.calls.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.calls.append("<flush>")
+from tests.support.streams import Piped
 
 
 def test_a_worker_line_is_one_write_then_a_flush(monkeypatch):
-    stdout = Writes()
+    stdout = Piped()
     monkeypatch.setattr(sys, "stdout", stdout)
     say("worker host-1: GPU 0: NVIDIA H200 (CUDA_VISIBLE_DEVICES=GPU-0)")
     say("trial 3 COMPLETE: val_acc 0.9000")
-    assert stdout.calls == ["worker host-1: GPU 0: NVIDIA H200 (CUDA_VISIBLE_DEVICES=GPU-0)\n", "<flush>",
+    assert stdout.events == ["worker host-1: GPU 0: NVIDIA H200 (CUDA_VISIBLE_DEVICES=GPU-0)\n", "<flush>",
                             "trial 3 COMPLETE: val_acc 0.9000\n", "<flush>"]
