@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TextIO
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -145,11 +145,12 @@ def make_objective(config: TuneConfig, train: Callable[..., Any],
     return objective
 
 
-def say(line: str) -> None:
-    """``line`` and its newline to stdout in one write: the workers share stdout, and print writes the newline apart,
-    so another worker's line could land between a line and its end."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+def say(line: str, stream: TextIO | None = None) -> None:
+    """``line`` and its newline to ``stream`` (stdout if None) in one write: the workers share stdout and stderr, and
+    print writes the newline apart, so another worker's line could land between a line and its end."""
+    stream = sys.stdout if stream is None else stream
+    stream.write(line + "\n")
+    stream.flush()
 
 
 def progress_line(study: optuna.Study, trial: FrozenTrial, target: int) -> None:
@@ -234,7 +235,7 @@ def _worker_process(config: TuneConfig, deadline: float | None, on_gpu: bool) ->
     try:
         work(config, deadline)
     except USER_ERRORS as e:
-        print(f"error: worker {worker_id()}: {e}", file=sys.stderr)
+        say(f"error: worker {worker_id()}: {e}", sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
