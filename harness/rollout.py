@@ -93,10 +93,17 @@ def aborted_by_client(request: haproxy.Request) -> bool:
     return request.termination.startswith("C") and not closed_before_request(request)
 
 
+def cut_by_server(request: haproxy.Request) -> bool:
+    """The replica closed the connection in the middle of its answer (HAProxy's termination code "SD"): HAProxy
+    had forwarded the head, so it logs the head's status, a 200 too, but the client got half a body."""
+    return request.termination.startswith("SD")
+
+
 def failed(request: haproxy.Request) -> bool:
-    """A request the client did not get a good answer to: a 5xx, no response, or given up by the client."""
+    """A request the client did not get a good answer to: a 5xx, no response, an answer cut by the replica, or
+    given up by the client."""
     return not closed_before_request(request) and (request.status >= 500 or request.status < 0
-                                                    or aborted_by_client(request))
+                                                    or cut_by_server(request) or aborted_by_client(request))
 
 
 def failure(request: haproxy.Request, since: float) -> dict:

@@ -20,12 +20,13 @@ from harness.rollout import (
 )
 
 
-def test_a_request_failed_when_it_got_a_5xx_or_nothing_or_the_client_gave_it_up():
+def test_a_request_failed_when_it_got_a_5xx_or_nothing_or_half_an_answer_or_the_client_gave_it_up():
     assert failed(Request("replica-1", 503, 0, "SH", 0.0))
     assert failed(Request("<NOSRV>", -1, 3, "SC", 0.0))
     assert failed(Request("replica-1", -1, 0, "CD", 0.0))  # the client left mid-answer: counted, not excused
     assert failed(Request("replica-1", 200, 0, "CD", 0.0))  # the status was sent, the answer not finished
     assert aborted_by_client(Request("replica-1", 200, 0, "CD", 0.0))
+    assert failed(Request("replica-2", 200, 0, "SD", 0.0))  # the replica died mid-answer after a 200 head
     assert not failed(Request("replica-1", 200, 1, "--", 0.0, redispatched=True))  # replayed and answered
 
 

@@ -38,6 +38,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     register_error_handlers(app)
     app.before_request(_start_timer)
     app.after_request(_count)
+    app.after_request(_whole_body)
     return app
 
 
@@ -48,4 +49,15 @@ def _start_timer() -> None:
 def _count(response: Response) -> Response:
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"  # bounded label values
     current_holder().metrics.observe_request(endpoint, response.status_code, time.perf_counter() - g.started)
+    return response
+
+
+def _whole_body(response: Response) -> Response:
+    """A body already in memory goes to the HTTP server as one list of bytes, which granian writes with the
+    response's head in one piece; any other iterable it writes head first, then the body. A replica killed between
+    those two writes leaves HAProxy a response whose head it has already forwarded, so it cannot send the request
+    to another replica: the client gets half an answer. (Files, send_file's, still stream.)"""
+    if response.is_sequence:
+        response.set_data(response.get_data())  # one bytes item, whatever the view put in the list
+        response.direct_passthrough = True  # werkzeug then hands the list over as it is
     return response
