@@ -18,14 +18,10 @@ def wsgi(app, **request) -> tuple[str, object]:
     return started[0], body
 
 
-def predict_request() -> dict:
-    return dict(path="/predict", method="POST", data={"file": (io.BytesIO(png()), "a.png")})
-
-
 def test_answers_are_one_bytes_item_the_server_writes_with_the_head(make_app, model_path):
     app = make_app()
     cases = {
-        "predict": predict_request(),
+        "predict": dict(path="/predict", method="POST", data={"file": (io.BytesIO(png()), "a.png")}),
         "an error": dict(path="/predict", method="POST", data={}),
         "health": dict(path="/healthz"),
         "metrics": dict(path="/metrics"),

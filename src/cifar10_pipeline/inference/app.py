@@ -56,7 +56,7 @@ def _whole_body(response: Response) -> Response:
     """A body already in memory goes to the HTTP server as one list of bytes, which granian writes with the
     response's head in one piece; any other iterable it writes head first, then the body. A replica killed between
     those two writes leaves HAProxy a response whose head it has already forwarded, so it cannot send the request
-    to another replica: the client gets half an answer. (Files, send_file's, still stream.)"""
+    to another replica: the client gets half an answer. (send_file's files still stream.)"""
     if response.is_sequence:
         response.set_data(response.get_data())  # one bytes item, whatever the view put in the list
         response.direct_passthrough = True  # werkzeug then hands the list over as it is
