@@ -8,7 +8,11 @@ whose parity step runs onnxruntime over all of them), and a goal is met when the
 within the budget. Beside it, what the work took here: the trainer's wall time from process start to exit (data
 loading and per-epoch evaluation included) and the mean training step. Then the CIFAR-10 GPU config's network and
 batch are timed on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as
-``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them)."""
+``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
+
+``--set KEY=VALUE`` measures a candidate recipe against a goal without editing its shipped config: the goal's config
+with those keys changed is written to ``--out`` and trained instead, and its figures stay out of BENCHMARKS.md,
+which reports the shipped configs only."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.run import Run
 from harness import REPO
 from harness.report import machine, write_report
@@ -91,8 +96,21 @@ def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str],
             "precision": info.get("precision")}
 
 
-def goal_case(goal: Goal, seeds: list[int], runs_dir: Path, smoke: bool) -> dict:
-    args = ["--dataset", "fashion-mnist", "--params", str(CONFIGS / goal.config)]
+def candidate_config(goal: Goal, overrides: dict, out: Path) -> Path:
+    """The goal's config with ``overrides``, checked as the trainer checks it (a ConfigError names a bad key or
+    value) and written to ``out``; the goal's own file when there are none."""
+    if not overrides:
+        return CONFIGS / goal.config
+    values = json.loads((CONFIGS / goal.config).read_text())
+    TrainConfig.from_dict(overrides, TrainConfig.from_dict(values))
+    path = out / f"train-{goal.name}.params.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**values, **overrides}, indent=2) + "\n")
+    return path
+
+
+def goal_case(goal: Goal, seeds: list[int], runs_dir: Path, smoke: bool, params: Path, overrides: dict) -> dict:
+    args = ["--dataset", "fashion-mnist", "--params", str(params)]
     train_images = FASHION_MNIST_TRAIN_IMAGES
     if smoke:
         train_images = 2000
@@ -103,7 +121,8 @@ def goal_case(goal: Goal, seeds: list[int], runs_dir: Path, smoke: bool) -> dict
     accuracy = statistics.mean(r["onnx_accuracy"] for r in runs)
     seconds = statistics.mean(r["wall_seconds"] for r in runs)
     return {"goal": goal.name, "framework": goal.framework, "config": f"benchmarks/configs/{goal.config}",
-            "seeds": seeds, "runs": runs, "mean_accuracy": accuracy, "mean_seconds": round(seconds, 1),
+            "overrides": overrides, "params": str(params), "seeds": seeds, "runs": runs, "mean_accuracy": accuracy,
+            "mean_seconds": round(seconds, 1),
             "max_seconds": max(r["wall_seconds"] for r in runs),
             "mean_ms_per_step": round(statistics.mean(r["ms_per_step"] for r in runs), 1), "target": goal.text,
             "met": accuracy >= goal.accuracy and all(r["epochs"] <= goal.epochs for r in runs)}
@@ -129,12 +148,15 @@ def throughput_case(runs_dir: Path, smoke: bool) -> dict:
 
 
 def goal_markdown(case: dict, head: str) -> str:
+    changed = ", ".join(f"{k}={json.dumps(v)}" for k, v in case["overrides"].items())
     lines = [f"# Training goal {case['goal']}: {case['target']} ({head})", "",
+             *([f"Candidate: `{case['config']}` with {changed} (`{case['params']}`).", ""] if changed else []),
              f"`make train-{'torch' if case['framework'] == 'torch' else 'tf'} export DATASET=fashion-mnist "
-             f"PARAMS={case['config']}`, seeds {', '.join(map(str, case['seeds']))}; the budget is work (epochs of the "
-             "training images at the config's width), so the times say what it took on this machine; wall: the "
-             "trainer command's (data loading and per-epoch evaluation included); step: the mean training step "
-             "(augmentation, forward, backward, update); accuracy: the exported ONNX file on the test images.", "",
+             f"PARAMS={case['params'] if changed else case['config']}`, seeds {', '.join(map(str, case['seeds']))}; "
+             "the budget is work (epochs of the training images at the config's width), so the times say what it "
+             "took on this machine; wall: the trainer command's (data loading and per-epoch evaluation included); "
+             "step: the mean training step (augmentation, forward, backward, update); accuracy: the exported ONNX "
+             "file on the test images.", "",
              "| seed | epochs | width | batch | ONNX test accuracy | wall s | of which training steps s | ms per step "
              "| precision |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -166,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"cases to run (default: all of {', '.join(CASES)})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds per goal (default: 0,1,2)")
     p.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory (default: bench-results)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="measure a candidate: train the goals with this config key changed (VALUE as JSON: "
+                        "dropout=0, flip=false); repeatable; the figures are not recorded in BENCHMARKS.md")
     p.add_argument("--smoke", action="store_true", help="one tiny epoch per run: check that the benchmark runs")
     p.add_argument("--list", action="store_true", help="print each goal as JSON (name, framework, config, target, "
                                                         "epochs) and exit")
@@ -179,6 +204,22 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         p.error(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2")
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--set {item!r}: expected KEY=VALUE, e.g. dropout=0")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value  # a bare word: a string value
+    if overrides and "throughput" in args.only:
+        p.error("--set changes the goals' configs: name the goals with --only (throughput has no goal)")
+    goals = [GOALS[name] for name in args.only if name in GOALS]
+    try:
+        params = {goal.name: candidate_config(goal, overrides, args.out) for goal in goals}
+    except ConfigError as e:
+        p.error(f"--set: {e}")
     runs_dir = args.out / "runs"
     head = f"{machine()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}" + (", smoke" if args.smoke else "")
     for name in args.only:
@@ -186,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             case = throughput_case(runs_dir, args.smoke)
             text = throughput_markdown(case, head)
         else:
-            case = goal_case(GOALS[name], seeds, runs_dir, args.smoke)
+            case = goal_case(GOALS[name], seeds, runs_dir, args.smoke, params[name], overrides)
             text = goal_markdown(case, head)
         write_report(args.out, f"train-{name}", {"machine": machine(), "smoke": args.smoke, **case}, text,
-                     record=not args.smoke, module="train")
+                     record=not (args.smoke or overrides), module="train")
     return 0
 
 

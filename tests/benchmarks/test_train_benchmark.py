@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from harness import REPO
+from harness.report import BENCHMARKS_MD
 
 
 @pytest.mark.slow
@@ -66,3 +67,45 @@ def test_training_benchmark_refuses_an_unknown_case_and_bad_seeds(tmp_path):
     seeds = subprocess.run([sys.executable, "-m", "benchmarks.train", "--seeds", "0,x", "--out", str(tmp_path)],
                            capture_output=True, text=True)
     assert seeds.returncode == 2 and "expected comma-separated integers" in seeds.stderr
+
+
+@pytest.mark.slow
+def test_a_candidate_trains_the_goal_s_config_with_its_keys_changed(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "torch-5min", "--seeds", "0",
+                             "--smoke", "--set", "width=8", "--set", "dropout=0", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "train-torch-5min.json").read_text())
+    shipped = json.loads((REPO / "benchmarks" / "configs" / "fashion-mnist-torch-5min.json").read_text())
+    params = tmp_path / "train-torch-5min.params.json"
+    assert report["overrides"] == {"width": 8, "dropout": 0} and report["params"] == str(params)
+    assert json.loads(params.read_text()) == {**shipped, "width": 8, "dropout": 0}
+    trained = json.loads((tmp_path / "runs" / "torch-5min-seed0" / "config.json").read_text())
+    assert (trained["width"], trained["dropout"]) == (8, 0.0) and report["runs"][0]["width"] == 8
+    assert f"with width=8, dropout=0 (`{params}`)" in (tmp_path / "train-torch-5min.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_candidate_s_figures_stay_out_of_benchmarks_md(tmp_path):
+    # a full (not smoke) run, kept tiny by the candidate's own keys: a full run of a shipped config is recorded
+    before = BENCHMARKS_MD.read_text()
+    try:
+        result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "torch-5min", "--seeds", "0",
+                                 "--set", "epochs=1", "--set", "max_train_samples=1000", "--set", "width=8",
+                                 "--set", "tta=false", "--out", str(tmp_path)], capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert BENCHMARKS_MD.read_text() == before and "recorded in" not in result.stdout
+    finally:
+        BENCHMARKS_MD.write_text(before)
+    report = json.loads((tmp_path / "train-torch-5min.json").read_text())
+    assert not report["smoke"] and report["runs"][0]["epochs"] == 1 and report["met"] is False
+
+
+def test_a_candidate_s_bad_key_or_value_is_refused_before_any_training(tmp_path):
+    for setting, message in (("droput=0", "unknown config keys ['droput']"), ("dropout=2", "dropout=2.0 must be"),
+                             ("dropout", "expected KEY=VALUE")):
+        done = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "torch-5min", "--set", setting,
+                               "--out", str(tmp_path)], capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert not (tmp_path / "runs").exists()
