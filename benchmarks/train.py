@@ -101,11 +101,11 @@ def candidate_config(goal: Goal, overrides: dict, out: Path) -> Path:
     value) and written to ``out``; the goal's own file when there are none."""
     if not overrides:
         return CONFIGS / goal.config
-    values = json.loads((CONFIGS / goal.config).read_text())
-    TrainConfig.from_dict(overrides, TrainConfig.from_dict(values))
+    values = {**json.loads((CONFIGS / goal.config).read_text()), **overrides}
+    TrainConfig.from_dict(values)
     path = out / f"train-{goal.name}.params.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**values, **overrides}, indent=2) + "\n")
+    path.write_text(json.dumps(values, indent=2) + "\n")
     return path
 
 
