@@ -371,3 +371,18 @@ def test_each_epoch_row_times_its_training_within_the_whole_epoch(tmp_path):
     rows = loop.fit(Recorder, small(tmp_path)).metrics
     elapsed = time.perf_counter() - start
     assert all(0 <= r["train_seconds"] <= r["seconds"] <= elapsed for r in rows)
+
+
+def test_eval_every_evaluates_every_nth_epoch_and_the_last_and_rows_say_which(tmp_path):
+    seen = []
+    result = loop.fit(Recorder, small(tmp_path, epochs=5, eval_every=2), on_epoch=lambda e, row: seen.append(row))
+    calls = Recorder.instances[0].calls
+    evaluated_after = [sum(c[0] == "save_checkpoint" for c in calls[:i]) + 1
+                       for i, c in enumerate(calls) if c[0] == "predict"]
+    assert evaluated_after == [2, 4, 5]  # the last epoch too, whose evaluation is the run's
+    assert [c[1] for c in calls if c[0] == "save_checkpoint"] == [1, 2, 3, 4, 5]  # checkpoints stay per epoch
+    rows = result.metrics
+    assert [("eval_acc" in r, "eval_loss" in r, "eval_split" in r) for r in rows] == [
+        (e in (2, 4, 5),) * 3 for e in range(1, 6)]
+    assert seen == rows and result.accuracy == rows[-1]["eval_acc"]
+    assert (result.run.path / "curves.png").stat().st_size > 0

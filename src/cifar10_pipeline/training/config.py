@@ -70,6 +70,10 @@ class TrainConfig:
                            "part of the exported graph, three times the work of --tta alone (only up to crop_padding: "
                            "a model is averaged over the shifts it trained on)")
     # run
+    # evaluating reads no random stream and changes no weight, so it never changes the model trained
+    eval_every: int = _f(1, "evaluate on the eval split after every Nth epoch and after the last; the metrics rows of "
+                            "the other epochs have no eval_loss/eval_acc (the curves skip them, tuning prunes only "
+                            "where it evaluated)")
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     device: str = _f("auto", "training device", choices=("auto", "cpu", "cuda"))
     # bfloat16 needs no loss scaling; the saved model is float32 either way
@@ -94,7 +98,7 @@ class TrainConfig:
             if "choices" in f.metadata and value not in f.metadata["choices"]:
                 problems.append(f"{f.name}={value!r} is not one of {list(f.metadata['choices'])}")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "width": self.width,
-                    "replicas": self.replicas}
+                    "replicas": self.replicas, "eval_every": self.eval_every}
         problems += [f"{k}={v!r} must be > 0" for k, v in positive.items() if not v > 0]
         fractions = {"val_fraction": self.val_fraction, "warmup": self.warmup, "dropout": self.dropout,
                      "label_smoothing": self.label_smoothing, "momentum": self.momentum}

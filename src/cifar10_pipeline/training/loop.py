@@ -185,7 +185,8 @@ def _epochs(trainer: Trainer, data: TrainingData, config: TrainConfig, run: Run,
         if not main:  # the main process evaluates, logs and saves while the others wait at the next step
             continue
 
-        eval_logits = trainer.predict(data.eval_images)
+        evaluated = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
+        eval_logits = trainer.predict(data.eval_images) if evaluated else None
         row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, data.eval_labels,
                         data.eval_split, train_seconds, time.perf_counter() - t0)
         run.log_epoch(row)

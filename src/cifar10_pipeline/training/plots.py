@@ -14,13 +14,14 @@ import numpy as np  # noqa: E402
 
 def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     epochs = [m["epoch"] for m in metrics]
-    split = metrics[0]["eval_split"] if metrics else "eval"
+    evaluated = [m for m in metrics if "eval_acc" in m]  # every epoch, or every eval_every-th and the last
+    split = evaluated[0]["eval_split"] if evaluated else "eval"
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [m["train_loss"] for m in metrics], "o-", label="train")
-    ax_loss.plot(epochs, [m["eval_loss"] for m in metrics], "o-", label=split)
+    ax_loss.plot([m["epoch"] for m in evaluated], [m["eval_loss"] for m in evaluated], "o-", label=split)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax_acc.plot(epochs, [100 * m["train_acc"] for m in metrics], "o-", label="train (augmented)")
-    ax_acc.plot(epochs, [100 * m["eval_acc"] for m in metrics], "o-", label=split)
+    ax_acc.plot([m["epoch"] for m in evaluated], [100 * m["eval_acc"] for m in evaluated], "o-", label=split)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

@@ -115,18 +115,22 @@ class Run:
         return accuracy
 
 
-def epoch_row(epoch: int, lr: float, loss_sum: float, correct: int, n: int, logits: np.ndarray, labels: np.ndarray,
-              split: str, train_seconds: float, seconds: float) -> dict[str, Any]:
+def epoch_row(epoch: int, lr: float, loss_sum: float, correct: int, n: int, logits: np.ndarray | None,
+              labels: np.ndarray, split: str, train_seconds: float, seconds: float) -> dict[str, Any]:
     """One metrics.jsonl line, the same keys from both trainers. ``loss_sum``/``correct`` are summed over the
-    epoch's ``n`` augmented training images; ``logits`` float [M, classes] are the eval split's."""
+    epoch's ``n`` augmented training images; ``logits`` float [M, classes] are the eval split's, None for an epoch
+    not evaluated (``eval_every``), whose row has no eval_* keys."""
+    evaluation = {} if logits is None else {
+        "eval_loss": cross_entropy(logits, labels),
+        "eval_acc": float((logits.argmax(1) == labels).mean()),
+        "eval_split": split,
+    }
     return {
         "epoch": epoch,
         "lr": lr,
         "train_loss": loss_sum / n,
         "train_acc": correct / n,
-        "eval_loss": cross_entropy(logits, labels),
-        "eval_acc": float((logits.argmax(1) == labels).mean()),
-        "eval_split": split,
+        **evaluation,
         "train_seconds": round(train_seconds, 3),
         "seconds": round(seconds, 3),
         "images_per_second": round(n / train_seconds, 1),

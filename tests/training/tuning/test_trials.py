@@ -84,11 +84,13 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_run_again_on_a_database(t
 
 
 def _fake_train(accuracies):
-    """A trainer stand-in: reports ``accuracies[epoch - 1]`` after each epoch (``parent`` and ``tags``, the trial's
-    MLflow placing, are the real train()'s business)."""
+    """A trainer stand-in: reports ``accuracies[epoch - 1]`` after each epoch it evaluates (every ``eval_every``-th
+    and the last; the others' rows have no eval_acc) (``parent`` and ``tags``, the trial's MLflow placing, are the
+    real train()'s business)."""
     def train(config, *, on_epoch, parent=None, tags=None):
         for epoch in range(1, config.epochs + 1):
-            on_epoch(epoch, {"eval_acc": accuracies[epoch - 1]})
+            evaluated = epoch % config.eval_every == 0 or epoch == config.epochs
+            on_epoch(epoch, {"train_acc": 0.5, **({"eval_acc": accuracies[epoch - 1]} if evaluated else {})})
         return SimpleNamespace(accuracy=accuracies[config.epochs - 1])
     return train
 
@@ -114,6 +116,16 @@ def test_objective_reports_steps_on_the_longest_schedule_and_records_the_config(
                                           for k in HYPERPARAMETERS}
         assert t.user_attrs["pid"] == os.getpid() and t.user_attrs["host"] == HOST
     assert seen == {2, 4}
+
+
+def test_a_trial_that_evaluates_every_few_epochs_reports_only_those(tmp_path):
+    space = SearchSpace.load(space_file(tmp_path, epochs={"type": "categorical", "choices": [3]}))
+    base = TrainConfig.from_dict({"dataset": "synthetic", "val_fraction": 0.1, "eval_every": 2})
+    config = TuneConfig(base=base, space=space, studies_dir=tmp_path, pruner="median")
+    study = journal_study(tmp_path)
+    study.optimize(make_objective(config, _fake_train([0.2, 0.4, 0.6])), n_trials=1)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {2: 0.4, 3: 0.6}
 
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])

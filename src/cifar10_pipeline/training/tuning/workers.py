@@ -134,6 +134,8 @@ def make_objective(config: TuneConfig, train: Callable[..., Any],
         scale = config.max_epochs / train_config.epochs
 
         def on_epoch(epoch: int, row: dict) -> None:
+            if "eval_acc" not in row:  # an epoch that eval_every skips
+                return
             trial.report(row["eval_acc"], round(epoch * scale))
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch}/{train_config.epochs}: validation accuracy "
