@@ -56,12 +56,18 @@ class ModelSpec:
         return [(shift, mirrored, weight / total) for shift, weight in shifts for mirrored in mirrors]
 
 
+def reflected(i: Any, n: int) -> Any:
+    """Position ``i`` (an int, or an int tensor of positions) of an axis of ``n`` pixels, reflected at its edges as
+    training's reflection padding reflects (-1 -> 0, n -> n - 1): with r = i mod 2n, min(r, 2n - 1 - r), written
+    with ``%``, ``abs`` and ``//`` only, so that ints and tensors alike take it."""
+    r = i % (2 * n)
+    return (2 * n - 1 - abs(2 * r - (2 * n - 1))) // 2
+
+
 def shifted_index(n: int, shift: int) -> list[int]:
     """For each of ``n`` positions along an axis, the position it reads when the image moves ``shift`` pixels along
-    it, reflected at the edges as the training shifts reflect (-1 -> 0, n -> n - 1): a constant gather index."""
-    period = 2 * n
-    source = [(i - shift) % period for i in range(n)]
-    return [i if i < n else period - 1 - i for i in source]
+    it, reflected at the edges as the training shifts reflect (``reflected``): a constant gather index."""
+    return [reflected(i - shift, n) for i in range(n)]
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from cifar10_pipeline.model import frameworks
+from cifar10_pipeline.model.spec import reflected
 from cifar10_pipeline.model.torch_net import Net, build_model, load_payload, save_atomic, save_model_file
 from cifar10_pipeline.training import distributed, gpus
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
@@ -111,14 +112,9 @@ def shift_flip(x: torch.Tensor, shift: torch.Tensor, sign: torch.Tensor) -> torc
     """The same map as ``rotate_shift_flip`` at angle 0, as a gather: output pixel (i, j) reads input pixel
     (i + dy, j' + dx), j' = j or W-1-j when flipped, reflected at the edges like grid_sample (-1 -> 0, H -> H-1)."""
     b, c, h, w = x.shape
-
-    def reflect(i: torch.Tensor, n: int) -> torch.Tensor:
-        i = i % (2 * n)
-        return torch.where(i < n, i, 2 * n - 1 - i)
-
     j = torch.arange(w)
-    cols = reflect(torch.where(sign[:, None] > 0, j, w - 1 - j) + shift[:, :1], w)  # [B, W]
-    rows = reflect(torch.arange(h) + shift[:, 1:], h)  # [B, H]
+    cols = reflected(torch.where(sign[:, None] > 0, j, w - 1 - j) + shift[:, :1], w)  # [B, W]
+    rows = reflected(torch.arange(h) + shift[:, 1:], h)  # [B, H]
     index = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).to(x.device)
     return x.flatten(2).gather(2, index.expand(b, c, h * w)).view(b, c, h, w)
 
