@@ -8,6 +8,7 @@ the next full run that produces it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -62,7 +63,14 @@ def record_section(path: Path, name: str, markdown: str, command: str, target: s
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     section = (f"<!-- begin {name} -->\n{body}\n\nCommand: `{command}` (part of `{target}`; run {stamp}).\n"
                f"<!-- end {name} -->")
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+    # benchmarks running side by side (a make bench and a gpu_check rehearsal) record into one file: each one's
+    # read-modify-write holds the file's lock, or the later write would drop the section the other had just added
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        text = f.read() or "# Benchmarks\n"
+        text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+        f.seek(0)
+        f.truncate()
+        f.write(text)

@@ -4,6 +4,7 @@ and leaves the rest as written; every run writes its JSON and markdown."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 from harness.report import record_section, write_figures
 
@@ -28,3 +29,25 @@ def test_figures_are_written_as_json_and_markdown(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "stress-fuzz.json").read_text()) == {"inputs": 3, "goals": []}
     assert (tmp_path / "out" / "stress-fuzz.md").read_text() == "# Fuzz\n\n| a |\n"
     assert "# Fuzz" in capsys.readouterr().out  # the table is printed too
+
+
+def _record_many(path, writer: int, start) -> None:
+    start.wait()
+    for i in range(25):
+        record_section(path, f"w{writer}-{i}", f"# W{writer} {i}\n", "python -m benchmarks.x", "make bench")
+
+
+def test_benchmarks_recording_side_by_side_keep_every_section(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"  # not there yet: the first to record makes it
+    start = multiprocessing.get_context("fork").Barrier(4)
+    writers = [multiprocessing.get_context("fork").Process(target=_record_many, args=(path, w, start))
+               for w in range(4)]
+    for p in writers:
+        p.start()
+    for p in writers:
+        p.join(timeout=60)
+    assert [p.exitcode for p in writers] == [0] * 4
+    text = path.read_text()
+    assert text.startswith("# Benchmarks\n")
+    missing = [f"w{w}-{i}" for w in range(4) for i in range(25) if text.count(f"<!-- begin w{w}-{i} -->") != 1]
+    assert missing == []
