@@ -1,5 +1,5 @@
-"""The server's command line (``python -m cifar10_pipeline.inference.server``): bad settings exit 2, thread defaults,
-and port 0: a free port, reported in the port file and held by the server."""
+"""The server's command line (``python -m cifar10_pipeline.inference.server``): bad settings and taken ports exit 2,
+thread defaults, and port 0: a free port, reported in the port file and held by the server."""
 
 from __future__ import annotations
 
@@ -41,6 +41,44 @@ def test_server_cli_refuses_bad_settings_with_exit_2(monkeypatch, capsys, env, a
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and message in err, (code, err)
+
+
+@pytest.fixture
+def taken_port():
+    """A port another process listens on, as a server of its own would (SO_REUSEPORT set, as granian sets it)."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "{port}"], "--port {port}: cannot listen on 127.0.0.1:{port} (Address already in use); stop what "
+                           "listens there or choose another port"),
+    (["--port", "0", "--grpc-port", "{port}"], "--grpc-port {port}: cannot listen on 127.0.0.1:{port} (Address "
+                                               "already in use)"),
+])
+def test_a_taken_port_is_refused_with_exit_2_before_any_worker_starts(monkeypatch, capsys, taken_port, flags,
+                                                                        message):
+    from cifar10_pipeline.inference import server
+
+    # granian would join the taken port (SO_REUSEPORT, the same user) and serve beside its owner
+    monkeypatch.setattr(server, "serve", lambda args: pytest.fail("started serving on a taken port"))
+    code = server.main(["--host", "127.0.0.1", *(f.format(port=taken_port) for f in flags)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: {message.format(port=taken_port)}" in err, (code, err)
+
+
+def test_a_host_that_is_not_this_machine_is_refused_with_exit_2(monkeypatch, capsys):
+    from cifar10_pipeline.inference import server
+
+    monkeypatch.setattr(server, "serve", lambda args: pytest.fail("started serving"))
+    # TEST-NET-1 (RFC 5737): an address no machine here has; binding it sends nothing
+    code = server.main(["--host", "192.0.2.1", "--port", "8000"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--port 8000: cannot listen on 192.0.2.1:8000" in err
+    assert "--host must name an address of this machine" in err
 
 
 def test_server_threads_default_to_the_cpus_or_the_batch_size():

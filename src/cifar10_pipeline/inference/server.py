@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import socket
 import sys
@@ -122,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
+    try:
+        for flag, port in (("--port", args.port), ("--grpc-port", args.grpc_port)):
+            if port:
+                check_port_free(args.host, port, flag)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     # the workers read these: their gRPC side (when on) binds and sizes itself as the HTTP side
     os.environ.update(HOST=args.host, SERVER_THREADS=str(args.threads), GRPC_PORT=str(args.grpc_port))
     with contextlib.ExitStack() as stack:
@@ -133,6 +141,27 @@ def main(argv: list[str] | None = None) -> int:
             args.port_file.write_text(f"{args.port}\n")
         serve(args)
     return 0
+
+
+def check_port_free(host: str, port: int, flag: str) -> None:
+    """Bind ``host``:``port`` once and let it go, before any worker starts; a ValueError naming ``flag`` if another
+    process listens there, the host is not an address of this machine, or the port needs root.
+
+    Without it, a taken HTTP port ends in granian's traceback and a taken gRPC port in a crash loop of workers. The
+    probe sets SO_REUSEADDR as the servers do (a port left in TIME_WAIT by a server just stopped is free) but not
+    SO_REUSEPORT: the workers' sockets share the port with each other, and must not share it with another server
+    (the kernel would split the connections between the two)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        hint = {errno.EADDRINUSE: "stop what listens there or choose another port",
+                errno.EACCES: "ports below 1024 need root (or CAP_NET_BIND_SERVICE)"}.get(
+            e.errno, "--host must name an address of this machine")
+        raise ValueError(f"{flag} {port}: cannot listen on {host}:{port} ({e.strerror}); {hint}") from None
 
 
 @contextlib.contextmanager
