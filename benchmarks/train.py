@@ -6,8 +6,8 @@
 training images: a run's accuracy is that of the exported ONNX file on the 10,000 test images (``cifar10-export``,
 whose parity step runs onnxruntime over all of them), and a goal is met when the mean over the seeds reaches it
 within the budget. Beside it, what the work took here: the trainer's wall time from process start to exit (data
-loading and per-epoch evaluation included) and the mean training step. Then the CIFAR-10 GPU config's network and
-batch are timed on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as
+loading and the evaluations of ``eval_every`` included) and the mean training step. Then the CIFAR-10 GPU config's
+network and batch are timed on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as
 ``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
 
 ``--set KEY=VALUE`` measures a candidate recipe against a goal without editing its shipped config: the goal's config
@@ -154,7 +154,7 @@ def goal_markdown(case: dict, head: str) -> str:
              f"`make train-{'torch' if case['framework'] == 'torch' else 'tf'} export DATASET=fashion-mnist "
              f"PARAMS={case['params'] if changed else case['config']}`, seeds {', '.join(map(str, case['seeds']))}; "
              "the budget is work (epochs of the training images at the config's width), so the times say what it "
-             "took on this machine; wall: the trainer command's (data loading and per-epoch evaluation included); "
+             "took on this machine; wall: the trainer command's (data loading and evaluation included); "
              "step: the mean training step (augmentation, forward, backward, update); accuracy: the exported ONNX "
              "file on the test images.", "",
              "| seed | epochs | width | batch | ONNX test accuracy | wall s | of which training steps s | ms per step "
