@@ -30,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import numpy as np
 import onnxruntime as ort
 
 from cifar10_pipeline.inference.v2.grpc_messages import SERVICE_NAME, protos
-from harness.load import Tally, load_round, wrk
+from harness.load import Tally, failed_cell, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report
 from harness.server import Server, call, free_port
@@ -110,9 +111,10 @@ async def _grpc_logits(port: int, request: bytes) -> np.ndarray:
 
 
 async def _grpc_load(port: int, request: bytes, concurrency: int, seconds: float) -> dict:
-    """``concurrency`` ModelInfer calls in flight for ``seconds`` on one channel: wrk's totals and percentiles."""
+    """``concurrency`` ModelInfer calls in flight for ``seconds`` on one channel: wrk's totals and percentiles, the
+    failed calls by status code."""
     latencies: list[float] = []
-    failed = 0
+    errors: Counter[str] = Counter()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         infer = _infer_call(channel)
         await infer(request, timeout=CALL_TIMEOUT_S)  # connected before the clock starts
@@ -120,20 +122,20 @@ async def _grpc_load(port: int, request: bytes, concurrency: int, seconds: float
         end = started + seconds
 
         async def caller() -> None:
-            nonlocal failed
             while time.perf_counter() < end:
                 sent = time.perf_counter()
                 try:
                     await infer(request, timeout=CALL_TIMEOUT_S)
-                except grpc.RpcError:
-                    failed += 1
+                except grpc.RpcError as e:
+                    errors[e.code().name] += 1
                     continue
                 latencies.append(time.perf_counter() - sent)
 
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     ms = 1000 * np.asarray(latencies or [np.nan])
-    return {"requests": len(latencies) + failed, "seconds": elapsed, "failed": failed,
+    failed = sum(errors.values())
+    return {"requests": len(latencies) + failed, "seconds": elapsed, "failed": failed, "errors": dict(errors),
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
@@ -190,7 +192,7 @@ def markdown(report: dict) -> str:
         for row in rows:
             lines.append(f"| {row['protocol']} | {row['concurrency']} | {row['requests_per_s']:.1f} "
                          f"| {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['server_cpu_ms_per_request']:.2f} "
-                         f"| {row['client_cpu_ms_per_request']:.2f} | {row['failed']} |")
+                         f"| {row['client_cpu_ms_per_request']:.2f} | {failed_cell(row)} |")
     lines += ["", f"Both ports' logits equal onnxruntime's (max |difference| {report['max_abs_logit_diff']:.1e}).", ""]
     return "\n".join(lines)
 

@@ -53,7 +53,7 @@ from PIL import Image
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
 from cifar10_pipeline.inference.runtime import load_session
 from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
-from harness.load import Tally, load_round, wrk
+from harness.load import Tally, failed_cell, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report
 from harness.server import Server, free_port
@@ -386,7 +386,7 @@ def markdown(report: dict) -> str:
     for row in sorted(report["load"], key=lambda r: (report["order"].index(r["server"]), r["concurrency"])):
         lines.append(
             f"| {row['server']} | {row['concurrency']} | {row['requests_per_s']:.1f} | {row['p50_ms']:.1f} "
-            f"| {row['p99_ms']:.1f} | {row['server_cpu_ms_per_request']:.2f} | {row['failed']} "
+            f"| {row['p99_ms']:.1f} | {row['server_cpu_ms_per_request']:.2f} | {failed_cell(row)} "
             f"| {row['fraction_of_ceiling']:.1%} |")
     lines += ["", "Goals:", ""]
     for goal in report["goals"]:

@@ -39,7 +39,7 @@ from PIL import Image
 from cifar10_pipeline.deploy.replicas import podman
 from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES
 from harness import REPO
-from harness.load import Tally, load_round, wrk
+from harness.load import Tally, failed_cell, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report
 from harness.server import Server
@@ -234,7 +234,7 @@ def markdown(report: dict) -> str:
     for row in report["load"]:
         lines.append(
             f"| {row['server']} | {fmt(row['requests_per_s'])} | {fmt(row['p50_ms'])} | {fmt(row['p99_ms'])} "
-            f"| {fmt(row['server_cpu_ms_per_request'], 2)} | {fmt(row['mean_batch_size'])} | {row['failed']} "
+            f"| {fmt(row['server_cpu_ms_per_request'], 2)} | {fmt(row['mean_batch_size'])} | {failed_cell(row)} "
             f"| {fmt(row['requests_per_s'] / naive, 2)} |"
         )
     lines += ["", goal_line(report["load"])]

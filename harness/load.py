@@ -21,6 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,12 +265,15 @@ class Tally:
     cpu_s: float = 0.0
     p50_ms: list[float] = field(default_factory=list)  # one per round
     p99_ms: list[float] = field(default_factory=list)
+    # the failed requests by kind: wrk's (connect, read, write, status, timeout) or a gRPC status code's name
+    errors: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: dict, cpu_s: float) -> None:
-        """One round: wrk's ``result`` and the server CPU seconds it took."""
+        """One round: wrk's ``result`` (or one in its form) and the server CPU seconds it took."""
         self.cpu_s += cpu_s
         self.requests += result["requests"] - result["failed"]
         self.failed += result["failed"]
+        self.errors.update({kind: count for kind, count in result["errors"].items() if count})
         self.wall_s += result["seconds"]
         self.p50_ms.append(result["p50_ms"])
         self.p99_ms.append(result["p99_ms"])
@@ -278,11 +282,19 @@ class Tally:
         return {
             "requests": self.requests,
             "failed": self.failed,
+            "errors": dict(sorted(self.errors.items())),
             "requests_per_s": self.requests / self.wall_s,
             "p50_ms": float(np.median(self.p50_ms)),  # the median round's
             "p99_ms": max(self.p99_ms),  # the worst round's: percentiles of separate runs do not average
             "server_cpu_ms_per_request": 1000 * self.cpu_s / max(self.requests, 1),
         }
+
+
+def failed_cell(row: dict) -> str:
+    """A report's "failed" cell for a Tally's ``summary``: the count, and its kinds when there are any, so that a
+    failure in a report or a test's message says what it was ("2 (read 1, timeout 1)")."""
+    kinds = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items())
+    return f"{row['failed']} ({kinds})" if kinds else str(row["failed"])
 
 
 def load_round(server: Server, tally: Tally, body: Path, concurrency: int, seconds: int, path: str = "/predict",

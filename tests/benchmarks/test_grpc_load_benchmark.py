@@ -25,6 +25,6 @@ def test_benchmark_smoke_mode_runs_and_reports(tmp_path):
         assert [(row["protocol"], row["concurrency"]) for row in rows] == [
             (protocol, c) for c in (1, 16, 64) for protocol in ("HTTP", "gRPC")]
         for row in rows:
-            assert row["requests"] > 0 and row["failed"] == 0 and row["p50_ms"] <= row["p99_ms"]
+            assert row["requests"] > 0 and row["failed"] == 0 and row["p50_ms"] <= row["p99_ms"], row
             assert row["server_cpu_ms_per_request"] > 0 and row["client_cpu_ms_per_request"] > 0
     assert "| gRPC | 64 |" in (out / "grpc_load.md").read_text()

@@ -27,7 +27,7 @@ def test_peers_benchmark_smoke_measures_the_ceiling_and_this_service(tmp_path):
         "this service: /predict", "this service: /v2 infer, binary", "this service: /v2 infer, JSON"]
     for row in report["load"]:
         assert row["family"] == "service" and row["concurrency"] == 1
-        assert row["requests"] > 0 and row["failed"] == 0 and 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["requests"] > 0 and row["failed"] == 0 and 0 < row["p50_ms"] <= row["p99_ms"], row
         assert row["server_cpu_ms_per_request"] > 0
         assert row["fraction_of_ceiling"] == pytest.approx(row["requests_per_s"] / ceiling["images_per_s"])
     assert [server["server"] for server in report["servers"]] == ["service"]

@@ -22,7 +22,7 @@ def test_benchmark_smoke_mode_runs_and_reports(tmp_path):
     assert servers == ["onnxruntime, batching on", "onnxruntime, batching off",
                        "onnxruntime, batching off, 2 worker processes", "naive: Flask + torch eager, batch 1"]
     for row in report["load"]:
-        assert row["requests"] > 0 and row["failed"] == 0 and row["p50_ms"] <= row["p99_ms"]
+        assert row["requests"] > 0 and row["failed"] == 0 and row["p50_ms"] <= row["p99_ms"], row
     assert report["load"][0]["mean_batch_size"] >= 1 and report["load"][1]["mean_batch_size"] == 1
     assert report["load"][2]["mean_batch_size"] == 1  # /metrics adds up both workers' batches
     assert [row["engine"].split()[0] for row in report["engines"]] == ["torch", "onnxruntime"]
