@@ -34,7 +34,7 @@ from cifar10_pipeline.training import distributed
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.loop import fit
 from cifar10_pipeline.training.run import Run
-from cifar10_pipeline.training.torch_trainer import TorchTrainer, augment, to_layout
+from cifar10_pipeline.training.torch_trainer import TorchTrainer, augment, join_group, to_layout
 from tests.support.make import dry_run
 from tests.support.paths import REPO
 
@@ -97,6 +97,13 @@ def test_the_process_count_must_be_the_replicas(tmp_path):
     config = TrainConfig.from_dict({**GROUP, "replicas": 2, "runs_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="replicas=2 but 1 process"):
         fit(TorchTrainer, config)
+
+
+def test_more_processes_on_a_node_than_its_gpus_are_refused_before_joining(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    third = distributed.Topology(rank=2, world_size=3, local_rank=2, restarts=0)
+    with pytest.raises(ConfigError, match=r"LOCAL_RANK=2 but PyTorch sees 2 GPU\(s\).*--nproc-per-node 2"):
+        join_group(torch.device("cuda"), third)  # no rendezvous: the environment has no MASTER_ADDR
 
 
 def test_a_batch_smaller_than_the_replicas_is_refused():

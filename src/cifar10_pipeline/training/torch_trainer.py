@@ -149,8 +149,14 @@ def make_optimizer(model: Net, config: TrainConfig) -> torch.optim.SGD:
 
 def join_group(device: torch.device, group: distributed.Topology) -> torch.device:
     """Join torchrun's process group and return this process's device: on CUDA the node's ``LOCAL_RANK``-th GPU and
-    NCCL, on the CPU gloo."""
+    NCCL, on the CPU gloo. More processes on a node than it has GPUs is a ConfigError: NCCL cannot put two ranks on
+    one GPU."""
     if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if group.local_rank >= count:
+            raise ConfigError(f"torchrun started a process with LOCAL_RANK={group.local_rank} but PyTorch sees {count} "
+                              f"GPU(s) on this node: start one process per GPU (torchrun --nproc-per-node {count}, "
+                              f"make train-torch NPROC={count}), or train on the CPU (--device cpu)")
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
     # torchrun keeps one key-value store for every attempt of the group: keys under a prefix of their own per
