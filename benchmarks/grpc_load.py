@@ -8,10 +8,9 @@ request on both ports: one 32x32x3 UINT8 image, the logits back as raw bytes, as
 
 - HTTP: ``POST /v2/models/classifier/infer`` with binary tensor data (a JSON header, then the 3072 bytes), from wrk
   (``harness.load``, C) over ``concurrency`` keep-alive connections, as the serving benchmark loads /predict.
-- gRPC: ``ModelInfer`` with ``raw_input_contents``, from an asyncio load generator on ``grpc.aio`` (this module):
-  ``concurrency`` calls in flight on one channel (one HTTP/2 connection, as tritonclient opens), the request
-  serialized once and the answer left unparsed, so the client costs little beside the server. Triton's
-  perf_analyzer is not installable here (its PyPI package is an empty placeholder).
+- gRPC: ``ModelInfer`` with ``raw_input_contents``, from an asyncio load generator on ``grpc.aio``
+  (``harness.grpc_load``): ``concurrency`` calls in flight on one channel, the request serialized once and the
+  answer left unparsed.
 
 At concurrency 1, 16 and 64, the protocols take turns round by round, so a burst of other load on the machine hits
 both. Before any load each port's logits are checked against a direct onnxruntime call. Per protocol and
@@ -30,7 +29,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +36,8 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
-from cifar10_pipeline.inference.v2.grpc_messages import SERVICE_NAME, protos
+from cifar10_pipeline.inference.v2.grpc_messages import protos
+from harness.grpc_load import CALL_TIMEOUT_S, grpc_load, infer_call
 from harness.load import Tally, failed_cell, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report
@@ -47,7 +46,6 @@ from harness.server import Server, call, free_port
 INFER_PATH = "/v2/models/classifier/infer"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 CONCURRENCIES = (1, 16, 64)
-CALL_TIMEOUT_S = 30.0  # as wrk's --timeout
 SERVERS = {  # name: settings
     "batching off (CPU default)": {"INFERENCE_BATCH_MAX_SIZE": "1"},
     "batching on (32)": {"INFERENCE_BATCH_MAX_SIZE": "32"},
@@ -88,11 +86,6 @@ def grpc_request(image: np.ndarray) -> bytes:
                                     ).SerializeToString()
 
 
-def _infer_call(channel: grpc.aio.Channel):
-    """ModelInfer taking and giving bytes: the load generator neither builds nor parses messages per call."""
-    return channel.unary_unary(f"/{SERVICE_NAME}/ModelInfer")
-
-
 def http_logits(port: int, body: bytes, headers: dict[str, str], count: int) -> np.ndarray:
     """The ``count`` logits of one HTTP inference: the binary output, the last bytes of the answer."""
     status, answer = call(port, "POST", INFER_PATH, body, headers)
@@ -103,40 +96,11 @@ def http_logits(port: int, body: bytes, headers: dict[str, str], count: int) -> 
 
 async def _grpc_logits(port: int, request: bytes) -> np.ndarray:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        response = protos.ModelInferResponse.FromString(await _infer_call(channel)(request, timeout=CALL_TIMEOUT_S))
+        response = protos.ModelInferResponse.FromString(await infer_call(channel)(request, timeout=CALL_TIMEOUT_S))
     return np.frombuffer(response.raw_output_contents[0], "<f4")
 
 
 # ---------------------------------------------------------------- load
-
-
-async def _grpc_load(port: int, request: bytes, concurrency: int, seconds: float) -> dict:
-    """``concurrency`` ModelInfer calls in flight for ``seconds`` on one channel: wrk's totals and percentiles, the
-    failed calls by status code."""
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        infer = _infer_call(channel)
-        await infer(request, timeout=CALL_TIMEOUT_S)  # connected before the clock starts
-        started = time.perf_counter()
-        end = started + seconds
-
-        async def caller() -> None:
-            while time.perf_counter() < end:
-                sent = time.perf_counter()
-                try:
-                    await infer(request, timeout=CALL_TIMEOUT_S)
-                except grpc.RpcError as e:
-                    errors[e.code().name] += 1
-                    continue
-                latencies.append(time.perf_counter() - sent)
-
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    ms = 1000 * np.asarray(latencies or [np.nan])
-    failed = sum(errors.values())
-    return {"requests": len(latencies) + failed, "seconds": elapsed, "failed": failed, "errors": dict(errors),
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def _children_cpu_s() -> float:
@@ -149,7 +113,7 @@ def measure(server: Server, grpc_port: int, body_file: Path, headers: dict[str, 
             counts: Counts) -> list[dict]:
     """Both protocols at each concurrency, in turns; one row per (protocol, concurrency)."""
     wrk(server.port, body_file, max(CONCURRENCIES), counts.warmup_s, INFER_PATH, headers)
-    asyncio.run(_grpc_load(grpc_port, request, max(CONCURRENCIES), counts.warmup_s))
+    asyncio.run(grpc_load(grpc_port, request, max(CONCURRENCIES), counts.warmup_s))
     rows = []
     for concurrency in CONCURRENCIES:
         tallies = {"HTTP": Tally(), "gRPC": Tally()}
@@ -159,7 +123,7 @@ def measure(server: Server, grpc_port: int, body_file: Path, headers: dict[str, 
             load_round(server, tallies["HTTP"], body_file, concurrency, counts.round_s, INFER_PATH, headers)
             client_cpu["HTTP"] += _children_cpu_s() - before
             server_before, before = server.cpu_seconds(), time.process_time()
-            result = asyncio.run(_grpc_load(grpc_port, request, concurrency, counts.round_s))
+            result = asyncio.run(grpc_load(grpc_port, request, concurrency, counts.round_s))
             client_cpu["gRPC"] += time.process_time() - before
             tallies["gRPC"].add(result, server.cpu_seconds() - server_before)
         for protocol, tally in tallies.items():

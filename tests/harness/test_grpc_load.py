@@ -8,14 +8,14 @@ import itertools
 
 import grpc
 
-from benchmarks.grpc_load import _grpc_load
 from cifar10_pipeline.inference.v2.grpc_messages import SERVICE_NAME
+from harness.grpc_load import grpc_load
 
 REFUSE_EVERY = 3
 
 
 async def load_a_refusing_server(concurrency: int, seconds: float) -> dict:
-    """``_grpc_load`` against a server on a free loopback port that answers ModelInfer with the request's bytes and
+    """``grpc_load`` against a server on a free loopback port that answers ModelInfer with the request's bytes and
     refuses every REFUSE_EVERY-th call."""
     calls = itertools.count(1)
 
@@ -30,7 +30,7 @@ async def load_a_refusing_server(concurrency: int, seconds: float) -> dict:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        return await _grpc_load(port, b"request", concurrency, seconds)
+        return await grpc_load(port, b"request", concurrency, seconds)
     finally:
         await server.stop(None)
 
