@@ -4,6 +4,7 @@
   it), ready when /readyz answers 200, stopped with its descendants; ``free_port``; ``call``, one request to it.
 - ``load``: wrk, the HTTP load generator: timed runs and their totals, and counted runs that account for every
   request sent (none cut off at the stop) and tally the answers.
+- ``grpc_load``: the gRPC counterpart of a timed wrk run: ModelInfer calls in flight from asyncio, wrk's totals.
 - ``models``: the project's CNN with seeded random weights, saved and exported as a run's model would be.
 - ``rollout``: a model rolled through replicas behind HAProxy under load, and a replica killed under load.
 - ``postgres``: a throwaway PostgreSQL server.
