@@ -26,7 +26,10 @@ def infer_call(channel: grpc.aio.Channel):
 
 async def grpc_load(port: int, request: bytes, concurrency: int, seconds: float) -> dict:
     """``concurrency`` ModelInfer calls of ``request`` (serialized) in flight for ``seconds`` on one channel to
-    127.0.0.1:``port``: wrk's totals and percentiles, the failed calls by status code (``errors``)."""
+    127.0.0.1:``port``: wrk's totals and percentiles, the failed calls by status code (``errors``). Every call sent
+    is counted: a caller sends its next call only once the last is answered or failed, and the round ends when every
+    caller's last call has (so ``failed`` 0 means no call sent in the round failed, those in flight at its end
+    included)."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
