@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from PIL import Image
 from cifar10_pipeline.deploy.replicas import podman
 from cifar10_pipeline.training.datasets.cifar10 import CIFAR10_CLASSES
 from harness import REPO
+from harness.engines import onnx_forward, time_forward
 from harness.load import Tally, failed_cell, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report
@@ -78,36 +78,16 @@ def engines(checkpoint: Path, onnx_path: Path, counts: Counts) -> list[dict]:
     import torch
 
     model = load_torch(checkpoint)
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    one = rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
-    many = rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
+    ort_run, shape = onnx_forward(onnx_path)
 
     def torch_run(x):
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
 
-    def ort_run(x):
-        return session.run(["logits"], {"image": x})[0]
-
-    rows = []
-    for name, run in ((f"torch {torch.__version__} eager", torch_run), (f"onnxruntime {ort.__version__}", ort_run)):
-        for _ in range(3):  # warm caches and lazy initialisation
-            run(one), run(many)
-        latencies = []
-        for _ in range(counts.latency_runs):
-            t0 = time.perf_counter()
-            run(one)
-            latencies.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for _ in range(counts.throughput_runs):
-            run(many)
-        seconds = time.perf_counter() - t0
-        rows.append({
-            "engine": name,
-            "batch1_p50_ms": 1000 * float(np.percentile(latencies, 50)),
-            "batch256_images_per_s": 256 * counts.throughput_runs / seconds,
-        })
+    runs = {f"torch {torch.__version__} eager": torch_run, f"onnxruntime {ort.__version__}": ort_run}
+    rows = [{"engine": name, **time_forward(run, shape, counts.latency_runs, counts.throughput_runs)}
+            for name, run in runs.items()]
+    many = np.random.default_rng(1).integers(0, 256, (256, *shape), dtype=np.uint8)
     diff = float(np.abs(torch_run(many) - ort_run(many)).max())
     for row in rows:
         row["max_abs_logit_diff"] = diff  # same weights: the two agree

@@ -6,6 +6,7 @@
   request sent (none cut off at the stop) and tally the answers.
 - ``grpc_load``: the gRPC counterpart of a timed wrk run: ModelInfer calls in flight from asyncio, wrk's totals.
 - ``models``: the project's CNN with seeded random weights, saved and exported as a run's model would be.
+- ``engines``: a model's forward pass timed, batch-1 latency and batch-256 throughput; an ONNX file as one.
 - ``rollout``: a model rolled through replicas behind HAProxy under load, and a replica killed under load.
 - ``postgres``: a throwaway PostgreSQL server.
 - ``report``: figures written as JSON and markdown, sections of BENCHMARKS.md and RELIABILITY.md, the machine.
