@@ -6,7 +6,8 @@
 training images: a run's accuracy is that of the exported ONNX file on the 10,000 test images (``cifar10-export``,
 whose parity step runs onnxruntime over all of them), and a goal is met when the mean over the seeds reaches it
 within the budget. Beside it, what the work took here: the trainer's wall time from process start to exit (data
-loading and the evaluations of ``eval_every`` included) and the mean training step. Then the CIFAR-10 GPU config's
+loading and the evaluations of ``eval_every`` included) and the mean training step, and what serving the exported
+file costs (onnxruntime, batch 1 and batch 256: a wider network or more test-time views is slower to serve). Then the CIFAR-10 GPU config's
 network and batch are timed on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as
 ``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
 
@@ -30,12 +31,14 @@ from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.run import Run
 from harness import REPO
+from harness.engines import onnx_forward, time_forward
 from harness.report import machine, write_report
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CIFAR10_GPU_CONFIG = "cifar10-gpu.json"
 CIFAR10_TRAIN_IMAGES = 50_000
 FASHION_MNIST_TRAIN_IMAGES = 60_000
+SERVING_RUNS, SMOKE_SERVING_RUNS = (200, 10), (5, 1)  # (batch-1, batch-256) calls timed on each exported file
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,10 @@ def run_command(cmd: list[str]) -> float:
 
 
 def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str], parity_images: int,
-                     train_images: int) -> dict:
-    """Train, timed, then export the run; the run's figures (the mean step's time over ``train_images`` per epoch)
-    and the ONNX file's test accuracy."""
+                     train_images: int, serving_runs: tuple[int, int]) -> dict:
+    """Train, timed, then export the run; the run's figures (the mean step's time over ``train_images`` per epoch),
+    the ONNX file's test accuracy and what serving it costs here (``harness.engines``: ``serving_runs`` batch-1 and
+    batch-256 calls timed)."""
     python = frameworks.get(framework).python()
     wall = run_command([python, "-m", "cifar10_pipeline.training", "--framework", framework,
                         "--runs-dir", str(runs_dir), "--run-name", name, *args])
@@ -88,10 +92,13 @@ def train_and_export(framework: str, runs_dir: Path, name: str, args: list[str],
     info, config = run.info, run.config
     train_seconds = sum(r["train_seconds"] for r in rows)
     steps = len(rows) * math.ceil(train_images / config.batch_size)
+    serving = time_forward(*onnx_forward(onnx_file), *serving_runs)
     return {"run": str(run.path), "wall_seconds": round(wall, 1), "epochs": len(rows), "width": config.width,
             "batch_size": config.batch_size, "train_seconds": round(train_seconds, 1),
             "ms_per_step": round(1000 * train_seconds / steps, 1),
             "trainer_accuracy": info["test_accuracy"], "onnx_accuracy": parity["test_accuracy"],
+            "onnx_batch1_p50_ms": round(serving["batch1_p50_ms"], 2),
+            "onnx_batch256_images_per_s": round(serving["batch256_images_per_s"]),
             "framework_version": info.get("framework_version"), "device": info.get("device"),
             "precision": info.get("precision")}
 
@@ -116,7 +123,8 @@ def goal_case(goal: Goal, seeds: list[int], runs_dir: Path, smoke: bool, params:
         train_images = 2000
         args += ["--epochs", "1", "--max-train-samples", str(train_images), "--max-test-samples", "1000"]
     runs = [{"seed": seed, **train_and_export(goal.framework, runs_dir, f"{goal.name}-seed{seed}",
-                                              [*args, "--seed", str(seed)], 1000 if smoke else 0, train_images)}
+                                              [*args, "--seed", str(seed)], 1000 if smoke else 0, train_images,
+                                              SMOKE_SERVING_RUNS if smoke else SERVING_RUNS)}
             for seed in seeds]
     accuracy = statistics.mean(r["onnx_accuracy"] for r in runs)
     seconds = statistics.mean(r["wall_seconds"] for r in runs)
@@ -124,7 +132,10 @@ def goal_case(goal: Goal, seeds: list[int], runs_dir: Path, smoke: bool, params:
             "overrides": overrides, "params": str(params), "seeds": seeds, "runs": runs, "mean_accuracy": accuracy,
             "mean_seconds": round(seconds, 1),
             "max_seconds": max(r["wall_seconds"] for r in runs),
-            "mean_ms_per_step": round(statistics.mean(r["ms_per_step"] for r in runs), 1), "target": goal.text,
+            "mean_ms_per_step": round(statistics.mean(r["ms_per_step"] for r in runs), 1),
+            "mean_onnx_batch1_p50_ms": round(statistics.mean(r["onnx_batch1_p50_ms"] for r in runs), 2),
+            "mean_onnx_batch256_images_per_s": round(statistics.mean(r["onnx_batch256_images_per_s"] for r in runs)),
+            "target": goal.text,
             "met": accuracy >= goal.accuracy and all(r["epochs"] <= goal.epochs for r in runs)}
 
 
@@ -166,7 +177,10 @@ def goal_markdown(case: dict, head: str) -> str:
                      f"{r['ms_per_step']} | {r['precision']} |")
     lines += ["", f"**Mean: {100 * case['mean_accuracy']:.2f}%**, in {case['mean_seconds']} s of wall time (slowest "
                   f"run {case['max_seconds']} s) at {case['mean_ms_per_step']} ms per step. Goal {case['target']}: "
-                  f"**{'met' if case['met'] else 'not met'}**."]
+                  f"**{'met' if case['met'] else 'not met'}**.", "",
+              f"Serving the exported file (onnxruntime on this CPU, test-time views included): batch-1 p50 "
+              f"{case['mean_onnx_batch1_p50_ms']} ms, {case['mean_onnx_batch256_images_per_s']} images/s in batches "
+              "of 256 (means over the seeds)."]
     return "\n".join(lines) + "\n"
 
 

@@ -26,11 +26,13 @@ def test_training_benchmark_smoke_trains_exports_and_writes_json_and_markdown(tm
         # the mean step: 2,000 images in batches of 128 are 16 steps (train_seconds is rounded to 0.1 s: 6.25 ms)
         assert run["ms_per_step"] == pytest.approx(1000 * run["train_seconds"] / 16, abs=3.2)
         assert (tmp_path / "runs" / f"torch-5min-seed{run['seed']}" / "model.onnx").is_file()
+        assert run["onnx_batch1_p50_ms"] > 0 and run["onnx_batch256_images_per_s"] > 0
     assert report["mean_accuracy"] == pytest.approx(sum(r["onnx_accuracy"] for r in report["runs"]) / 2)
     assert report["met"] is False  # one tiny epoch on 2,000 images is far from 94%
     markdown = (tmp_path / "train-torch-5min.md").read_text()
     assert "| 1 | 1 | 32 | 128 |" in markdown and "not met" in markdown and "smoke" in markdown
     assert "in 12 epochs" in markdown and "ms per step" in markdown
+    assert f"{report['mean_onnx_batch256_images_per_s']} images/s in batches of 256" in markdown
 
 
 def test_every_goal_s_config_trains_within_its_budget_of_epochs():
