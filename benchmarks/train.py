@@ -7,9 +7,10 @@ training images: a run's accuracy is that of the exported ONNX file on the 10,00
 whose parity step runs onnxruntime over all of them), and a goal is met when the mean over the seeds reaches it
 within the budget. Beside it, what the work took here: the trainer's wall time from process start to exit (data
 loading and the evaluations of ``eval_every`` included) and the mean training step, and what serving the exported
-file costs (onnxruntime, batch 1 and batch 256: a wider network or more test-time views is slower to serve). Then the CIFAR-10 GPU config's
-network and batch are timed on data of CIFAR-10's shape (32x32x3) on this machine. Figures go to ``--out`` as
-``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench`` quantizes one of them).
+file costs (onnxruntime, batch 1 and batch 256: a wider network or more test-time views is slower to serve). Then
+the CIFAR-10 GPU config's network and batch are timed on data of CIFAR-10's shape (32x32x3) on this machine.
+Figures go to ``--out`` as ``train-<case>.json`` and ``.md``; the runs stay in ``--out``/runs (``make bench``
+quantizes one of them).
 
 ``--set KEY=VALUE`` measures a candidate recipe against a goal without editing its shipped config: the goal's config
 with those keys changed is written to ``--out`` and trained instead, and its figures stay out of BENCHMARKS.md,
