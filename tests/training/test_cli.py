@@ -1,5 +1,5 @@
 """``cifar10-train`` of both trainers (``--framework``): the smoke run, --help, user errors that exit 2 with a clear
-message, and a GPU the framework cannot use."""
+message, --check, and a GPU the framework cannot use."""
 
 from __future__ import annotations
 
@@ -86,3 +86,21 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, framework, capsys, 
                              + ["--runs-dir", str(tmp_path / "runs")], capsys)
     assert code == 2, err
     assert message in err
+
+
+def test_check_builds_what_training_needs_and_trains_nothing(tmp_path, framework, capsys):
+    code, out, err = train_cli(framework, ["--dataset", "synthetic", "--width", "8", "--check",
+                                           "--runs-dir", str(tmp_path / "runs")], capsys)
+    assert code == 0, err
+    assert out.startswith(f"ok: {framework.name} can train on synthetic (8000 training images, 32x32x3) on "), out
+    assert not (tmp_path / "runs").exists()  # no run directory, no MLflow store
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "lr=-1.0 must be > 0"),
+    (["--dataset", "folder", "--data-dir", "{tmp}/empty"], "is not a folder"),
+    (["--resume", "{tmp}/no-such-run"], "is not a run directory"),
+])
+def test_check_exits_2_on_what_would_stop_training(tmp_path, framework, capsys, args, message):
+    code, out, err = train_cli(framework, [a.format(tmp=tmp_path) for a in args] + ["--check"], capsys)
+    assert code == 2 and message in err and "ok:" not in out, err

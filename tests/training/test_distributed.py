@@ -111,11 +111,15 @@ def test_a_batch_smaller_than_the_replicas_is_refused():
         TrainConfig(batch_size=2, replicas=4)
 
 
-def test_make_train_torch_starts_torchrun_for_more_than_one_process():
-    assert dry_run("train-torch", "NPROC=2")[-1].startswith(
-        ".venv/bin/torchrun --standalone --nproc-per-node 2 --max-restarts 3 --no-python .venv/bin/cifar10-train "
-        "--framework torch")
-    assert dry_run("train-torch")[-1].startswith(".venv/bin/cifar10-train --framework torch")  # as before
+def test_make_train_torch_starts_torchrun_for_more_than_one_process_after_checking_once():
+    # torchrun restarts a group whose processes exit 2 on a user error: the error is found once, before the group
+    *_, check, group = dry_run("train-torch", "NPROC=2", "DATASET=synthetic")
+    assert check == ".venv/bin/cifar10-train --framework torch --dataset synthetic --check"
+    assert group.startswith(".venv/bin/torchrun --standalone --nproc-per-node 2 --max-restarts 3 --no-python "
+                            ".venv/bin/cifar10-train --framework torch --dataset synthetic")
+    single = dry_run("train-torch", "DATASET=synthetic")
+    assert single[-1].startswith(".venv/bin/cifar10-train --framework torch")  # as before
+    assert not any("--check" in line for line in single)
     assert dry_run("train-tf", "NPROC=2")[-1].endswith("--replicas 2")
 
 

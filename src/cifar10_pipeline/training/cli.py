@@ -1,5 +1,5 @@
 """``cifar10-train``: the trainers' command line, framework-neutral: flags from the config, --framework,
---resume, --dry-run, and user errors mapped to exit code 2. The framework is imported only once the flags
+--resume, --dry-run, --check, and user errors mapped to exit code 2. The framework is imported only once the flags
 are read.
 """
 
@@ -13,7 +13,7 @@ from cifar10_pipeline.model import ModelFileError
 from cifar10_pipeline.model.frameworks import FrameworkError
 from cifar10_pipeline.training import distributed
 from cifar10_pipeline.training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args
-from cifar10_pipeline.training.datasets import DataError
+from cifar10_pipeline.training.datasets import DataError, prepare_for_training
 from cifar10_pipeline.training.gpus import DeviceError
 from cifar10_pipeline.training.loop import train
 from cifar10_pipeline.training.run import Run, RunError
@@ -37,7 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue an interrupted run from its last checkpoint (default: the last run)")
     parser.add_argument("--dry-run", action="store_true",
                         help="smoke test: 1 epoch on 512 training and 256 test images")
+    parser.add_argument("--check", action="store_true",
+                        help="check what training needs (config, data set, framework, device) and exit without "
+                             "training: 0 when all of it is there, 2 and the error otherwise; make train-torch NPROC=N "
+                             "runs it before torchrun, which would restart a group failing on an error of the user's")
     return parser
+
+
+def check(config: TrainConfig, framework: str) -> str:
+    """Build what a run of ``config`` needs before its first step, the data set and the framework's trainer (device,
+    network), then drop it: a user error raises here, before any run directory exists. The line to print when all
+    of it is there.
+
+    The trainer is built as one process (replicas 1): the check runs before torchrun starts the group.
+    """
+    data = prepare_for_training(config)
+    trainer = frameworks.get(framework).load("trainer")(TrainConfig.from_dict({"replicas": 1}, config), data)
+    device = trainer.describe()["device"]
+    return (f"ok: {framework} can train on {data.name} ({len(data.train_labels)} training images, "
+            f"{data.image_shape[0]}x{data.image_shape[1]}x{data.image_shape[2]}) on {device}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.resume:
             # --runs-dir only says where runs/LAST.json is; every other setting comes from the saved config
-            saved_only = ("resume", "runs_dir", "dry_run", "params", "framework")
+            saved_only = ("resume", "runs_dir", "dry_run", "params", "framework", "check")
             flags = ["--" + k.replace("_", "-") for k in vars(args) if k not in saved_only]
             flags += ["--params"] * bool(args.params) + ["--dry-run"] * args.dry_run
             if flags:
@@ -65,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             group = distributed.topology()
             if group.launched and config.replicas == 1:  # torchrun said how many processes train
                 config = TrainConfig.from_dict({"replicas": group.world_size}, config)
+        if args.check:
+            print(check(config, framework))
+            return 0
         result = train(config, framework, resume=run)
     except (ConfigError, DataError, DeviceError, RunError, FrameworkError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
