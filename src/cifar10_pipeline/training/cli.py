@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cifar10_pipeline.model import frameworks
-from cifar10_pipeline.model import ModelFileError
+from cifar10_pipeline.model import ModelFileError, frameworks
 from cifar10_pipeline.model.frameworks import FrameworkError
 from cifar10_pipeline.training import distributed
 from cifar10_pipeline.training.config import ConfigError, TrainConfig, add_config_arguments, config_from_args

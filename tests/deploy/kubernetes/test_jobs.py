@@ -1,8 +1,8 @@
 """The training and tuning Jobs of deploy/kubernetes/jobs/: valid Kubernetes, restricted pods, and wired together:
 the training Job's model lands on the file the serving replicas watch, the tuning workers' storage URL comes from a
 Secret key that exists and names the example database, the best params go where the training Job reads them, the
-Indexed Jobs' counts agree with torchrun's and with the GPUs asked for, and torchrun's rendezvous is the headless
-Service's pod 0. Each ``*_problems`` function lists what is wrong, so a broken copy shows that it is noticed."""
+Indexed Jobs' counts agree with torchrun's and with the GPUs asked for, torchrun's rendezvous is the headless
+Service's pod 0, and the training flags are checked before torchrun starts. Each ``*_problems`` function lists what is wrong, so a broken copy shows that it is noticed."""
 
 from __future__ import annotations
 
@@ -287,6 +287,33 @@ def test_torchrun_fits_the_multinode_job(jobs):
     assert re.search(r'if \[ "\$JOB_COMPLETION_INDEX" = 0 \]; then\s+cifar10-export', script)  # one export
 
 
+def check_problems(job: dict[str, Any]) -> list[str]:
+    """Before torchrun the script runs ``cifar10-train --check`` with the training flags (torchrun's after ``-m
+    cifar10_pipeline.training``): a user error exits 2 once instead of at every restart of the group. A Job that
+    retries failed pods fails at once on that exit code (podFailurePolicy)."""
+    lines = commands(container(job))
+    programs = [argv[0] for argv in lines]
+    if "cifar10-train" not in programs or programs.index("cifar10-train") > programs.index("torchrun"):
+        return ["no cifar10-train --check before torchrun"]
+    check, group = lines[programs.index("cifar10-train")], command(container(job), "torchrun")
+    problems = [] if "--check" in check else ["cifar10-train before torchrun without --check"]
+    flags = group[group.index("cifar10_pipeline.training") + 1:]
+    if [a for a in check[1:] if a != "--check"] != flags:
+        problems.append(f"checked {check[1:]}, trained {flags}")
+    if job["spec"]["backoffLimit"] > 0:
+        rules = job["spec"].get("podFailurePolicy", {}).get("rules", [])
+        if not any(r["action"] == "FailJob" and r.get("onExitCodes", {}).get("operator") == "In"
+                   and 2 in r["onExitCodes"]["values"] and r["onExitCodes"].get("containerName") == container(job)[
+                       "name"] for r in rules):
+            problems.append("a pod that exits 2 is retried")
+    return problems
+
+
+@pytest.mark.parametrize("name", ["train", "multinode"])
+def test_the_training_jobs_check_what_training_needs_before_torchrun(jobs, name):
+    assert check_problems(one(jobs[name], "Job")) == []
+
+
 def _edit_script(old, new):
     def mutate(job, service):
         c = container(job)
@@ -311,6 +338,28 @@ def test_the_torchrun_check_catches(jobs, mutate):
     job, service = copy.deepcopy(one(jobs["multinode"], "Job")), copy.deepcopy(one(jobs["multinode"], "Service"))
     mutate(job, service)
     assert torchrun_problems(job, service)
+
+
+def _move_check_after_torchrun(job, service):
+    c = container(job)
+    lines = c["args"][0].splitlines(keepends=True)
+    (check,) = [line for line in lines if line.startswith("cifar10-train ")]
+    lines.remove(check)
+    lines.insert(lines.index(next(line for line in lines if line.startswith("if [ -f /models"))), check)
+    c["args"][0] = "".join(lines)
+
+
+@pytest.mark.parametrize("mutate", [
+    _edit_script(" --check\n", "\n"),
+    _edit_script("--runs-dir /work/runs $params --check", "--runs-dir /work/runs --check"),
+    _move_check_after_torchrun,
+    lambda job, service: job["spec"].pop("podFailurePolicy"),
+    lambda job, service: job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"].update(values=[1]),
+], ids=["no-check", "other-flags", "torchrun-first", "no-policy", "other-code"])
+def test_the_check_before_torchrun_is_missed_by_none_of(jobs, mutate):
+    job = copy.deepcopy(one(jobs["train"], "Job"))
+    mutate(job, None)
+    assert check_problems(job)
 
 
 def test_the_multinode_example_says_it_never_ran():
