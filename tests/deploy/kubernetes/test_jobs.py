@@ -2,7 +2,8 @@
 the training Job's model lands on the file the serving replicas watch, the tuning workers' storage URL comes from a
 Secret key that exists and names the example database, the best params go where the training Job reads them, the
 Indexed Jobs' counts agree with torchrun's and with the GPUs asked for, torchrun's rendezvous is the headless
-Service's pod 0, and the training flags are checked before torchrun starts. Each ``*_problems`` function lists what is wrong, so a broken copy shows that it is noticed."""
+Service's pod 0, and the training flags are checked before torchrun starts. Each ``*_problems`` function lists what
+is wrong, so a broken copy shows that it is noticed."""
 
 from __future__ import annotations
 
