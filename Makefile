@@ -134,7 +134,7 @@ system-deps:  ## Debian packages the tests use (root: installs them; otherwise l
 quickstart: install  ## offline demo: train on the synthetic data set, export with parity
 	$(MAKE) train-torch export DATASET=synthetic EPOCHS=$(or $(EPOCHS),4)
 
-# NPROC > 1: the flags, data set and device are checked once first, as torchrun would restart a group that fails on them
+# NPROC > 1: flags, data set and device checked once first: torchrun would restart a group failing on them
 train-torch: $(INSTALLED)  ## train with PyTorch (DATASET, DATA_DIR, EPOCHS, PARAMS, TRACKING; NPROC: processes, torchrun)
 	$(if $(TORCHRUN),$(BIN)/cifar10-train --framework torch $(TRAIN_ARGS) --check)
 	$(TORCHRUN)$(BIN)/cifar10-train --framework torch $(TRAIN_ARGS)
