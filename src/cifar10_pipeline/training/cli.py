@@ -53,8 +53,8 @@ def check(config: TrainConfig, framework: str) -> str:
     data = prepare_for_training(config)
     trainer = frameworks.get(framework).load("trainer")(TrainConfig.from_dict({"replicas": 1}, config), data)
     device = trainer.describe()["device"]
-    return (f"ok: {framework} can train on {data.name} ({len(data.train_labels)} training images, "
-            f"{data.image_shape[0]}x{data.image_shape[1]}x{data.image_shape[2]}) on {device}")
+    shape = "x".join(map(str, data.image_shape))
+    return f"ok: {framework} can train on {data.name} ({len(data.train_labels)} training images, {shape}) on {device}"
 
 
 def main(argv: list[str] | None = None) -> int:
