@@ -16,6 +16,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from cifar10_pipeline.inference.openapi import v2_schemas
 from tests.support.api import post_files
 from tests.support.images import png
 from tests.support.v2 import INFER, good
@@ -74,3 +75,14 @@ def test_the_app_answers_as_its_document_says(live_server, tmp_path):
          "--max-examples", str(EXAMPLES), "--seed", "0", "--no-color", "--exclude-checks", "positive_data_acceptance"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)  # its cache goes to cwd/.schemathesis
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_the_document_takes_the_v2_models_schemas(client):
+    components = client.get("/openapi.json").json["components"]["schemas"]
+    assert {name: components[name] for name in v2_schemas()} == v2_schemas()
+    request = components["InferenceRequest"]
+    assert request["required"] == ["inputs"] and request["properties"]["inputs"]["maxItems"] == 1
+    assert components["RequestInput"]["properties"]["datatype"]["const"] == "UINT8"
+    infer = client.get("/openapi.json").json["paths"]["/v2/models/{name}/infer"]["post"]
+    assert infer["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/InferenceRequest"}

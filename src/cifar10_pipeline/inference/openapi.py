@@ -7,12 +7,15 @@ classes, the image's height, width and channels) are the ones the service will a
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
 from cifar10_pipeline.contract import project_version
 from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.runtime import LoadedModel
-from cifar10_pipeline.inference.v2 import models as v2_models
+from cifar10_pipeline.inference.v2.answers import InferenceResponse, ModelMetadata, ServerMetadata
+from cifar10_pipeline.inference.v2.request import InferenceRequest
 
 
 def _component(name: str) -> dict[str, str]:
@@ -20,6 +23,18 @@ def _component(name: str) -> dict[str, str]:
 
 
 JSON_ERROR = {"application/json": {"schema": _component("Error")}}
+
+
+@functools.cache
+def v2_schemas() -> dict[str, Any]:
+    """The JSON schemas of the v2 JSON bodies (``inference.v2``'s pydantic models), by model name, referring to each
+    other as OpenAPI components."""
+    _, top = models_json_schema(
+        [(InferenceRequest, "validation"), (InferenceResponse, "serialization"), (ServerMetadata, "serialization"),
+         (ModelMetadata, "serialization")],
+        ref_template="#/components/schemas/{model}",
+    )
+    return top["$defs"]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -38,7 +53,7 @@ def _timed_out(config: ServiceConfig) -> dict[str, Any]:
 
 def _v2_paths(config: ServiceConfig, model: LoadedModel | None, unavailable: dict[str, Any]) -> dict[str, Any]:
     """The Open Inference Protocol's endpoints (inference.v2), each model path also under /versions/{version}; their
-    JSON bodies' schemas are the pydantic models' (``v2.models.schemas()``)."""
+    JSON bodies' schemas are the pydantic models' (``v2_schemas``)."""
     name = {"name": "name", "in": "path", "required": True, "schema": {"const": config.model_name},
             "description": "the model's name (another one is 404)"}
     version = {"name": "version", "in": "path", "required": True,
@@ -144,7 +159,7 @@ def document(config: ServiceConfig, model: LoadedModel | None) -> dict[str, Any]
             **_v2_paths(config, model, unavailable),
         },
         "components": {"schemas": {
-            **v2_models.schemas(),
+            **v2_schemas(),
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Predictions": {"type": "object", "required": ["model_id", "predictions"], "properties": {
                 "model_id": {"type": "string", "description": "sha256 of the model file"},

@@ -17,8 +17,8 @@ The same protocol over gRPC (``inference.GRPCInferenceService``, KServe's and Tr
 set: ``grpc_service``, with the same answers and refusals as gRPC status codes.
 
 Modules: ``service`` (the protocol's answers, whatever the transport), ``routes`` (the blueprint), ``body`` (the
-request body: content encoding, the JSON header and the binary part after it), ``models`` (the JSON header and
-answers as pydantic models, which validate a request against the served model and give the OpenAPI document its
-schemas), ``codec`` (tensors: pixels from JSON data or binary bytes, logits as FP32 or classification BYTES),
-``grpc_service``, ``grpc_messages`` and ``grpc_predict_v2.textproto`` (gRPC).
+request body: content encoding, the JSON header and the binary part after it), ``request`` (the JSON header as
+pydantic models, which validate it against the served model), ``answers`` (the answers as pydantic models; the
+OpenAPI document takes the schemas of both), ``codec`` (tensors: pixels from JSON data or binary bytes, logits as
+FP32 or classification BYTES), ``grpc_service``, ``grpc_messages`` and ``grpc_predict_v2.textproto`` (gRPC).
 """

@@ -14,8 +14,8 @@ from cifar10_pipeline.contract import INPUT_NAME
 from cifar10_pipeline.inference.errors import ApiError
 from cifar10_pipeline.inference.postprocess import top_k as best
 from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
-from cifar10_pipeline.inference.v2.models import (BYTES_DATATYPE, INPUT_DATATYPE, OUTPUT_DATATYPE, BinaryParameters,
-                                                  RequestInput, ResponseOutput)
+from cifar10_pipeline.inference.v2.answers import BYTES_DATATYPE, OUTPUT_DATATYPE, BinaryParameters, ResponseOutput
+from cifar10_pipeline.inference.v2.request import INPUT_DATATYPE, RequestInput
 
 
 def read_input(tensor: RequestInput, binary: bytes, header_length_given: bool) -> np.ndarray:

@@ -32,7 +32,7 @@ from cifar10_pipeline.inference.errors import ApiError
 from cifar10_pipeline.inference.holder import ModelHolder
 from cifar10_pipeline.inference.v2 import service
 from cifar10_pipeline.inference.v2.grpc_messages import SERVICE_NAME, handler, protos
-from cifar10_pipeline.inference.v2.models import INPUT_DATATYPE
+from cifar10_pipeline.inference.v2.request import INPUT_DATATYPE
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from cifar10_pipeline.inference.errors import ApiError
 from cifar10_pipeline.inference.holder import ModelHolder
 from cifar10_pipeline.inference.runtime import LoadedModel
 from cifar10_pipeline.inference.v2.codec import read_input, write_output
-from cifar10_pipeline.inference.v2.models import (INPUT_DATATYPE, OUTPUT_DATATYPE, InferenceResponse, Limits,
-                                                  ModelMetadata, ServerMetadata, TensorMetadata, parse_request)
+from cifar10_pipeline.inference.v2.answers import (OUTPUT_DATATYPE, InferenceResponse, ModelMetadata, ServerMetadata,
+                                                   TensorMetadata)
+from cifar10_pipeline.inference.v2.request import INPUT_DATATYPE, Limits, parse_request
 
 EXTENSIONS = ["binary_tensor_data", "classification"]
 PLATFORM = "onnx_onnxv1"

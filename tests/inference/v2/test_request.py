@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cifar10_pipeline.inference.v2.models import Limits, parse_request, refusal, schemas
+from cifar10_pipeline.inference.v2.request import Limits, parse_request, refusal
 from tests.support.v2 import INFER, good, image_input, pixels, with_input, with_output
 
 BAD_JSON_REQUESTS = {
@@ -65,14 +65,3 @@ def test_a_valid_request_is_parsed_with_its_defaults():
     (tensor,) = request.inputs
     assert tensor.shape == [2, 32, 32, 3] and len(tensor.data) == 2 * 32 * 32 * 3
     assert tensor.parameters.binary_data_size is None
-
-
-def test_the_openapi_document_takes_the_models_schemas(client):
-    components = client.get("/openapi.json").json["components"]["schemas"]
-    assert {name: components[name] for name in schemas()} == schemas()
-    request = components["InferenceRequest"]
-    assert request["required"] == ["inputs"] and request["properties"]["inputs"]["maxItems"] == 1
-    assert components["RequestInput"]["properties"]["datatype"]["const"] == "UINT8"
-    infer = client.get("/openapi.json").json["paths"]["/v2/models/{name}/infer"]["post"]
-    assert infer["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/InferenceRequest"}

@@ -1,5 +1,4 @@
-"""The v2 JSON as pydantic models: the inference request (validated against the served model), the inference
-response and the metadata answers; the OpenAPI document takes their JSON schemas (``schemas()``).
+"""The v2 inference request's JSON header as pydantic models, validated against the served model.
 
 A request is validated with ``parse_request``: the model's input shape, classes and the image limit come in as
 pydantic's validation context (``Limits``), so every check of the JSON header is made here, in the order of its
@@ -10,21 +9,18 @@ the codec's to read.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator
-from pydantic.json_schema import models_json_schema
+from pydantic import (BaseModel, Field, StrictBool, StrictInt, StrictStr, ValidationError, ValidationInfo,
+                      field_validator)
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
 from cifar10_pipeline.inference.errors import ApiError
 
 INPUT_DATATYPE = "UINT8"
-OUTPUT_DATATYPE = "FP32"
-BYTES_DATATYPE = "BYTES"  # the classification extension's strings
 REFUSED = "refused"  # the type of a pydantic error that already carries the service's message and status
 
 
@@ -44,9 +40,6 @@ def _refuse(message: str, status: int = 400) -> PydanticCustomError:
 def _shape_message(shape: Any, limits: Limits) -> str:
     height, width, channels = limits.input_shape
     return f"input {INPUT_NAME!r} must have shape [N, {height}, {width}, {channels}], got {shape!r:.80}"
-
-
-# ---------------------------------------------------------------- the request
 
 
 class RequestParameters(BaseModel):
@@ -201,56 +194,3 @@ def _sent(header: Any, loc: tuple[int | str, ...]) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return header
-
-
-# ---------------------------------------------------------------- the answers
-
-
-class BinaryParameters(BaseModel):
-    binary_data_size: int = Field(description="the tensor's bytes in the binary part of the body")
-
-
-class ResponseOutput(BaseModel):
-    name: str
-    datatype: Literal[OUTPUT_DATATYPE, BYTES_DATATYPE]
-    shape: list[int]
-    parameters: BinaryParameters | None = None  # present when the tensor is in the binary part
-    data: list[float] | list[str] | None = None  # present when it is not: row-major values
-
-
-class InferenceResponse(BaseModel):
-    model_name: str
-    model_version: str = Field(description="the served file's id, sha256")
-    outputs: list[ResponseOutput]
-    id: str | None = None  # the request's, when it gave one
-
-
-class TensorMetadata(BaseModel):
-    name: str
-    datatype: str
-    shape: list[int] = Field(description="-1: any size")
-
-
-class ServerMetadata(BaseModel):
-    name: str
-    version: str
-    extensions: list[str]
-
-
-class ModelMetadata(BaseModel):
-    name: str
-    versions: list[str] = Field(description="the one version: the served file's id, sha256")
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-
-
-@functools.cache
-def schemas() -> dict[str, Any]:
-    """The JSON schemas of the v2 JSON bodies, by model name, referring to each other as OpenAPI components."""
-    _, top = models_json_schema(
-        [(InferenceRequest, "validation"), (InferenceResponse, "serialization"), (ServerMetadata, "serialization"),
-         (ModelMetadata, "serialization")],
-        ref_template="#/components/schemas/{model}",
-    )
-    return top["$defs"]
