@@ -90,6 +90,18 @@ lint() {
   echo "   hadolint: Dockerfile and Dockerfile.gpu are clean"
 }
 
+free_space() {  # NEEDED_MB WHAT: how much $WORK's disk has free; a warning where it is less than NEEDED_MB, the most
+  # WHAT holds there at once when nothing is cached (podman's layer cache can make it need less, so it is not refused)
+  local free
+  free=$(df -Pm "$WORK" | awk 'NR == 2 {print $4}')
+  echo "   $free MB free under $WORK"
+  if [ "$free" -lt "$1" ]; then
+    echo "containers: WARNING: $2 holds up to $1 MB under $WORK at once, and $free MB are free: if it fails with" \
+      "'no space left on device', free disk space (podman system prune --all drops earlier images) or point" \
+      "CONTAINERS_WORK at a larger disk" >&2
+  fi
+}
+
 build() {  # build DOCKERFILE TAG
   # --format docker keeps HEALTHCHECK (OCI images drop it). The host's CA bundle is mounted for RUN steps
   # only, so pip can reach PyPI through this network's TLS proxy; nothing of it stays in the image.
@@ -138,6 +150,9 @@ if $ONLY_CPU_BUILD; then
   echo "containers: $CPU_IMAGE built"
   exit 0
 fi
+# measured: the most the GPU build holds on disk at once, its largest layer while podman commits it, on top of the
+# layers before it
+free_space 7000 "building the GPU image"
 step "build GPU image" build Dockerfile.gpu "$GPU_IMAGE"
 step "check the CPU image" assert_no_training_frameworks "$CPU_IMAGE"
 step "check the GPU image's CUDA libraries" check_gpu_image
