@@ -190,6 +190,23 @@ def test_a_restarted_torchrun_group_continues_its_run_from_the_checkpoint(tmp_pa
     assert [r["epoch"] for r in again.metrics] == [1, 2, 3]
 
 
+def test_a_restarted_group_finds_its_named_run_when_another_run_started_since(tmp_path, monkeypatch):
+    # two Jobs on one volume: LAST.json points at the other one's run by the time this group is restarted
+    config = small(tmp_path)
+
+    def stop_after_first(epoch, row):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    with pytest.raises(Interrupt):
+        loop.fit(Recorder, small(tmp_path, run_name="other"), on_epoch=stop_after_first)
+    monkeypatch.setenv(distributed.RESTART_COUNT, "1")
+    again = loop.fit(Recorder, config)
+    assert Recorder.instances[-1].calls[0] == ("load_checkpoint", 1)
+    assert again.run.path == Path(config.runs_dir) / "tiny" and [r["epoch"] for r in again.metrics] == [1, 2, 3]
+
+
 def test_a_group_restarted_before_its_first_checkpoint_trains_its_run_from_the_start(tmp_path, monkeypatch):
     config = small(tmp_path)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cifar10_pipeline.training.config import TrainConfig
 from cifar10_pipeline.training.run import Run, RunError
@@ -63,13 +64,14 @@ def shard(size: int, rank: int, world_size: int) -> slice:
 
 def restarted_run(config: TrainConfig, framework: str) -> Run | None:
     """The run this torchrun group's first attempt started, when torchrun restarted the group after a failed process
-    (``--max-restarts``): the last run under ``config.runs_dir`` (runs/LAST.json), if it is still running, with this
-    framework and this very config. None without a restart, or when no such run is there (the first attempt failed
-    before making it)."""
+    (``--max-restarts``): the run the config names (``run_name``), else the last run under ``config.runs_dir``
+    (runs/LAST.json), if it is still running, with this framework and this very config. None without a restart, or
+    when no such run is there (the first attempt failed before making it). A named run is looked up by its name
+    because LAST.json may point at a run that another job started on the same volume since."""
     if topology().restarts == 0:
         return None
     try:
-        run = Run.open(None, config.runs_dir)
+        run = Run.open(Path(config.runs_dir) / config.run_name if config.run_name else None, config.runs_dir)
     except RunError:
         return None
     info = run.info
