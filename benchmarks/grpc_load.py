@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import shutil
 import sys
@@ -32,19 +31,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import numpy as np
 import onnxruntime as ort
 
-from cifar10_pipeline.inference.v2.grpc_messages import protos
-from harness.grpc_load import CALL_TIMEOUT_S, grpc_load, infer_call
+from harness.grpc_load import grpc_load
 from harness.load import Tally, failed_cell, load_round, wrk
 from harness.models import make_models
 from harness.report import machine, write_report
-from harness.server import Server, call, free_port
+from harness.server import Server, free_port
+from harness.v2_requests import INFER_PATH, grpc_logits, grpc_request, http_logits, http_request
 
-INFER_PATH = "/v2/models/classifier/infer"
-HEADER_LENGTH = "Inference-Header-Content-Length"
 CONCURRENCIES = (1, 16, 64)
 SERVERS = {  # name: settings
     "batching off (CPU default)": {"INFERENCE_BATCH_MAX_SIZE": "1"},
@@ -63,44 +59,6 @@ class Counts:
 
 FULL = Counts(warmup_s=2, rounds=3, round_s=4)
 SMOKE = Counts(warmup_s=1, rounds=1, round_s=1)
-
-
-# ---------------------------------------------------------------- the request, on both protocols
-
-
-def http_request(image: np.ndarray) -> tuple[bytes, dict[str, str]]:
-    """(body, headers) of a binary-tensor v2 inference request for ``image`` [1, H, W, C], logits back in binary."""
-    header = json.dumps({
-        "inputs": [{"name": "image", "datatype": "UINT8", "shape": list(image.shape),
-                    "parameters": {"binary_data_size": image.size}}],
-        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
-    }).encode()
-    return header + image.tobytes(), {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header))}
-
-
-def grpc_request(image: np.ndarray) -> bytes:
-    """A serialized ModelInferRequest for ``image``, its pixels in raw_input_contents, as tritonclient.grpc sends."""
-    tensor = protos.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=list(image.shape))
-    return protos.ModelInferRequest(model_name="classifier", inputs=[tensor], raw_input_contents=[image.tobytes()],
-                                    outputs=[protos.ModelInferRequest.InferRequestedOutputTensor(name="logits")]
-                                    ).SerializeToString()
-
-
-def http_logits(port: int, body: bytes, headers: dict[str, str], count: int) -> np.ndarray:
-    """The ``count`` logits of one HTTP inference: the binary output, the last bytes of the answer."""
-    status, answer = call(port, "POST", INFER_PATH, body, headers)
-    if status != 200:
-        raise RuntimeError(f"HTTP inference answered {status}: {answer[:300]!r}")
-    return np.frombuffer(answer[-4 * count:], "<f4")
-
-
-async def _grpc_logits(port: int, request: bytes) -> np.ndarray:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        response = protos.ModelInferResponse.FromString(await infer_call(channel)(request, timeout=CALL_TIMEOUT_S))
-    return np.frombuffer(response.raw_output_contents[0], "<f4")
-
-
-# ---------------------------------------------------------------- load
 
 
 def _children_cpu_s() -> float:
@@ -131,9 +89,6 @@ def measure(server: Server, grpc_port: int, body_file: Path, headers: dict[str, 
             rows.append({"protocol": protocol, "concurrency": concurrency, **summary,
                          "client_cpu_ms_per_request": 1000 * client_cpu[protocol] / max(summary["requests"], 1)})
     return rows
-
-
-# ---------------------------------------------------------------- report
 
 
 def markdown(report: dict) -> str:
@@ -189,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server: {name}", file=sys.stderr, flush=True)
             with Server(env, workdir / f"server-{len(results)}.log") as server:
                 for logits in (http_logits(server.port, body, headers, expected.size),
-                               asyncio.run(_grpc_logits(grpc_port, request))):
+                               asyncio.run(grpc_logits(grpc_port, request))):
                     diff = max(diff, float(np.abs(logits - expected).max()))
                 if diff > 1e-4:
                     raise RuntimeError(f"the served logits differ from onnxruntime's by {diff}")
