@@ -25,9 +25,6 @@ def _empty(status: int = 200) -> Response:
     return Response(b"", status)
 
 
-# ---------------------------------------------------------------- server and model metadata, health
-
-
 @blueprint.get("")
 def server_metadata():
     return jsonify(service.server_metadata().model_dump())
@@ -57,9 +54,6 @@ def model_metadata(name: str, version: str | None):
 def model_ready(name: str, version: str | None):
     _model(name, version)
     return _empty()
-
-
-# ---------------------------------------------------------------- inference
 
 
 @blueprint.post("/models/<name>/infer", defaults={"version": None})
