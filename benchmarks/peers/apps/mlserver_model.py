@@ -3,7 +3,7 @@ holding an onnxruntime session, served under the V2 (Open Inference) protocol as
 ``image`` UINT8 ``[N, H, W, C]``, output ``logits`` FP32, JSON tensors (MLServer's REST side has no binary
 tensor extension).
 
-Run by ``benchmarks/peers.py`` in its own venv: ``mlserver start benchmarks/peers`` reads ``settings.json`` and
+Run by ``benchmarks.peers`` in its own venv: ``mlserver start benchmarks/peers/apps`` reads ``settings.json`` and
 ``model-settings.json`` beside this file; the ports, $PEER_MODEL_PATH and the tuning come from the environment:
 $MLSERVER_PARALLEL_WORKERS inference processes (MLServer's parallel inference; Seldon's tuning guide: as many as
 CPU cores; 0 runs inference in the server's own process).

@@ -2,8 +2,8 @@
 with one endpoint, ``POST /classify``, taking an image upload (multipart field ``image``), decoded with Pillow
 and resized to the model's input as the service's /predict does; it answers the label and its probability.
 
-Run by ``benchmarks/peers.py`` in its own venv: ``bentoml serve bento_service:ImageClassifier --working-dir
-benchmarks/peers`` with $BENTOML_HOST/$BENTOML_PORT, $PEER_MODEL_PATH and the tuning from the environment:
+Run by ``benchmarks.peers`` in its own venv: ``bentoml serve bento_service:ImageClassifier --working-dir
+benchmarks/peers/apps`` with $BENTOML_HOST/$BENTOML_PORT, $PEER_MODEL_PATH and the tuning from the environment:
 $PEER_WORKERS worker processes (BentoML's docs: one per CPU core for CPU-bound work, ``workers="cpu_count"``) and
 $PEER_THREADS threads per worker for this synchronous endpoint (BentoML's default: 1).
 """
