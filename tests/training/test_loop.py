@@ -91,6 +91,16 @@ def small(tmp_path, **overrides) -> TrainConfig:
                                     "max_test_samples": N_TEST, **overrides})
 
 
+def stopped_after_one_epoch(config: TrainConfig) -> None:
+    """Train ``config`` until its first checkpoint, then stop it as a killed process stops."""
+
+    def stop(epoch, row):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        loop.fit(Recorder, config, on_epoch=stop)
+
+
 def names(calls) -> list[str]:
     return [c[0] for c in calls]
 
@@ -151,14 +161,8 @@ def test_a_validation_split_evaluates_and_names_the_accuracy(tmp_path):
 
 def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_run(tmp_path):
     full = loop.fit(Recorder, small(tmp_path, run_name="full"))
-
-    def stop_after_first(epoch, row):
-        if epoch == 1:
-            raise Interrupt
-
     config = small(tmp_path, run_name="cut")
-    with pytest.raises(Interrupt):
-        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    stopped_after_one_epoch(config)
     # a row logged after the checkpoint (killed between the two writes) is rewritten by the resumed run
     with open(tmp_path / "runs" / "cut" / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"epoch": 2, "stray": True}) + "\n")
@@ -175,12 +179,7 @@ def test_resume_continues_after_the_checkpoint_and_ends_like_an_uninterrupted_ru
 def test_a_restarted_torchrun_group_continues_its_run_from_the_checkpoint(tmp_path, monkeypatch):
     # torchrun restarts every process of a group that lost one, with no --resume: the loop finds the run itself
     config = small(tmp_path)
-
-    def stop_after_first(epoch, row):
-        raise Interrupt
-
-    with pytest.raises(Interrupt):
-        loop.fit(Recorder, config, on_epoch=stop_after_first)
+    stopped_after_one_epoch(config)
     monkeypatch.setenv(distributed.RESTART_COUNT, "1")
     again = loop.fit(Recorder, config)
     assert Recorder.instances[1].calls[0] == ("load_checkpoint", 1)
@@ -193,14 +192,8 @@ def test_a_restarted_torchrun_group_continues_its_run_from_the_checkpoint(tmp_pa
 def test_a_restarted_group_finds_its_named_run_when_another_run_started_since(tmp_path, monkeypatch):
     # two Jobs on one volume: LAST.json points at the other one's run by the time this group is restarted
     config = small(tmp_path)
-
-    def stop_after_first(epoch, row):
-        raise Interrupt
-
-    with pytest.raises(Interrupt):
-        loop.fit(Recorder, config, on_epoch=stop_after_first)
-    with pytest.raises(Interrupt):
-        loop.fit(Recorder, small(tmp_path, run_name="other"), on_epoch=stop_after_first)
+    stopped_after_one_epoch(config)
+    stopped_after_one_epoch(small(tmp_path, run_name="other"))
     monkeypatch.setenv(distributed.RESTART_COUNT, "1")
     again = loop.fit(Recorder, config)
     assert Recorder.instances[-1].calls[0] == ("load_checkpoint", 1)
