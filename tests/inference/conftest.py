@@ -23,9 +23,6 @@ CONSTRAINTS = REPO / "constraints.txt"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright cannot download its own browsers here
 
 
-# ---------------------------------------------------------------- apps through Flask's test client
-
-
 @pytest.fixture
 def model_path(tmp_path) -> Path:
     return write_model(tmp_path / "model.onnx", seed=0)
@@ -52,9 +49,6 @@ def client(make_app):
     return make_app().test_client()
 
 
-# ---------------------------------------------------------------- the server in a fresh serve-only venv
-
-
 @pytest.fixture(scope="module")
 def serve_venv(tmp_path_factory) -> Path:
     """A new venv with the project installed from the repository with its `serve` extra (pinned), as the CPU image
@@ -67,9 +61,6 @@ def serve_venv(tmp_path_factory) -> Path:
         timeout=900,
     )
     return venv
-
-
-# ---------------------------------------------------------------- the web page in a real browser
 
 
 @pytest.fixture

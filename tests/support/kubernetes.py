@@ -95,9 +95,6 @@ def image_user(dockerfile: Path) -> int:
     return int(users[-1])
 
 
-# ---------------------------------------------------------------- pods inside the objects
-
-
 def pod_template(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(pod metadata, pod spec) of a Deployment, StatefulSet, Job, Pod or a KServe InferenceService's predictor."""
     if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
