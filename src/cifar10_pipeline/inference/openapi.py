@@ -11,6 +11,7 @@ import functools
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
+
 from cifar10_pipeline.contract import project_version
 from cifar10_pipeline.inference.config import ServiceConfig
 from cifar10_pipeline.inference.runtime import LoadedModel
