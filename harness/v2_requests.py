@@ -10,6 +10,7 @@ import json
 import grpc
 import numpy as np
 
+from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
 from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
 from cifar10_pipeline.inference.v2.grpc_messages import protos
 from harness.grpc_load import CALL_TIMEOUT_S, infer_call
@@ -19,20 +20,20 @@ INFER_PATH = "/v2/models/classifier/infer"
 
 
 def http_request(image: np.ndarray) -> tuple[bytes, dict[str, str]]:
-    """(body, headers) of a binary-tensor v2 inference request for ``image`` [1, H, W, C], logits back in binary."""
+    """(body, headers) of a binary-tensor v2 inference request for ``image`` [N, H, W, C], logits back in binary."""
     header = json.dumps({
-        "inputs": [{"name": "image", "datatype": "UINT8", "shape": list(image.shape),
+        "inputs": [{"name": INPUT_NAME, "datatype": "UINT8", "shape": list(image.shape),
                     "parameters": {"binary_data_size": image.size}}],
-        "outputs": [{"name": "logits", "parameters": {"binary_data": True}}],
+        "outputs": [{"name": OUTPUT_NAME, "parameters": {"binary_data": True}}],
     }).encode()
     return header + image.tobytes(), {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header))}
 
 
 def grpc_request(image: np.ndarray) -> bytes:
     """A serialized ModelInferRequest for ``image``, its pixels in raw_input_contents, as tritonclient.grpc sends."""
-    tensor = protos.ModelInferRequest.InferInputTensor(name="image", datatype="UINT8", shape=list(image.shape))
+    tensor = protos.ModelInferRequest.InferInputTensor(name=INPUT_NAME, datatype="UINT8", shape=list(image.shape))
     return protos.ModelInferRequest(model_name="classifier", inputs=[tensor], raw_input_contents=[image.tobytes()],
-                                    outputs=[protos.ModelInferRequest.InferRequestedOutputTensor(name="logits")]
+                                    outputs=[protos.ModelInferRequest.InferRequestedOutputTensor(name=OUTPUT_NAME)]
                                     ).SerializeToString()
 
 

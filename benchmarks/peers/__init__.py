@@ -104,5 +104,5 @@ class Bodies:
     multipart: Path  # multipart/form-data, one file field "image" holding the PNG
     v2_json: Path
     v2_binary: Path
-    v2_binary_header_length: int
+    v2_binary_headers: dict[str, str]  # its Content-Type and Inference-Header-Content-Length
     sizes: dict[str, int]  # bytes of the PNG and of each body

@@ -11,8 +11,9 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.peers import BOUNDARY, Bodies, Target
-from cifar10_pipeline.contract import INPUT_NAME, OUTPUT_NAME
+from cifar10_pipeline.contract import INPUT_NAME
 from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
+from harness.v2_requests import http_request
 
 
 def make_bodies(workdir: Path, shape: tuple[int, int, int]) -> Bodies:
@@ -35,15 +36,12 @@ def make_bodies(workdir: Path, shape: tuple[int, int, int]) -> Bodies:
     tensor = {"name": INPUT_NAME, "datatype": "UINT8", "shape": list(pixels.shape)}
     v2_json = workdir / "infer.json"
     v2_json.write_text(json.dumps({"inputs": [{**tensor, "data": pixels.ravel().tolist()}]}))
-    header = json.dumps({
-        "inputs": [{**tensor, "parameters": {"binary_data_size": pixels.nbytes}}],
-        "outputs": [{"name": OUTPUT_NAME, "parameters": {"binary_data": True}}],
-    }).encode()
+    binary, binary_headers = http_request(pixels)
     v2_binary = workdir / "infer.bin"
-    v2_binary.write_bytes(header + pixels.tobytes())
+    v2_binary.write_bytes(binary)
     sizes = {"png": len(png.getvalue()), "multipart": multipart.stat().st_size, "v2_json": v2_json.stat().st_size,
              "v2_binary": v2_binary.stat().st_size}
-    return Bodies(pixels, multipart, v2_json, v2_binary, len(header), sizes)
+    return Bodies(pixels, multipart, v2_json, v2_binary, binary_headers, sizes)
 
 
 def answer(target: Target, port: int, labels: list[str]) -> str:

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from benchmarks.peers import APPS_DIR, BOUNDARY, CACHE, CPUS, Bodies, Counts, Target
-from cifar10_pipeline.inference.v2.body import HEADER_LENGTH
 from harness.load import Tally, load_round, wrk
 from harness.server import Server, free_port
 
@@ -34,10 +33,10 @@ def start_servers(families: list[str], workdir: Path, onnx_path: Path, bodies: B
             start("service", "service", config,
                   {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"})
             infer = "/v2/models/classifier/infer"
-            binary = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(bodies.v2_binary_header_length)}
             targets += [
                 Target("this service: /predict", "service", "service", "/predict", bodies.multipart, multipart),
-                Target("this service: /v2 infer, binary", "service", "service", infer, bodies.v2_binary, binary),
+                Target("this service: /v2 infer, binary", "service", "service", infer, bodies.v2_binary,
+                       bodies.v2_binary_headers),
                 Target("this service: /v2 infer, JSON", "service", "service", infer, bodies.v2_json, v2_json),
             ]
         peer_env = {"PEER_MODEL_PATH": str(onnx_path), "PYTHONDONTWRITEBYTECODE": "1"}
