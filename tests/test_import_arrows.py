@@ -8,13 +8,15 @@ atomic file writer (``files``, standard library only) serves whoever writes file
 of both trainers and the tuner, is standard library only too.
 
 Beside ``src/``, not installed: ``harness`` (what tests, benchmarks and reliability share: no pytest), ``reliability``
--> harness, ``tests`` -> harness, reliability; ``benchmarks`` -> harness; ``mutation`` (``make mutation``) -> harness.
-Nothing imports ``benchmarks`` or ``mutation``, and the project imports none of them.
+-> harness, ``tests`` -> harness, reliability; ``benchmarks`` -> harness (a benchmark that is a package imports its
+own modules, no other benchmark's); ``mutation`` (``make mutation``) -> harness. Nothing imports ``benchmarks`` or
+``mutation``, and the project imports none of them.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,16 +91,23 @@ FORBIDDEN = {
     "src": ("harness", "reliability", "benchmarks", "tests", "mutation"),
     "harness": ("reliability", "benchmarks", "tests", "mutation", "pytest", "_pytest"),
     "reliability": ("benchmarks", "tests", "mutation"),
-    # each benchmark stands alone; what they share is harness's
+    # each benchmark stands alone (a benchmark that is a package imports its own modules): what they share is harness's
     "benchmarks": ("reliability", "benchmarks", "tests", "mutation"),
     "tests": ("benchmarks", "mutation"),  # the benchmarks are run as commands, and what they write is read
     "mutation": ("reliability", "benchmarks", "tests"),  # make mutation runs the tests with mutmut, never imports them
 }
 
 
-def forbidden(imports: dict[str, int], banned: tuple[str, ...]) -> dict[str, int]:
-    """The ``imports`` (name -> line) whose top-level module is ``banned``."""
-    return {name: line for name, line in imports.items() if name.split(".")[0] in banned}
+def forbidden(imports: dict[str, int], banned: tuple[str, ...], own: str | None = None) -> dict[str, int]:
+    """The ``imports`` (name -> line) whose top-level module is ``banned``, but for those of the package ``own``."""
+    return {name: line for name, line in imports.items()
+            if name.split(".")[0] in banned and not (own and (name == own or name.startswith(own + ".")))}
+
+
+def own_package(path: Path) -> str | None:
+    """``benchmarks.<name>`` for a module of a benchmark that is a package (benchmarks/<name>/...), else None."""
+    parts = path.relative_to(REPO).parts
+    return f"benchmarks.{parts[1]}" if parts[0] == "benchmarks" and len(parts) > 2 else None
 
 
 def test_every_folder_of_python_code_has_its_rule():
@@ -110,8 +119,8 @@ def test_every_folder_of_python_code_has_its_rule():
 def test_the_folders_import_each_other_only_along_the_arrows(folder):
     files = sorted((REPO / folder).rglob("*.py"))
     assert files  # the scan looks at a real folder
-    crossings = [f"{path.relative_to(REPO)}:{line} imports {name}"
-                 for path in files for name, line in forbidden(imports_of(path), FORBIDDEN[folder]).items()]
+    crossings = [f"{path.relative_to(REPO)}:{line} imports {name}" for path in files
+                 for name, line in forbidden(imports_of(path), FORBIDDEN[folder], own_package(path)).items()]
     assert crossings == []
 
 
@@ -123,6 +132,12 @@ def test_a_forbidden_folder_import_is_found():
     assert forbidden(test, FORBIDDEN["tests"]) == {"benchmarks.rollout.verdicts": 1}
     harness = imported_modules("import json\nimport pytest\n", "harness.server")
     assert forbidden(harness, FORBIDDEN["harness"]) == {"pytest": 2}
+    # a benchmark package's modules import each other, and no other benchmark
+    peers = REPO / "benchmarks" / "peers" / "servers.py"
+    bench = imported_modules("from benchmarks.peers import Counts\nfrom benchmarks.service import FULL\n"
+                             "from benchmarks import peers\n", "benchmarks.peers.servers")
+    assert forbidden(bench, FORBIDDEN["benchmarks"], own_package(peers)) == {"benchmarks.service.FULL": 2}
+    assert own_package(REPO / "benchmarks" / "train.py") is None
     project = imported_modules("from harness import REPO\n", f"{PROJECT}.export.pipeline")
     assert forbidden(project, FORBIDDEN["src"]) == {"harness.REPO": 1}
 
