@@ -104,8 +104,11 @@ def run(smoke: bool) -> dict[str, Any]:
                 time.sleep(POLL_S)
                 continue
             time.sleep(extra_delay)
+            # frozen while its trial is looked up, so that the trial cannot end between the look and the kill
+            os.kill(victim.pid, signal.SIGSTOP)
             before = trials_of(url)
             if next(t.state for t in before if t.number == target.number) != TrialState.RUNNING:
+                os.kill(victim.pid, signal.SIGCONT)
                 continue  # it ended during the delay: wait for the victim's next trial
             kept_before = {t.number: (t.state.name, t.value, t.params) for t in before if t.state in FINISHED}
             os.kill(victim.pid, signal.SIGKILL)
