@@ -9,6 +9,7 @@ from pathlib import Path
 from benchmarks.peers import APPS_DIR, BOUNDARY, CACHE, CPUS, Bodies, Counts, Target
 from harness.load import Tally, load_round, wrk
 from harness.server import Server, free_port
+from harness.v2_requests import INFER_PATH
 
 
 def start_servers(families: list[str], workdir: Path, onnx_path: Path, bodies: Bodies,
@@ -32,12 +33,12 @@ def start_servers(families: list[str], workdir: Path, onnx_path: Path, bodies: B
                       "threads = CPUs")
             start("service", "service", config,
                   {"INFERENCE_MODEL_PATH": str(onnx_path), "INFERENCE_RELOAD_POLL_S": "0"})
-            infer = "/v2/models/classifier/infer"
             targets += [
                 Target("this service: /predict", "service", "service", "/predict", bodies.multipart, multipart),
-                Target("this service: /v2 infer, binary", "service", "service", infer, bodies.v2_binary,
+                Target("this service: /v2 infer, binary", "service", "service", INFER_PATH, bodies.v2_binary,
                        bodies.v2_binary_headers),
-                Target("this service: /v2 infer, JSON", "service", "service", infer, bodies.v2_json, v2_json),
+                Target("this service: /v2 infer, JSON", "service", "service", INFER_PATH, bodies.v2_json,
+                       v2_json),
             ]
         peer_env = {"PEER_MODEL_PATH": str(onnx_path), "PYTHONDONTWRITEBYTECODE": "1"}
         if "bentoml" in families:
@@ -67,7 +68,7 @@ def start_servers(families: list[str], workdir: Path, onnx_path: Path, bodies: B
                 start(key, "mlserver", config, env,
                       command=[str(mlserver), "start", str(APPS_DIR)], port=port,
                       ready_path="/v2/health/ready", cwd=workdir)
-                targets.append(Target(key, "mlserver", key, "/v2/models/classifier/infer", bodies.v2_json, v2_json))
+                targets.append(Target(key, "mlserver", key, INFER_PATH, bodies.v2_json, v2_json))
     except BaseException:
         stop_all(servers)
         raise
