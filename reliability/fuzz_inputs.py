@@ -6,27 +6,24 @@ configuration (``ServiceConfig``: pass the one the server runs with, its default
 settings).
 
 Each request is written out whole (request line, headers, body), so that headers can lie: a Content-Length
-that is not the body's length, two of them, chunked bodies whose chunk sizes are wrong.
+that is not the body's length, two of them, chunked bodies whose chunk sizes are wrong. The valid files and bodies
+the categories break come from ``fuzz_bodies``.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import random
-import struct
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from PIL import Image
-
 from cifar10_pipeline.inference.config import ServiceConfig
+from reliability import fuzz_bodies as bodies
+from reliability.fuzz_bodies import INPUT_SHAPE
 
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/x-anything")
-INPUT_SHAPE = (32, 32, 3)  # the served model's input (H, W, C)
 
 
 @dataclass(frozen=True)
@@ -50,74 +47,6 @@ def _sized(body: bytes, content_type: str | None = None, **extra: str) -> tuple[
     """Honest headers for ``body``: its Content-Type (if any), its true Content-Length, and ``extra``."""
     headers = [("Content-Type", content_type)] if content_type is not None else []
     return (*headers, ("Content-Length", str(len(body))), *((k.replace("_", "-"), v) for k, v in extra.items()))
-
-
-# ---------------------------------------------------------------- valid files to break
-
-
-def _image(rng: random.Random, fmt: str) -> bytes:
-    """A valid small image in ``fmt`` of random size and mode."""
-    width, height = rng.randint(1, 48), rng.randint(1, 48)
-    mode = rng.choice(("RGB", "L", "RGBA", "P")) if fmt in ("PNG", "WEBP", "GIF") else rng.choice(("RGB", "L"))
-    image = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3)).convert(mode)
-    out = io.BytesIO()
-    image.save(out, fmt, **({"lossless": rng.random() < 0.5} if fmt == "WEBP" else {}))
-    return out.getvalue()
-
-
-def _flip_bits(rng: random.Random, data: bytes, flips: int) -> bytes:
-    buffer = bytearray(data)
-    for _ in range(flips):
-        i = rng.randrange(len(buffer))
-        buffer[i] ^= 1 << rng.randrange(8)
-    return bytes(buffer)
-
-
-def _set_dimensions(data: bytes, fmt: str, width: int, height: int) -> bytes:
-    """``data`` (a valid ``fmt`` file) with the header claiming ``width`` x ``height`` pixels, where the format
-    can say so (each format's field is only so wide: the values are clipped to it)."""
-    buffer = bytearray(data)
-    if fmt == "PNG":  # IHDR right after the 8-byte signature; its CRC is fixed so the lie looks real
-        struct.pack_into(">II", buffer, 16, width, height)
-        struct.pack_into(">I", buffer, 29, zlib.crc32(bytes(buffer[12:29])))
-    elif fmt == "JPEG":  # the first SOFn segment: marker, length, precision, height, width
-        sof = next(i for i in range(2, len(buffer) - 9) if buffer[i] == 0xFF and buffer[i + 1] in (0xC0, 0xC1, 0xC2))
-        struct.pack_into(">HH", buffer, sof + 5, min(height, 0xFFFF), min(width, 0xFFFF))
-    elif fmt == "GIF":  # the logical screen, then the first image descriptor when it follows the colour table
-        struct.pack_into("<HH", buffer, 6, min(width, 0xFFFF), min(height, 0xFFFF))
-        table = 3 * 2 ** ((buffer[10] & 7) + 1) if buffer[10] & 0x80 else 0
-        descriptor = buffer.find(b",", 13 + table)
-        if descriptor > 0 and descriptor + 9 <= len(buffer):
-            struct.pack_into("<HH", buffer, descriptor + 5, min(width, 0xFFFF), min(height, 0xFFFF))
-    elif fmt == "WEBP":
-        if buffer[12:16] == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
-            struct.pack_into("<HH", buffer, 26, min(width, 0x3FFF), min(height, 0x3FFF))
-        elif buffer[12:16] == b"VP8L":  # lossless: 14-bit (size - 1) fields after the signature byte
-            bits = (max(min(width, 0x4000), 1) - 1) | (max(min(height, 0x4000), 1) - 1) << 14
-            struct.pack_into("<I", buffer, 21, (struct.unpack_from("<I", buffer, 21)[0] & ~0xFFFFFFF) | bits)
-    elif fmt == "BMP":  # BITMAPINFOHEADER: signed 32-bit width and height
-        struct.pack_into("<ii", buffer, 18, min(width, 2**31 - 1), min(height, 2**31 - 1))
-    return bytes(buffer)
-
-
-def _multipart(parts: list[bytes], boundary: str, close: bool = True) -> bytes:
-    body = b"".join(b"--" + boundary.encode("latin-1") + b"\r\n" + part + b"\r\n" for part in parts)
-    return body + (b"--" + boundary.encode("latin-1") + b"--\r\n" if close else b"")
-
-
-def _file_part(data: bytes, filename: str = "a.png", field: str = "file", content_type: str = "image/png") -> bytes:
-    disposition = f'Content-Disposition: form-data; name="{field}"; filename="{filename}"'
-    return f"{disposition}\r\nContent-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + data
-
-
-def _tensor_request(rng: random.Random, images: int = 1) -> dict:
-    """A valid v2 inference request (JSON data) for the model's input, to break one field of."""
-    count = images * INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
-    return {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [images, *INPUT_SHAPE],
-                        "data": list(rng.randbytes(count))}]}
-
-
-# ---------------------------------------------------------------- the categories
 
 
 class Generator:
@@ -145,7 +74,7 @@ class Generator:
 
     def valid_image(self) -> tuple[str, bytes]:
         fmt = self.rng.choice(IMAGE_FORMATS)
-        return fmt, _image(self.rng, fmt)
+        return fmt, bodies.image(self.rng, fmt)
 
     def image_type(self, fmt: str | None = None) -> str:
         return f"image/{fmt.lower()}" if fmt and self.rng.random() < 0.7 else self.rng.choice(IMAGE_TYPES)
@@ -166,7 +95,7 @@ class Generator:
 
     def bit_flipped_image(self) -> Made:
         fmt, data = self.valid_image()
-        body = _flip_bits(self.rng, data, self.rng.randint(1, 32))
+        body = bodies.flip_bits(self.rng, data, self.rng.randint(1, 32))
         return ("/predict", _sized(body, self.image_type(fmt)), body)
 
     def wrong_content_type(self) -> Made:
@@ -182,7 +111,7 @@ class Generator:
         fmt, data = self.valid_image()
         side = self.rng.choice((5_000, 65_535, 100_000, 2**31 - 1, 2**32 - 1))
         width, height = (side, side) if self.rng.random() < 0.5 else (1, side) if self.rng.random() < 0.5 else (side, 1)
-        body = _set_dimensions(data, fmt, width, height)
+        body = bodies.set_dimensions(data, fmt, width, height)
         if self.rng.random() < 0.3:  # a tiny file claiming millions of pixels, the pixel data cut short
             body = body[: max(64, len(body) // 4)]
         return ("/predict", _sized(body, self.image_type(fmt)), body)
@@ -195,10 +124,10 @@ class Generator:
             return ("/predict", _sized(body, self.image_type(fmt)), body)
         if choice == 1:  # a header saying 0 pixels wide or high
             width, height = self.rng.choice(((0, 0), (0, 8), (8, 0)))
-            body = _set_dimensions(data, fmt, width, height)
+            body = bodies.set_dimensions(data, fmt, width, height)
             return ("/predict", _sized(body, self.image_type(fmt)), body)
         boundary = f"b{self.rng.getrandbits(64):x}"  # an empty file in a form
-        body = _multipart([_file_part(b"")], boundary)
+        body = bodies.multipart([bodies.file_part(b"")], boundary)
         return ("/predict", _sized(body, f"multipart/form-data; boundary={boundary}"), body)
 
     def length_lie(self, path: str) -> Made:
@@ -233,35 +162,35 @@ class Generator:
         content_type = f"multipart/form-data; boundary={boundary}"
         kind = rng.randrange(10)
         if kind == 0:  # no boundary parameter
-            body, content_type = _multipart([_file_part(image)], boundary), "multipart/form-data"
+            body, content_type = bodies.multipart([bodies.file_part(image)], boundary), "multipart/form-data"
         elif kind == 1:  # the body uses another boundary
-            body = _multipart([_file_part(image)], "other" + boundary)
+            body = bodies.multipart([bodies.file_part(image)], "other" + boundary)
         elif kind == 2:  # a text field only, no file
-            body = _multipart([b'Content-Disposition: form-data; name="note"\r\n\r\nhello'], boundary)
+            body = bodies.multipart([b'Content-Disposition: form-data; name="note"\r\n\r\nhello'], boundary)
         elif kind == 3:  # many file parts, past the files-per-request limit
             files = rng.randint(self.max_files + 1, 300)
-            body = _multipart([_file_part(rng.randbytes(8), f"{i}.png") for i in range(files)], boundary)
+            body = bodies.multipart([bodies.file_part(rng.randbytes(8), f"{i}.png") for i in range(files)], boundary)
         elif kind == 4:  # many small non-file fields, past the form parser's part limit
-            body = _multipart([f'Content-Disposition: form-data; name="f{i}"\r\n\r\nv'.encode()
+            body = bodies.multipart([f'Content-Disposition: form-data; name="f{i}"\r\n\r\nv'.encode()
                                for i in range(rng.randint(900, 1500))], boundary)
         elif kind == 5:  # an empty or odd file name
             name = rng.choice(("", "../../etc/passwd", "\x00.png", "a\"b.png", "é" * 300, "."))
-            body = _multipart([_file_part(image, name)], boundary)
+            body = bodies.multipart([bodies.file_part(image, name)], boundary)
         elif kind == 6:  # never closed
-            body = _multipart([_file_part(image)], boundary, close=False)[: -rng.randint(0, 20) or None]
+            body = bodies.multipart([bodies.file_part(image)], boundary, close=False)[: -rng.randint(0, 20) or None]
         elif kind == 7:  # a part without Content-Disposition, or without headers at all
-            body = _multipart([rng.choice((b"Content-Type: image/png\r\n\r\n" + image, image))], boundary)
+            body = bodies.multipart([rng.choice((b"Content-Type: image/png\r\n\r\n" + image, image))], boundary)
         elif kind == 8:  # a multipart/mixed inside the form
-            inner = _multipart([_file_part(image)], "inner")
-            body = _multipart([b'Content-Disposition: form-data; name="files"\r\n'
+            inner = bodies.multipart([bodies.file_part(image)], "inner")
+            body = bodies.multipart([b'Content-Disposition: form-data; name="files"\r\n'
                                b"Content-Type: multipart/mixed; boundary=inner\r\n\r\n" + inner], boundary)
         else:  # a broken image inside a well-formed form
-            body = _multipart([_file_part(_flip_bits(rng, image, 8), "a." + fmt.lower())], boundary)
+            body = bodies.multipart([bodies.file_part(bodies.flip_bits(rng, image, 8), "a." + fmt.lower())], boundary)
         return ("/predict", _sized(body, content_type), body)
 
     def bad_tensor(self) -> Made:
         rng = self.rng
-        request = _tensor_request(rng)
+        request = bodies.tensor_request(rng)
         tensor = request["inputs"][0]
         junk = rng.choice((None, True, 1.5, "x", {}, [], [[]], {"a": [1]}, -1, 2**70, "NaN"))
         kind = rng.randrange(12)
@@ -310,13 +239,13 @@ class Generator:
 
     def broken_json(self) -> Made:
         rng = self.rng
-        body = json.dumps(_tensor_request(rng)).encode()
+        body = json.dumps(bodies.tensor_request(rng)).encode()
         kind = rng.randrange(5)
         if kind == 0:
             body = body[: rng.randrange(len(body))]
             return (self.infer_path, _sized(body, "application/json"), body)
         if kind == 1:
-            body = _flip_bits(rng, body, rng.randint(1, 16))
+            body = bodies.flip_bits(rng, body, rng.randint(1, 16))
             return (self.infer_path, _sized(body, "application/json"), body)
         if kind == 2:  # gzip that is cut short, or garbage said to be gzip / deflate / an unknown coding
             encoding = rng.choice(("gzip", "deflate", "br", "x-junk"))
