@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from cifar10_pipeline.inference.config import ServiceConfig
 from reliability import fuzz_bodies as bodies
-from reliability.fuzz_bodies import INPUT_SHAPE
 
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/x-anything")
@@ -259,14 +258,14 @@ class Generator:
 
     def binary_lie(self) -> Made:
         rng = self.rng
-        count = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
+        count = bodies.INPUT_SHAPE[0] * bodies.INPUT_SHAPE[1] * bodies.INPUT_SHAPE[2]
         while True:  # at least one of the three lies: the declared tensor size, the bytes sent, the header length
             size = rng.choice((count, count - 1, count + 1, 0, -1, "3072", 1.5, None))
             sent = rng.choice((count, count - 7, count + 7, 0))
             header_off = rng.choice((0, -1, 5, "-1", "x", 10**12, "", "past the body"))
             if (size, sent, header_off) != (count, count, 0):
                 break
-        tensor = {"name": "image", "datatype": "UINT8", "shape": [1, *INPUT_SHAPE],
+        tensor = {"name": "image", "datatype": "UINT8", "shape": [1, *bodies.INPUT_SHAPE],
                   "parameters": {"binary_data_size": size}}
         header = json.dumps({"inputs": [tensor]}).encode()
         binary = rng.randbytes(sent)
