@@ -10,8 +10,8 @@ the first step that ran on the CPU instead (or failed).
 3. the service on onnxruntime's CUDA provider, in the environment with onnxruntime-gpu (``make install-serve-gpu``):
    ready (its golden self-test passed under CUDA), CUDA the active provider, ``/predict``, ``/v2`` binary, a hot
    swap to the TensorFlow file, and the INT8 file served or refused with its reason;
-4. figures: training images/s per framework on the GPU and on the CPU, onnxruntime images/s at batch 1 and 256 on
-   CUDA and on the CPU, time to the first epoch, and the CIFAR-10 GPU config's time per 50,000-image epoch.
+4. figures: training images/s per framework on the GPU and on the CPU, onnxruntime's batch-1 latency and batch-256
+   images/s on CUDA and on the CPU, time to the first epoch, and the CIFAR-10 GPU config's time per 50,000-image epoch.
 
 The figures go to ``--out`` as ``gpu-check.json`` and ``.md`` and to the section ``gpu-check`` of BENCHMARKS.md.
 Without a GPU it exits 2 with one line (``--preflight`` asks only that). ``--rehearse-on-cpu`` runs every step on
@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -246,8 +245,9 @@ def serve_step(target: Target, out: Path, torch_onnx: Path, tf_onnx: Path, int8:
 
 
 def ort_throughput(python: str, model: Path, provider: str, runs: int) -> dict:
-    """onnxruntime images/s at batch 1 and 256 on ``provider``, measured in ``python``'s environment (this module's
-    --measure-ort mode), which must really run on that provider."""
+    """onnxruntime's batch-1 latency and batch-256 images/s on ``provider`` (``harness.engines.time_forward``),
+    measured in ``python``'s environment (this module's --measure-ort mode), which must really run on that
+    provider."""
     done = subprocess.run([python, "-m", "benchmarks.gpu_check", "--measure-ort", str(model), provider, str(runs)],
                           cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -256,25 +256,10 @@ def ort_throughput(python: str, model: Path, provider: str, runs: int) -> dict:
 
 
 def measure_ort(model: Path, provider: str, runs: int) -> dict:
-    import numpy as np
-    import onnxruntime as ort
+    # numpy and onnxruntime: in the environment measured, not in the one that runs the check
+    from harness.engines import onnx_forward, time_forward
 
-    session = ort.InferenceSession(str(model), providers=[provider])
-    expect(session.get_providers()[0] == provider, f"onnxruntime runs {model} on {session.get_providers()}, "
-                                                   f"not {provider}")
-    shape = session.get_inputs()[0].shape[1:]
-    figures = {}
-    for batch in (1, 256):
-        images = np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8)
-        feed = {session.get_inputs()[0].name: images}
-        session.run(None, feed)  # warm-up: CUDA kernels, cuDNN's algorithm search
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            session.run(None, feed)
-            times.append(time.perf_counter() - t0)
-        figures[f"batch_{batch}_images_per_second"] = round(batch / statistics.median(times), 1)
-    return figures
+    return time_forward(*onnx_forward(model, provider), latency_runs=runs, throughput_runs=runs)
 
 
 def check(target: Target, out: Path, log=print) -> dict:
@@ -316,9 +301,9 @@ def markdown(report: dict, target: Target, head: str) -> str:
         ips = row["images_per_second"]
         lines.append(f"| {framework} | {ips} | {report['cpu_train'][framework]['images_per_second']} | "
                      f"{row['first_epoch_s']} | {CIFAR10_TRAIN_IMAGES / ips:.1f} |")
-    lines += ["", "| onnxruntime provider | batch 1 images/s | batch 256 images/s |", "| --- | ---: | ---: |"]
+    lines += ["", "| onnxruntime provider | batch 1 p50 ms | batch 256 images/s |", "| --- | ---: | ---: |"]
     for provider, row in report["onnxruntime"].items():
-        lines.append(f"| {provider} | {row['batch_1_images_per_second']} | {row['batch_256_images_per_second']} |")
+        lines.append(f"| {provider} | {row['batch1_p50_ms']:.2f} | {row['batch256_images_per_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

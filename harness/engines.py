@@ -41,10 +41,14 @@ def time_forward(forward: Forward, shape: tuple[int, int, int], latency_runs: in
             "batch256_images_per_s": BATCH * throughput_runs / seconds}
 
 
-def onnx_forward(path: Path) -> tuple[Forward, tuple[int, int, int]]:
-    """An onnxruntime CPU session on the ONNX file at ``path`` as a forward pass, and its images' (H, W, C)."""
+def onnx_forward(path: Path, provider: str = "CPUExecutionProvider") -> tuple[Forward, tuple[int, int, int]]:
+    """An onnxruntime session on ``provider`` for the ONNX file at ``path`` as a forward pass, and its images'
+    (H, W, C). A RuntimeError where the session would run elsewhere: onnxruntime falls back to the CPU quietly
+    (a CUDA provider whose libraries are missing), and a figure timed there must not be named after ``provider``."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), providers=[provider])
+    if session.get_providers()[0] != provider:
+        raise RuntimeError(f"onnxruntime runs {path} on {session.get_providers()}, not {provider}")
     _, h, w, c = next(i for i in session.get_inputs() if i.name == INPUT_NAME).shape  # [N, H, W, C], N symbolic
     return (lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]), (h, w, c)

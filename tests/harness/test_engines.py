@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -28,8 +29,9 @@ def test_time_forward_times_batch_1_and_256_after_untimed_warm_up_calls(monkeypa
     assert calls.count(((256, 28, 28, 1), np.uint8)) == warm + 4 and len(calls) == 2 * warm + 11
 
 
-def test_onnx_forward_runs_the_file_and_reads_its_image_shape(tmp_path):
-    # image uint8 [N, 5, 6, 1] -> logits: the pixels as float32, flattened [N, 30]
+@pytest.fixture
+def flatten_model(tmp_path):
+    """image uint8 [N, 5, 6, 1] -> logits: the pixels as float32, flattened [N, 30]."""
     graph = helper.make_graph(
         [helper.make_node("Cast", [INPUT_NAME], ["pixels"], to=TensorProto.FLOAT),
          helper.make_node("Flatten", ["pixels"], [OUTPUT_NAME], axis=1)],
@@ -37,7 +39,19 @@ def test_onnx_forward_runs_the_file_and_reads_its_image_shape(tmp_path):
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 30])])
     path = tmp_path / "model.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    forward, shape = engines.onnx_forward(path)
+    return path
+
+
+def test_onnx_forward_runs_the_file_and_reads_its_image_shape(flatten_model):
+    forward, shape = engines.onnx_forward(flatten_model)
     assert shape == (5, 6, 1)
     images = np.random.default_rng(0).integers(0, 256, (3, 5, 6, 1), dtype=np.uint8)
     np.testing.assert_array_equal(forward(images), images.reshape(3, 30).astype(np.float32))
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")  # onnxruntime's, on the way to the fallback
+def test_onnx_forward_refuses_a_session_that_fell_back_to_another_provider(flatten_model):
+    # a provider onnxruntime knows but this build lacks: the session would quietly run on the CPU
+    missing = next(p for p in ort.get_all_providers() if p not in ort.get_available_providers())
+    with pytest.raises(RuntimeError, match=rf"runs .*model\.onnx on \['CPUExecutionProvider'\], not {missing}"):
+        engines.onnx_forward(flatten_model, missing)
