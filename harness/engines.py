@@ -1,7 +1,8 @@
 """A model's forward pass, timed: batch-1 latency and batch-256 throughput on random images of its input shape.
 
-What serving a model costs on this machine's CPU, apart from the service around it: the serving benchmark times
-the same weights in torch and in onnxruntime with it, the training benchmark each goal's exported file."""
+What serving a model costs on this machine, apart from the service around it: the serving benchmark times the same
+weights in torch and in onnxruntime with it, the training benchmark each goal's exported file, and the GPU check
+onnxruntime on CUDA and on the CPU."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import numpy as np
 from cifar10_pipeline.contract import INPUT_DTYPE, INPUT_NAME, OUTPUT_NAME
 
 BATCH = 256  # the throughput batch: large enough that per-call overhead stops mattering on 2 cores
-WARMUP_CALLS = 3  # of each batch size, untimed: caches, lazy initialisation, onnxruntime's first-run allocations
+# untimed calls of each batch size: caches, lazy initialisation, onnxruntime's first-run allocations (on CUDA also
+# its kernels' loading and cuDNN's algorithm search)
+WARMUP_CALLS = 3
 
 Forward = Callable[[np.ndarray], object]  # uint8 images [N, H, W, C] -> logits
 
