@@ -256,7 +256,7 @@ def ort_throughput(python: str, model: Path, provider: str, runs: int) -> dict:
 
 
 def measure_ort(model: Path, provider: str, runs: int) -> dict:
-    # numpy and onnxruntime: in the environment measured, not in the one that runs the check
+    # imported here, not at the top: harness.engines needs numpy, and --preflight runs on the system Python
     from harness.engines import onnx_forward, time_forward
 
     return time_forward(*onnx_forward(model, provider), latency_runs=runs, throughput_runs=runs)
