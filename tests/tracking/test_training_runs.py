@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from cifar10_pipeline.tracking.settings import experiment_name
+from cifar10_pipeline.training import source
 
 
 def test_the_run_json_names_its_mlflow_run_in_the_data_sets_experiment(tracked):
@@ -16,6 +17,15 @@ def test_the_run_json_names_its_mlflow_run_in_the_data_sets_experiment(tracked):
     assert run.info.run_name == tracked.result.run.path.name
     assert run.info.status == "FINISHED"
     assert run.data.tags["framework"] == tracked.result.run.info["framework"]
+
+
+def test_the_code_that_trained_the_run_is_tagged_as_run_json_names_it(tracked):
+    code = tracked.result.run.info["source"]
+    tags = tracked.client.get_run(tracked.run_id).data.tags
+    assert tags["source_files_sha256"] == code["files_sha256"] == source.describe()["files_sha256"]
+    # the suite runs from a git checkout (an editable install): the commit goes where MLflow's UI shows it
+    assert tags[source.GIT_COMMIT_TAG] == code["git_commit"]
+    assert tags["source_git_dirty"] == str(code["git_dirty"])
 
 
 def test_the_config_is_logged_as_parameters(tracked):

@@ -13,7 +13,7 @@ import pytest
 from cifar10_pipeline.tracking import store
 from cifar10_pipeline.tracking.runs import FAILED, FINISHED, KILLED, PARENT_TAG, RunRef
 from cifar10_pipeline.tracking.settings import tracking_uri
-from cifar10_pipeline.training import distributed, loop
+from cifar10_pipeline.training import distributed, loop, source
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import Run, RunError
@@ -235,6 +235,40 @@ def test_resuming_an_older_run_replaces_its_former_accuracy_keys(tmp_path):
     info = again.run.info
     assert info["test_accuracy"] == accuracy == again.accuracy and info["status"] == "finished"
     assert "eval_accuracy" not in info and "eval_split" not in info
+
+
+def test_the_run_names_the_code_that_started_it_and_a_resume_by_the_same_code_adds_nothing(tmp_path, capsys):
+    config = small(tmp_path)
+    stopped_after_one_epoch(config)
+    started = Run.open(tmp_path / "runs" / "tiny").info["source"]
+    assert started == source.describe()
+    resumed = loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "tiny"))
+    assert resumed.run.info["source"] == started and "resumed_source" not in resumed.run.info
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_resuming_with_other_code_warns_and_records_the_resuming_code(tmp_path, monkeypatch, capsys):
+    config = small(tmp_path)
+    stopped_after_one_epoch(config)
+    started = Run.open(tmp_path / "runs" / "tiny").info["source"]
+    other = {**started, "files_sha256": "0" * 64}
+    monkeypatch.setattr(source, "describe", lambda: other)
+    resumed = loop.fit(Recorder, config, resume=Run.open(tmp_path / "runs" / "tiny"))
+    assert resumed.run.info["source"] == started and resumed.run.info["resumed_source"] == other
+    err = capsys.readouterr().err
+    assert f"it was started by other code ({source.label(started)}) than resumes it ({source.label(other)})" in err
+
+
+def test_resuming_a_run_that_names_no_code_warns_that_it_cannot_tell(tmp_path, capsys):
+    config = small(tmp_path)
+    stopped_after_one_epoch(config)
+    path = tmp_path / "runs" / "tiny" / "run.json"
+    info = json.loads(path.read_text())
+    del info["source"]  # a run started before runs named their code
+    path.write_text(json.dumps(info))
+    resumed = loop.fit(Recorder, config, resume=Run.open(path.parent))
+    assert "source" not in resumed.run.info and resumed.run.info["resumed_source"] == source.describe()
+    assert "its run.json does not say which code started it" in capsys.readouterr().err
 
 
 def test_resuming_a_run_without_a_checkpoint_says_to_start_afresh(tmp_path):

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.tracking.runs import FAILED, KILLED, Recorder, RunRef
 from cifar10_pipeline.tracking.settings import tracking_uri
+from cifar10_pipeline.training import source
 from cifar10_pipeline.training.config import TrainConfig, one_cycle_lr
 from cifar10_pipeline.training.datasets import TrainingData, prepare_for_training
 from cifar10_pipeline.training.distributed import restarted_run
@@ -108,9 +109,13 @@ def start_tracking(run: Run, config: TrainConfig, info: Mapping[str, Any], paren
     if not config.tracking:
         return Recorder(None, run.path)
     keys = ("framework", "framework_version", "keras_version", "device", "precision", "dataset")
+    code = info.get("source", {})
+    code_tags = {source.GIT_COMMIT_TAG: code.get("git_commit"), "source_git_dirty": code.get("git_dirty"),
+                 "source_files_sha256": code.get("files_sha256")}
     recorder = Recorder.start(run.path, uri=tracking_uri(config.runs_dir), dataset=config.dataset,
                               params={**config.to_dict(), "num_parameters": info.get("num_parameters")},
-                              tags={**{k: info[k] for k in keys if k in info}, **(tags or {})},
+                              tags={**{k: info[k] for k in keys if k in info},
+                                    **{k: v for k, v in code_tags.items() if v is not None}, **(tags or {})},
                               previous=info.get("mlflow"), parent=parent)
     if recorder.ref is not None:
         run.update_info(mlflow=recorder.ref.to_dict())
@@ -134,6 +139,7 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         if checkpoint is not None:
             print(f"resuming {run.path} after epoch {start_epoch}/{config.epochs}", file=sys.stderr)
         run.update_info(**trainer.describe(), dataset=data.name, classes=list(data.classes))
+        record_source(run, resumed=checkpoint is not None)
     # one MLflow run per training run: the main process records it, the others (torchrun ranks > 0) track nothing
     recorder = start_tracking(run, config, run.info, parent, tags) if main else Recorder(None, run.path)
     stops: list[Exception] = []  # what on_epoch raised: a deliberate stop (a pruned trial), not a failure
@@ -155,6 +161,22 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         raise
     recorder.finish({f"{result.split}_accuracy": result.accuracy})
     return result
+
+
+def record_source(run: Run, resumed: bool) -> None:
+    """run.json's ``source``: the code that started the run (``training.source``). Code that resumes a run started
+    by other code (or by code no run.json named) warns, and is recorded as ``resumed_source``: from there on the run
+    is not what one uninterrupted run of either would have given."""
+    code = source.describe()
+    started = run.info.get("source")
+    if started is None and not resumed:
+        run.update_info(source=code)
+    elif started is None or started["files_sha256"] != code["files_sha256"]:
+        why = ("its run.json does not say which code started it" if started is None else
+               f"it was started by other code ({source.label(started)}) than resumes it ({source.label(code)})")
+        print(f"warning: resuming {run.path}, but {why}: the epochs from here on may not be those of one "
+              "uninterrupted run; run.json records the resuming code as resumed_source", file=sys.stderr)
+        run.update_info(resumed_source=code)
 
 
 def _epochs(trainer: Trainer, data: TrainingData, config: TrainConfig, run: Run, start_epoch: int,

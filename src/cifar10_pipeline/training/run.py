@@ -2,8 +2,9 @@
 
 runs/<name>/
   config.json      the TrainConfig that made the run
-  run.json         framework, versions, data set, classes, status, and the final model's accuracy on the split
-                   that evaluated it: test_accuracy, or val_accuracy when tuning holds a validation split out
+  run.json         framework, versions, data set, classes, status, the code that trained it (``training.source``),
+                   and the final model's accuracy on the split that evaluated it: test_accuracy, or val_accuracy
+                   when tuning holds a validation split out
   metrics.jsonl    one JSON object per epoch
   checkpoint.*     latest epoch (model + optimiser + RNG state) for --resume
   model.*          final weights, with the spec that builds the model
