@@ -73,10 +73,11 @@ def score_run(path: Path, framework: str) -> dict:
     specs = [dataclasses.replace(own, tta=mirror, tta_shift=shift if s is None else s) for _, mirror, s in VIEWS]
     logits = SCORERS[framework](path, specs, data)
     accuracy = {name: float((out.argmax(1) == data.eval_labels).mean()) for (name, _, _), out in zip(VIEWS, logits)}
-    return {"run": str(path), "seed": run.config.seed, "shift": shift, "eval_split": data.eval_split,
+    return {"run": str(path), "seed": run.config.seed, "shift": shift, "shift_axes": own.tta_shift_axes,
+            "eval_split": data.eval_split,
             "images": len(data.eval_labels), "accuracy": accuracy,
             "own_model": run.info.get(f"{data.eval_split}_accuracy"),
-            "own_views": {"mirror": own.tta, "shift": own.tta_shift}}
+            "own_views": {"mirror": own.tta, "shift": own.tta_shift, "shift_axes": own.tta_shift_axes}}
 
 
 def markdown(rows: list[dict], title: str, head: str) -> str:
@@ -88,7 +89,8 @@ def markdown(rows: list[dict], title: str, head: str) -> str:
     for r in rows:
         a = r["accuracy"]
         lines.append(f"| `{Path(r['run']).name}` | {r['seed']} | {r['images']} | {100 * a['none']:.2f}% | "
-                     f"{100 * a['mirror']:.2f}% | {100 * a['mirror_shifts']:.2f}% ({r['shift']} px) | "
+                     f"{100 * a['mirror']:.2f}% | {100 * a['mirror_shifts']:.2f}% ({r['shift']} px "
+                     f"{'along the axes' if r['shift_axes'] else 'diagonally'}) | "
                      f"{100 * (a['mirror_shifts'] - a['mirror']):+.2f} |")
     mean = {k: statistics.mean(r["accuracy"][k] for r in rows) for k, _, _ in VIEWS}
     lines += ["", f"**Mean: none {100 * mean['none']:.2f}%, mirror {100 * mean['mirror']:.2f}%, mirror + shifts "

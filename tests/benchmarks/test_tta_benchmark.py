@@ -16,7 +16,8 @@ from tests.support.runs import tiny_config
 
 @pytest.mark.slow
 def test_the_tta_benchmark_scores_one_model_three_ways_and_its_own_views_as_the_run_did(framework, tmp_path):
-    result = train(tiny_config(tmp_path, tta_shift=1, epochs=1), framework.name)
+    # shifted along the axes: the shifts scored are the run's own kind
+    result = train(tiny_config(tmp_path, tta_shift=1, tta_shift_axes=True, epochs=1), framework.name)
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "benchmarks.tta", "--runs", str(result.run.path), "--out", str(out),
                            "--smoke"], capture_output=True, text=True, timeout=600)
@@ -24,12 +25,14 @@ def test_the_tta_benchmark_scores_one_model_three_ways_and_its_own_views_as_the_
     report = json.loads((out / f"tta-{framework.name}.json").read_text())
     (row,) = report["runs"]
     assert report["framework"] == framework.name
-    assert row["images"] == 1000 and row["shift"] == 1 and row["own_views"] == {"mirror": True, "shift": 1}
+    assert row["images"] == 1000 and row["shift"] == 1 and row["shift_axes"] is True
+    assert row["own_views"] == {"mirror": True, "shift": 1, "shift_axes": True}
     # the run's own model is the mirror with the shifts: the loop's final evaluation scored the same views
     assert row["accuracy"]["mirror_shifts"] == pytest.approx(result.accuracy, abs=1e-9)
     assert len({round(v, 6) for v in row["accuracy"].values()}) > 1  # the views change the answers
     markdown = (out / f"tta-{framework.name}.md").read_text()
-    assert f", {framework.title} (" in markdown and "| `tiny` | 0 | 1000 |" in markdown and "(1 px)" in markdown
+    assert f", {framework.title} (" in markdown and "| `tiny` | 0 | 1000 |" in markdown
+    assert "(1 px along the axes)" in markdown
     assert "smoke" in markdown
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from cifar10_pipeline.export.converter import OPSET
 from cifar10_pipeline.export.gates import OrtRunner
@@ -34,11 +35,12 @@ def test_exported_graph_averages_each_image_with_its_mirror(exported, trained):
     assert np.abs(logits).max() > 0.1  # not trivially equal
 
 
-def test_shift_tta_survives_the_conversion(framework, exporter):
+@pytest.mark.parametrize("axes", [False, True])
+def test_shift_tta_survives_the_conversion(framework, exporter, axes):
     # the tiny run's TTA is the mirror only (its INT8 twin must pass the shared gate tests); the shifted views are
     # proven here on an untrained network of the same code
     spec = ModelSpec((16, 16, 3), 10, (120.0, 110.0, 100.0), (60.0, 50.0, 40.0), width=8, dropout=0.0, tta=True,
-                     tta_shift=1)
+                     tta_shift=1, tta_shift_axes=axes)
     model = framework.load("network").build_model(spec)
     # kernels drawn from N(0, 0.5^2): at their initial scale the untrained network's logits are ~1e-3
     rng = np.random.default_rng(0)

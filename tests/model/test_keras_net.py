@@ -7,6 +7,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cifar10_pipeline.model.keras_net import (BODY, PREPROCESS, ConvPool, Mirror, Shift, build_model,
@@ -61,14 +62,15 @@ def test_tta_is_in_the_full_model_only_when_the_spec_asks_for_it():
     assert not np.allclose(plain(mirrored, training=False), plain(images, training=False), atol=1e-3)
 
 
-def test_shift_tta_sums_the_weighted_logits_of_every_view():
+@pytest.mark.parametrize("axes", [False, True])
+def test_shift_tta_sums_the_weighted_logits_of_every_view(axes):
     keras.utils.set_random_seed(0)
     plain = build_model(SPEC)
     rng = np.random.default_rng(0)
     for v in plain.weights:
         if v.path.endswith("/kernel"):
             v.assign(rng.normal(size=v.shape).astype(np.float32))
-    spec = dataclasses.replace(SPEC, tta=True, tta_shift=1)
+    spec = dataclasses.replace(SPEC, tta=True, tta_shift=1, tta_shift_axes=axes)
     tta = build_model(spec)
     tta.set_weights(plain.get_weights())  # the views and their sum add no variables
     images = _images()
@@ -80,13 +82,24 @@ def test_shift_tta_sums_the_weighted_logits_of_every_view():
     assert not np.allclose(tta(images, training=False), flip_only(images, training=False), rtol=1e-3)
 
 
-def test_a_saved_shift_tta_model_loads_with_its_views(tmp_path):
-    model = build_model(dataclasses.replace(SPEC, tta=True, tta_shift=2))
+@pytest.mark.parametrize("axes, shifts", [(False, [(-2, -2), (-2, -2), (2, 2), (2, 2)]),
+                                          (True, [(-2, 0), (-2, 0), (0, -2), (0, -2), (0, 2), (0, 2), (2, 0), (2, 0)])])
+def test_a_saved_shift_tta_model_loads_with_its_views(tmp_path, axes, shifts):
+    model = build_model(dataclasses.replace(SPEC, tta=True, tta_shift=2, tta_shift_axes=axes))
     model.save(tmp_path / "model.keras")
     loaded = load_model_file(tmp_path / "model.keras")
-    assert sorted(layer.shift for layer in loaded.layers if isinstance(layer, Shift)) == [-2, -2, 2, 2]
+    assert sorted(layer.shift for layer in loaded.layers if isinstance(layer, Shift)) == shifts
     images = _images()
     np.testing.assert_allclose(loaded(images, training=False), model(images, training=False), rtol=1e-6)
+
+
+def test_a_shift_saved_as_one_int_moves_both_axes_as_the_diagonal_views_did():
+    # model files saved before the (rows, columns) pair hold "shift": 2
+    older = Shift.from_config({**Shift((2, 2)).get_config(), "shift": 2})
+    images = _normal()
+    assert older.shift == (2, 2)
+    np.testing.assert_array_equal(older(images), Shift((2, 2))(images))
+    np.testing.assert_array_equal(Shift((2, 2))(images), seen(images.numpy(), (2, 2), False))
 
 
 def test_conv_pool_computes_the_same_function_in_both_orders():

@@ -32,16 +32,35 @@ def test_an_older_dict_without_tta_shift_reads_as_unshifted():
 
 
 @pytest.mark.parametrize("tta, shift, count", [(False, 0, 1), (True, 0, 2), (False, 1, 3), (True, 2, 6)])
-def test_the_tta_views_weigh_the_unshifted_image_as_much_as_both_shifts(tta, shift, count):
+def test_the_tta_views_weigh_the_unshifted_image_as_much_as_both_diagonal_shifts(tta, shift, count):
     views = dataclasses.replace(SPEC, tta=tta, tta_shift=shift).tta_views()
     assert len(views) == count and len(set((s, m) for s, m, _ in views)) == count
     assert sum(w for *_, w in views) == pytest.approx(1.0)
-    unshifted = sum(w for s, _, w in views if s == 0)
+    unshifted = sum(w for s, _, w in views if s == (0, 0))
     assert unshifted == pytest.approx(1.0 if not shift else 0.5)
-    assert {s for s, *_ in views} == ({0, -shift, shift} if shift else {0})
+    assert {s for s, *_ in views} == ({(0, 0), (-shift, -shift), (shift, shift)} if shift else {(0, 0)})
     assert {m for _, m, _ in views} == ({False, True} if tta else {False})
     for s in {s for s, *_ in views}:  # a mirrored view weighs as much as its unmirrored twin
         assert len({w for s2, _, w in views if s2 == s}) == 1
+
+
+@pytest.mark.parametrize("tta, shift", [(False, 1), (True, 1), (True, 2)])
+def test_the_tta_views_along_the_axes_move_the_image_each_way_and_weigh_the_same(tta, shift):
+    views = dataclasses.replace(SPEC, tta=tta, tta_shift=shift, tta_shift_axes=True).tta_views()
+    mirrors = {False, True} if tta else {False}
+    assert len(views) == 5 * len(mirrors) and {m for _, m, _ in views} == mirrors
+    assert {s for s, *_ in views} == {(0, 0), (shift, 0), (-shift, 0), (0, shift), (0, -shift)}
+    assert [w for *_, w in views] == pytest.approx([1 / len(views)] * len(views))
+
+
+def test_without_a_shift_the_axes_add_no_view():
+    assert dataclasses.replace(SPEC, tta_shift_axes=True).tta_views() == SPEC.tta_views()
+
+
+def test_an_older_dict_without_tta_shift_axes_reads_as_diagonal_shifts():
+    spec = dataclasses.replace(SPEC, tta_shift=1)
+    older = {k: v for k, v in spec.to_dict().items() if k != "tta_shift_axes"}
+    assert ModelSpec.from_dict(older) == spec and spec.tta_shift_axes is False
 
 
 @pytest.mark.parametrize("n, shift", [(5, 1), (5, -1), (6, 2), (4, -3), (7, 0)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from cifar10_pipeline.model.spec import ModelSpec
@@ -62,10 +63,11 @@ def test_tta_averages_mirrored_logits_in_eval_mode_only():
         torch.testing.assert_close(tta(image), plain.train()(image))
 
 
-def test_shift_tta_sums_the_weighted_logits_of_every_view_in_eval_mode_only():
+@pytest.mark.parametrize("axes", [False, True])
+def test_shift_tta_sums_the_weighted_logits_of_every_view_in_eval_mode_only(axes):
     image = _images()
     plain = _random_weights(build_model(SPEC)).eval()
-    spec = dataclasses.replace(SPEC, tta=True, tta_shift=1)
+    spec = dataclasses.replace(SPEC, tta=True, tta_shift=1, tta_shift_axes=axes)
     tta = build_model(spec).eval()
     tta.load_state_dict(plain.state_dict())  # the views add no weights
 
@@ -82,10 +84,10 @@ def test_shift_tta_sums_the_weighted_logits_of_every_view_in_eval_mode_only():
 
 def test_a_tta_shift_moves_the_image_as_the_training_shift_does():
     x = torch.randn(2, 3, 7, 9)
-    for shift in (1, -2):
-        # the augmentation's gather reads (i + dy, j + dx): a TTA shift of s is the augmentation's -s
-        augmented = shift_flip(x, torch.full((2, 2), -shift), torch.ones(2, dtype=torch.long))
-        assert torch.equal(view(x, shift, False), augmented)
+    for dy, dx in ((1, 1), (-2, -2), (1, 0), (0, -1)):
+        # the augmentation's gather reads (i + dy, j + dx), its shift given as (dx, dy): a TTA shift of s is its -s
+        augmented = shift_flip(x, torch.tensor([[-dx, -dy]] * 2), torch.ones(2, dtype=torch.long))
+        assert torch.equal(view(x, (dy, dx), False), augmented)
 
 
 def test_conv_pool_computes_the_same_function_in_both_orders():

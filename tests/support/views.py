@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def seen(images: np.ndarray, shift: int, mirrored: bool) -> np.ndarray:
-    """[B, H, W, C] mirrored along W if ``mirrored``, then moved ``shift`` pixels down and right; numpy's
-    "symmetric" padding repeats the edge pixel, as the training shifts reflect."""
+def seen(images: np.ndarray, shift: tuple[int, int], mirrored: bool) -> np.ndarray:
+    """[B, H, W, C] mirrored along W if ``mirrored``, then moved ``shift`` = (rows, columns) pixels down and right;
+    numpy's "symmetric" padding repeats the edge pixel, as the training shifts reflect."""
     x = images[:, :, ::-1] if mirrored else images
-    pad = abs(shift)
-    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="symmetric")
-    start = pad - shift
-    return np.ascontiguousarray(padded[:, start:start + x.shape[1], start:start + x.shape[2]])
+    (dy, dx), (pad_y, pad_x) = shift, (abs(shift[0]), abs(shift[1]))
+    padded = np.pad(x, ((0, 0), (pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="symmetric")
+    top, left = pad_y - dy, pad_x - dx
+    return np.ascontiguousarray(padded[:, top:top + x.shape[1], left:left + x.shape[2]])

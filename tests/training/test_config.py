@@ -82,10 +82,17 @@ def test_the_model_averages_over_mirrors_only_if_it_trained_on_them(flip, tta, a
     assert (spec.width, spec.dropout) == (config.width, config.dropout)
 
 
-@pytest.mark.parametrize("crop_padding, tta_shift", [(2, 0), (2, 1), (2, 2), (0, 0)])
-def test_the_spec_shifts_its_tta_views_as_far_as_the_config_says(crop_padding, tta_shift):
-    config = TrainConfig.from_dict({"crop_padding": crop_padding, "tta_shift": tta_shift})
-    assert config.model_spec((28, 28, 1), 10, (72.9,), (90.0,)).tta_shift == tta_shift
+@pytest.mark.parametrize("crop_padding, tta_shift, axes", [(2, 0, False), (2, 1, False), (2, 2, True), (0, 0, False),
+                                                           (1, 1, True)])
+def test_the_spec_shifts_its_tta_views_as_far_and_as_the_config_says(crop_padding, tta_shift, axes):
+    config = TrainConfig.from_dict({"crop_padding": crop_padding, "tta_shift": tta_shift, "tta_shift_axes": axes})
+    spec = config.model_spec((28, 28, 1), 10, (72.9,), (90.0,))
+    assert (spec.tta_shift, spec.tta_shift_axes) == (tta_shift, axes)
+
+
+def test_shifting_along_the_axes_without_a_shift_is_refused():
+    with pytest.raises(ConfigError, match="tta_shift_axes=True needs tta_shift > 0"):
+        TrainConfig.from_dict({"tta_shift_axes": True})
 
 
 @pytest.mark.parametrize("crop_padding, tta_shift, message", [

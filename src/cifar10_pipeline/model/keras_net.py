@@ -63,20 +63,22 @@ class Mirror(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="cifar10_pipeline")
 class Shift(keras.layers.Layer):
-    """A float [B, H, W, C] batch moved ``shift`` pixels down and right (up and left when negative), as
-    ``model.spec.shifted_index`` reads it: one constant gather per axis."""
+    """A float [B, H, W, C] batch moved ``shift`` = (rows, columns) pixels down and right (up and left where
+    negative), as ``model.spec.shifted_index`` reads it: one constant gather per shifted axis. An int shifts both
+    axes by as much: the diagonal views of model files saved before the pair."""
 
-    def __init__(self, shift: int, **kwargs: Any):
+    def __init__(self, shift: int | list[int] | tuple[int, int], **kwargs: Any):
         super().__init__(**kwargs)
-        self.shift = shift
+        self.shift = (shift, shift) if isinstance(shift, int) else tuple(shift)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        for axis in (1, 2):
-            x = tf.gather(x, shifted_index(x.shape[axis], self.shift), axis=axis)
+        for axis, by in zip((1, 2), self.shift):
+            if by:
+                x = tf.gather(x, shifted_index(x.shape[axis], by), axis=axis)
         return x
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "shift": self.shift}
+        return {**super().get_config(), "shift": list(self.shift)}
 
 
 def _conv(channels: int, dtype: str) -> keras.layers.Conv2D:
@@ -156,7 +158,7 @@ def build_model(spec: ModelSpec, dtype: str = "float32") -> keras.Model:
     weighted = []  # the same body (same weights) on every view; the weighted sum of their logits
     for shift, mirrored, weight in views:
         seen = Mirror(dtype="float32")(x) if mirrored else x
-        seen = Shift(shift, dtype="float32")(seen) if shift else seen
+        seen = Shift(shift, dtype="float32")(seen) if any(shift) else seen
         weighted.append(keras.layers.Rescaling(weight, dtype="float32")(body(seen)))
     return keras.Model(image, keras.layers.Add(dtype="float32")(weighted), name="cnn")
 

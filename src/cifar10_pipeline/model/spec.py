@@ -6,8 +6,9 @@ BatchNorm's scale is fixed at 1, so the pooled conv may pool before or after Bat
 first (cheaper), inference last (foldable).
 The input is the contract's raw ``uint8 [B, H, W, C]`` image, so the exported graph carries all preprocessing
 (scale, mean/std, layout). With ``tta`` (test-time augmentation) the eval-mode model averages the logits of each
-image and its mirror, and with ``tta_shift`` also those of the image shifted diagonally both ways (``tta_views``),
-so the exported graph does it too and every client gets it for free.
+image and its mirror, and with ``tta_shift`` also those of the image shifted diagonally both ways, or along each
+axis both ways with ``tta_shift_axes`` (``tta_views``), so the exported graph does it too and every client gets it for
+free.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ class ModelSpec:
     width: int  # channels of the first block; the blocks have width, 2 * width, 4 * width
     dropout: float
     tta: bool  # test-time augmentation: in eval mode, the mean logits of the image and its horizontal mirror
-    # and of the image shifted by this many pixels down-right and up-left (reflection padding), 0: not shifted; a
-    # default, so that the spec dicts of model files written before the field still load
+    # and of the image shifted by this many pixels (reflection padding) down-right and up-left, or along the axes
+    # (tta_shift_axes); 0: not shifted; a default, so that the spec dicts of model files written before the field
+    # still load
     tta_shift: int = 0
+    # the shifted views move the image along each axis (down, up, right, left) instead of diagonally (down-right,
+    # up-left); a default for the same reason
+    tta_shift_axes: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
@@ -46,11 +51,18 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def tta_views(self) -> list[tuple[int, bool, float]]:
-        """The eval-mode model's views of an image as (shift in pixels, mirrored, weight): logits = the weighted sum
-        of the body's logits over them. The unshifted image (and its mirror) weigh as much as the two shifted ones
-        together: a shift loses a row and a column to the reflected border."""
-        shifts = [(0, 1.0)] + ([(-self.tta_shift, 0.5), (self.tta_shift, 0.5)] if self.tta_shift else [])
+    def tta_views(self) -> list[tuple[tuple[int, int], bool, float]]:
+        """The eval-mode model's views of an image as ((rows, columns) shift in pixels, mirrored, weight): logits =
+        the weighted sum of the body's logits over them. Diagonal shifts: the unshifted image (and its mirror) weigh
+        as much as the two shifted ones together, for a diagonal shift loses a row and a column to the reflected
+        border. Shifts along the axes (``tta_shift_axes``) lose one row or one column: every view weighs the same."""
+        s = self.tta_shift
+        if not s:
+            shifts = [((0, 0), 1.0)]
+        elif self.tta_shift_axes:
+            shifts = [((0, 0), 1.0), ((s, 0), 1.0), ((-s, 0), 1.0), ((0, s), 1.0), ((0, -s), 1.0)]
+        else:
+            shifts = [((0, 0), 1.0), ((-s, -s), 0.5), ((s, s), 0.5)]
         mirrors = [False, True] if self.tta else [False]
         total = sum(w for _, w in shifts) * len(mirrors)
         return [(shift, mirrored, weight / total) for shift, weight in shifts for mirrored in mirrors]

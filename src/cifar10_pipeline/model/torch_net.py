@@ -108,15 +108,15 @@ class Net(nn.Module):
         return (logits.unflatten(0, (len(views), -1)) * weights).sum(0)
 
 
-def view(x: torch.Tensor, shift: int, mirrored: bool) -> torch.Tensor:
-    """[B, C, H, W] flipped along W if ``mirrored``, then moved ``shift`` pixels down and right (``shifted_index``)."""
+def view(x: torch.Tensor, shift: tuple[int, int], mirrored: bool) -> torch.Tensor:
+    """[B, C, H, W] flipped along W if ``mirrored``, then moved ``shift`` = (rows, columns) pixels down and right
+    (``shifted_index``)."""
     if mirrored:
         x = x.flip(3)
-    if not shift:
-        return x
-    h, w = x.shape[2:]
-    rows, cols = (torch.tensor(shifted_index(n, shift), device=x.device) for n in (h, w))
-    return x.index_select(2, rows).index_select(3, cols)
+    for axis, by in zip((2, 3), shift):
+        if by:
+            x = x.index_select(axis, torch.tensor(shifted_index(x.shape[axis], by), device=x.device))
+    return x
 
 
 def build_model(spec: ModelSpec) -> Net:

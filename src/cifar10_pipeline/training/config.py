@@ -69,6 +69,9 @@ class TrainConfig:
                            "shifted this many pixels down-right and up-left, half the weight on the unshifted ones; "
                            "part of the exported graph, three times the work of --tta alone (only up to crop_padding: "
                            "a model is averaged over the shifts it trained on)")
+    tta_shift_axes: bool = _f(False, "test-time augmentation: shift the image (and mirror) by tta_shift pixels down, "
+                                     "up, right and left instead of down-right and up-left, every view weighing the "
+                                     "same; five times the work of --tta alone")
     # run
     # evaluating reads no random stream and changes no weight, so it never changes the model trained
     eval_every: int = _f(1, "evaluate on the eval split after every Nth epoch and after the last; the metrics rows of "
@@ -112,6 +115,8 @@ class TrainConfig:
         if self.batch_size < self.replicas:
             problems.append(f"batch_size={self.batch_size!r} must be >= replicas={self.replicas!r}: every replica "
                             "takes its shard of each batch")
+        if self.tta_shift_axes and not self.tta_shift:
+            problems.append("tta_shift_axes=True needs tta_shift > 0: it says which ways the image is shifted")
         if self.tta_shift > self.crop_padding:
             problems.append(f"tta_shift={self.tta_shift!r} must be <= crop_padding={self.crop_padding!r}: the model "
                             "would be averaged over shifts it never trained on")
@@ -151,7 +156,8 @@ class TrainConfig:
         """The network this config trains on data of that (H, W, C) image shape, number of classes and per-channel
         mean and std (pixel units). Its TTA averages each image with its mirror only if it trained on mirrors."""
         return ModelSpec(image_shape=image_shape, num_classes=num_classes, mean=mean, std=std, width=self.width,
-                         dropout=self.dropout, tta=self.flip and self.tta, tta_shift=self.tta_shift)
+                         dropout=self.dropout, tta=self.flip and self.tta, tta_shift=self.tta_shift,
+                         tta_shift_axes=self.tta_shift_axes)
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
