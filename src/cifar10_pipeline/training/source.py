@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import cifar10_pipeline
+from cifar10_pipeline.contract import project_version
 
 PACKAGE_DIR = Path(cifar10_pipeline.__file__).resolve().parent
-DISTRIBUTION = "cifar10-pipeline"
 # MLflow's own tag for a run's commit: its UI shows it with the run
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 
@@ -26,7 +25,7 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 def describe(package_dir: Path = PACKAGE_DIR) -> dict[str, Any]:
     """{package, files_sha256, version[, git_commit, git_dirty]} of the package in ``package_dir``; the git keys
     only where git runs and the folder lies in a work tree."""
-    source = {"package": str(package_dir), "files_sha256": files_digest(package_dir), "version": _version()}
+    source = {"package": str(package_dir), "files_sha256": files_digest(package_dir), "version": project_version()}
     try:
         commit = _git(package_dir, "rev-parse", "HEAD")
         changes = _git(package_dir, "status", "--porcelain", "--", ".")
@@ -53,13 +52,6 @@ def files_digest(package_dir: Path) -> str:
         data = path.read_bytes()
         digest.update(len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
-
-
-def _version() -> str | None:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # imported from a folder on PYTHONPATH, never installed
-        return None
 
 
 def _git(cwd: Path, *args: str) -> str:
