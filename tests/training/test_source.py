@@ -41,6 +41,18 @@ def test_the_digest_changes_with_any_file_s_bytes_or_name_but_not_with_bytecode(
     assert source.files_digest(pkg) != changed
 
 
+def test_the_digest_leaves_out_the_onnxruntime_web_files_that_make_web_copies_in(tmp_path):
+    pkg = package(tmp_path)
+    (pkg / "web").mkdir()
+    (pkg / "web" / "runtime.mjs").write_text("export {};\n")
+    first = source.files_digest(pkg)
+    (pkg / "web" / "ort").mkdir()
+    (pkg / "web" / "ort" / "ort.wasm.min.mjs").write_text("// onnxruntime-web\n")
+    assert source.files_digest(pkg) == first
+    (pkg / "web" / "ortho.mjs").write_text("export {};\n")  # the project's own file beside it, however named
+    assert source.files_digest(pkg) != first
+
+
 def test_a_package_in_a_git_work_tree_names_its_commit_and_whether_its_files_differ_from_it(tmp_path):
     pkg = package(tmp_path)
     (tmp_path / ".gitignore").write_text("__pycache__/\n")

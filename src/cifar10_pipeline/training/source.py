@@ -20,6 +20,10 @@ from cifar10_pipeline.contract import project_version
 PACKAGE_DIR = Path(cifar10_pipeline.__file__).resolve().parent
 # MLflow's own tag for a run's commit: its UI shows it with the run
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# onnxruntime-web's files, which `make web` copies from npm's tree into the package (git ignores them): another
+# project's release, pinned by package-lock.json, that training never reads; hashing them would call a run resumed
+# after `make web` one by other code
+VENDORED = ("web/ort",)
 
 
 def describe(package_dir: Path = PACKAGE_DIR) -> dict[str, Any]:
@@ -44,14 +48,18 @@ def label(code: dict[str, Any]) -> str:
 
 def files_digest(package_dir: Path) -> str:
     """SHA-256 over every file under ``package_dir`` (relative path and bytes, in path order) but Python's bytecode
-    caches, which the interpreter writes as it imports."""
+    caches, which the interpreter writes as it imports, and the ``VENDORED`` folders."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in package_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in sorted(p for p in package_dir.rglob("*") if p.is_file() and _hashed(p.relative_to(package_dir))):
         name = path.relative_to(package_dir).as_posix().encode()
         digest.update(len(name).to_bytes(8, "big") + name)
         data = path.read_bytes()
         digest.update(len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
+
+
+def _hashed(relative: Path) -> bool:
+    return "__pycache__" not in relative.parts and not any(relative.is_relative_to(v) for v in VENDORED)
 
 
 def _git(cwd: Path, *args: str) -> str:
