@@ -384,6 +384,35 @@ def test_only_the_main_process_tracks(tmp_path, monkeypatch):
     assert len(client.get_metric_history(ref["run_id"], "test_accuracy")) == 1
 
 
+def test_an_epoch_killed_between_its_checkpoint_and_mlflow_is_logged_when_the_run_resumes(tmp_path, monkeypatch):
+    config, client = tracked(tmp_path, monkeypatch)
+
+    class KilledAfterCheckpoint(Recorder):
+        def save_checkpoint(self, path, epoch):
+            super().save_checkpoint(path, epoch)
+            if epoch == 2:
+                raise Interrupt  # the checkpoint of epoch 2 is on disk; its metrics never reached MLflow
+
+    with pytest.raises(Interrupt):
+        loop.fit(KilledAfterCheckpoint, config)
+    cut = Run.open(Path(config.runs_dir) / "tiny")
+    run_id = cut.info["mlflow"]["run_id"]
+    assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [1]
+    resumed = loop.fit(Recorder, config, resume=cut)
+    assert resumed.run.info["mlflow"]["run_id"] == run_id
+    for key in ("train_loss", "lr"):
+        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        assert [(m.step, m.value) for m in history] == [(r["epoch"], r[key]) for r in resumed.metrics]  # each once
+
+
+def test_a_run_resumed_with_tracking_on_logs_the_epochs_it_trained_untracked(tmp_path, monkeypatch):
+    config, client = tracked(tmp_path, monkeypatch)
+    stopped_after_one_epoch(small(tmp_path, tracking=False))
+    resumed = loop.fit(Recorder, config, resume=Run.open(Path(config.runs_dir) / "tiny"))
+    history = client.get_metric_history(resumed.run.info["mlflow"]["run_id"], "train_acc")
+    assert sorted((m.step, m.value) for m in history) == [(r["epoch"], r["train_acc"]) for r in resumed.metrics]
+
+
 def test_each_epoch_shows_a_bar_with_the_loss_and_rate_every_few_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "tqdm", Bar)
     Bar.made.clear()

@@ -1,9 +1,9 @@
 """Training runs in MLflow: one MLflow run per run directory, written as the run goes, and never at the run's expense.
 
-``Recorder`` is what the training loop talks to: it starts (or, for ``--resume``, reopens) the MLflow run with the
-config as parameters, logs each epoch's metrics at step = epoch, and at the end the final accuracy and every file of
-the run directory (config, run.json, metrics.jsonl, curves.png, confusion.png, checkpoint, final model) under the
-artifact folder ``run/``. A tuning study is one parent run (``study_parent``) whose trials are its child runs.
+``Recorder`` is what the training loop talks to: it starts (or, for ``--resume``, reopens and catches up) the MLflow
+run with the config as parameters, logs each epoch's metrics at step = epoch, and at the end the final accuracy and
+every file of the run directory (config, run.json, metrics.jsonl, curves.png, confusion.png, checkpoint, final model)
+under the artifact folder ``run/``. A tuning study is one parent run (``study_parent``) whose trials are its child runs.
 
 A store that fails (a tracking server that is down, a full disk) costs the run nothing: the first failure is
 reported in one warning line on stderr, tracking stops for that run, and training goes on; the run directory holds
@@ -113,6 +113,17 @@ class Recorder:
         metrics = [Metric(k, float(v), now, step) for k, v in values.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch"]
         self._log(lambda c: c.log_batch(self.ref.run_id, metrics=metrics))
+
+    def catch_up(self, rows: list[Mapping[str, Any]]) -> None:
+        """Log the metrics.jsonl ``rows`` whose epoch the MLflow run lacks (each at step = epoch): a resumed run's
+        epoch that ended in a kill between its checkpoint and its metrics' logging, or epochs trained untracked."""
+        if self.ref is None or not rows:
+            return
+        logged: set[int] = set()  # train_loss is in every row
+        self._log(lambda c: logged.update(m.step for m in c.get_metric_history(self.ref.run_id, "train_loss")))
+        for row in rows:
+            if row["epoch"] not in logged:
+                self.log_metrics(row, step=row["epoch"])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if self.ref is None:

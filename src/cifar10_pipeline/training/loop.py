@@ -142,6 +142,8 @@ def fit(make: Callable[[TrainConfig, TrainingData], Trainer], config: TrainConfi
         record_source(run, resumed=checkpoint is not None)
     # one MLflow run per training run: the main process records it, the others (torchrun ranks > 0) track nothing
     recorder = start_tracking(run, config, run.info, parent, tags) if main else Recorder(None, run.path)
+    if main and checkpoint is not None:
+        recorder.catch_up(run.metrics())  # the epochs up to the checkpoint that its MLflow run lacks
     stops: list[Exception] = []  # what on_epoch raised: a deliberate stop (a pruned trial), not a failure
 
     def epoch_done(epoch: int, row: dict) -> None:
