@@ -1,19 +1,25 @@
 """When tracking is off, or its store is down: tracking off (the config's field, make's TRACKING=off through
-CIFAR10_TRACKING) leaves no store and never loads MLflow; a tracking server that does not answer costs the run one
-warning line and nothing else."""
+CIFAR10_TRACKING) leaves no store and never loads MLflow; a tracking server that does not answer, from the start or
+from some epoch on, costs the run one warning line and nothing else."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 
 import pytest
 
+from cifar10_pipeline.training.loop import train
+from harness.server import free_port, wait_ready
 from tests.support.paths import REPO
+from tests.support.runs import TINY, tiny_config
 
+# the environment `make ui` serves from, where the Makefile puts it
+MLFLOW_VENV = REPO / os.environ.get("MLFLOW_VENV", ".venv-mlflow")
 FLAGS = ["--dataset", "synthetic", "--epochs", "1", "--width", "8", "--max-train-samples", "512",
          "--max-test-samples", "256"]
 
@@ -29,6 +35,13 @@ def train_command(framework, runs_dir, env: dict[str, str], *flags: str) -> subp
     return subprocess.run([sys.executable, "-c", TRAIN, "--framework", framework.name, *FLAGS,
                            "--runs-dir", str(runs_dir), "--run-name", "r", *flags],
                           capture_output=True, text=True, timeout=900, env={**os.environ, **env}, cwd=runs_dir.parent)
+
+
+def server_env(uri: str) -> dict[str, str]:
+    """Tracking on, into the server at ``uri``, asked once a call: MLflow's HTTP client retries with back-off by
+    default, and these tests stay short."""
+    return {"CIFAR10_TRACKING": "on", "MLFLOW_TRACKING_URI": uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 
 def closed_port() -> int:
@@ -71,9 +84,7 @@ def test_make_tracking_off_reaches_the_commands():
 
 def test_a_tracking_server_that_is_down_costs_one_warning(framework, tmp_path):
     runs_dir = tmp_path / "runs"
-    # MLflow's HTTP client retries with back-off by default; none here, so the test stays short
-    env = {"CIFAR10_TRACKING": "on", "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{closed_port()}",
-           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    env = server_env(f"http://127.0.0.1:{closed_port()}")
     result = train_command(framework, runs_dir, env, "--epochs", "2")
     assert result.returncode == 0, result.stderr[-2000:]
     warnings = [line for line in result.stderr.splitlines() if "MLflow" in line]
@@ -86,3 +97,43 @@ def test_a_tracking_server_that_is_down_costs_one_warning(framework, tmp_path):
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     assert not (runs_dir / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_dies_mid_run_costs_one_warning_and_keeps_what_it_got(framework, tmp_path, monkeypatch,
+                                                                                     capfd):
+    store_uri = f"sqlite:///{tmp_path / 'server.db'}"
+    port, log = free_port(), tmp_path / "server.log"
+    with log.open("wb") as out:  # the MLflow UI's environment holds the server (make test makes it)
+        server = subprocess.Popen([str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port",
+                                   str(port), "--workers", "1", "--backend-store-uri", store_uri,
+                                   "--artifacts-destination", str(tmp_path / "artifacts")],
+                                  stdout=out, stderr=out, cwd=tmp_path, start_new_session=True)
+
+    def server_dies(epoch, row):
+        if epoch == 1:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=60)
+
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", server, log, path="/health", timeout=600)
+        for key, value in server_env(f"http://127.0.0.1:{port}").items():
+            monkeypatch.setenv(key, value)
+        capfd.readouterr()
+        result = train(tiny_config(tmp_path, tracking=True), framework.name, on_epoch=server_dies)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=60)
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "MLflow" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: MLflow tracking at http://127.0.0.1:{port} failed")
+    info = result.run.info
+    assert info["status"] == "finished" and len(result.metrics) == TINY["epochs"] > 1
+    assert {"metrics.jsonl", "curves.png", "confusion.png", framework.model_file} <= \
+        {p.name for p in result.run.path.iterdir()}
+    from mlflow import MlflowClient
+
+    store = MlflowClient(tracking_uri=store_uri)  # what the server had written before it died
+    run = store.get_run(info["mlflow"]["run_id"])
+    assert [m.step for m in store.get_metric_history(run.info.run_id, "train_loss")] == [1]
+    assert run.data.params["epochs"] == str(TINY["epochs"]) and run.info.status == "RUNNING"
