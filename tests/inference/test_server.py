@@ -92,7 +92,7 @@ def test_server_threads_default_to_the_cpus_or_the_batch_size():
 @pytest.mark.slow  # a service start: every test through harness.server.served() starts it on port 0 too
 def test_port_0_is_a_free_port_the_server_reports_serves_on_and_holds(tmp_path):
     # what every test and benchmark starts the service with (harness.server.Server); with two workers sharing the
-    # port in test_metrics_workers.py
+    # port in test_workers.py
     model = write_model(tmp_path / "model.onnx", seed=0)
     with Server({"INFERENCE_MODEL_PATH": str(model)}, tmp_path / "server.log") as server:
         assert server.port != 0 and int((tmp_path / "server.log.port").read_text()) == server.port
