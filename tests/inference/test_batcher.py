@@ -322,12 +322,12 @@ def test_the_wait_for_others_never_exceeds_max_wait(batcher, monkeypatch):
     # an image alone waits max_wait_s at most: every wait the workers make for a next image is bounded by it
     waits: list[float | None] = []
 
-    class RecordingQueue(queue.SimpleQueue):
+    class RecordingQueue(queue.Queue):
         def get(self, block=True, timeout=None):
             waits.append(timeout)
             return super().get(block, timeout)
 
-    monkeypatch.setattr(queue, "SimpleQueue", RecordingQueue)
+    monkeypatch.setattr(queue, "Queue", RecordingQueue)
     b, _ = batcher(max_size=8, max_wait_s=0.2)
     model = Echo()
     for i in range(3):

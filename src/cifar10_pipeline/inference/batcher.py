@@ -38,7 +38,10 @@ class Batcher:
         self.max_size = max_size
         self.max_wait_s = max_wait_s
         self._on_batch = on_batch
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None: one worker stops
+        # None: one worker stops. queue.Queue, not SimpleQueue: under gRPC load in the service (Python 3.11), a
+        # worker was seen blocked in SimpleQueue.get(timeout=<= max_wait_s) for seconds, in the C lock wait,
+        # holding the images it had gathered until their requests timed out
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._loop, name=f"inference-batcher-{i}", daemon=True) for i in range(workers)
         ]
