@@ -38,9 +38,9 @@ class Batcher:
         self.max_size = max_size
         self.max_wait_s = max_wait_s
         self._on_batch = on_batch
-        # None: one worker stops. queue.Queue, not SimpleQueue: under gRPC load in the service (Python 3.11), a
-        # worker was seen blocked in SimpleQueue.get(timeout=<= max_wait_s) for seconds, in the C lock wait,
-        # holding the images it had gathered until their requests timed out
+        # None: one worker stops. queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout) can stay in
+        # its C lock wait long past the timeout under load, and the images a worker has gathered wait with it until
+        # their requests time out
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._threads = [
             threading.Thread(target=self._loop, name=f"inference-batcher-{i}", daemon=True) for i in range(workers)
