@@ -75,8 +75,6 @@ MLFLOW_VENV ?= .venv-mlflow
 MLFLOW_INSTALLED := $(MLFLOW_VENV)/.installed
 # the framework registry (cifar10_pipeline.model.frameworks) finds each framework's environment through these
 export VENV TF_VENV
-# the tests start an MLflow server from the UI's environment
-export MLFLOW_VENV
 # what the TensorFlow environment runs: the tests shared by both frameworks (trainers, export) and TensorFlow's own
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_eval_every.py \

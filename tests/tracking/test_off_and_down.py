@@ -14,12 +14,10 @@ import sys
 import pytest
 
 from cifar10_pipeline.training.loop import train
-from harness.server import free_port, wait_ready
+from tests.support.mlflow_ui import ui
 from tests.support.paths import REPO
 from tests.support.runs import TINY, tiny_config
 
-# the environment `make ui` serves from, where the Makefile puts it
-MLFLOW_VENV = REPO / os.environ.get("MLFLOW_VENV", ".venv-mlflow")
 FLAGS = ["--dataset", "synthetic", "--epochs", "1", "--width", "8", "--max-train-samples", "512",
          "--max-test-samples", "256"]
 
@@ -103,30 +101,14 @@ def test_a_tracking_server_that_is_down_costs_one_warning(framework, tmp_path):
 def test_a_tracking_server_that_dies_mid_run_costs_one_warning_and_keeps_what_it_got(framework, tmp_path, monkeypatch,
                                                                                      capfd):
     store_uri = f"sqlite:///{tmp_path / 'server.db'}"
-    port, log = free_port(), tmp_path / "server.log"
-    with log.open("wb") as out:  # the MLflow UI's environment holds the server (make test makes it)
-        server = subprocess.Popen([str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-                                   str(port), "--workers", "1", "--backend-store-uri", store_uri,
-                                   "--artifacts-destination", str(tmp_path / "artifacts")],
-                                  stdout=out, stderr=out, cwd=tmp_path, start_new_session=True)
-
-    def server_dies(epoch, row):
-        if epoch == 1:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=60)
-
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", server, log, path="/health", timeout=600)
-        for key, value in server_env(f"http://127.0.0.1:{port}").items():
+    with ui(store_uri, tmp_path / "server.log") as server:  # the UI is a tracking server too
+        for key, value in server_env(server.url).items():
             monkeypatch.setenv(key, value)
         capfd.readouterr()
-        result = train(tiny_config(tmp_path, tracking=True), framework.name, on_epoch=server_dies)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=60)
+        result = train(tiny_config(tmp_path, tracking=True), framework.name,
+                       on_epoch=lambda epoch, row: server.stop(signal.SIGKILL) if epoch == 1 else None)
     warnings = [line for line in capfd.readouterr().err.splitlines() if "MLflow" in line]
-    assert len(warnings) == 1 and warnings[0].startswith(f"warning: MLflow tracking at http://127.0.0.1:{port} failed")
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: MLflow tracking at {server.url} failed")
     info = result.run.info
     assert info["status"] == "finished" and len(result.metrics) == TINY["epochs"] > 1
     assert {"metrics.jsonl", "curves.png", "confusion.png", framework.model_file} <= \

@@ -5,33 +5,14 @@ hold mlflow-skinny, which has no UI."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-from contextlib import contextmanager
 
 import pytest
 
-from harness.server import call, free_port, wait_ready
-from tests.support.paths import REPO
+from harness.server import call
+from tests.support.mlflow_ui import ui
 
 pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@contextmanager
-def ui(store_uri: str, log):
-    """`make ui` on a free port over ``store_uri``; yields the port. Its process group is ended afterwards."""
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(["make", "-C", str(REPO), "ui", f"UI_PORT={port}"], stdout=out, stderr=out,
-                                   env={**os.environ, "MLFLOW_TRACKING_URI": store_uri}, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", process, log, path="/health", timeout=600)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
 
 
 def api(port: int, method: str, path: str, payload: dict | None = None) -> dict:
@@ -43,7 +24,8 @@ def api(port: int, method: str, path: str, payload: dict | None = None) -> dict:
 
 def test_make_ui_shows_the_run_its_curves_and_its_models(tracked, registered, tmp_path):
     run = tracked.client.get_run(tracked.run_id)
-    with ui(tracked.client.tracking_uri, tmp_path / "ui.log") as port:
+    with ui(tracked.client.tracking_uri, tmp_path / "ui.log") as server:
+        port = server.port
         status, page = call(port, "GET", "/")
         assert status == 200 and b"MLflow" in page
         runs = api(port, "POST", "/ajax-api/2.0/mlflow/runs/search", {"experiment_ids": [run.info.experiment_id]})
