@@ -20,9 +20,10 @@ from cifar10_pipeline.contract import project_version
 PACKAGE_DIR = Path(cifar10_pipeline.__file__).resolve().parent
 # MLflow's own tag for a run's commit: its UI shows it with the run
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
-# onnxruntime-web's files, which `make web` copies from npm's tree into the package (git ignores them): another
-# project's release, pinned by package-lock.json, that training never reads; hashing them would call a run resumed
-# after `make web` one by other code
+# onnxruntime-web's files (web.ORT_DIR, named here since training does not import the web package), which `make web`
+# copies from npm's tree into the package (git ignores them): another project's release, pinned by
+# package-lock.json, that training never reads; hashing them would call a run resumed after `make web` one by other
+# code
 VENDORED = ("web/ort",)
 
 
