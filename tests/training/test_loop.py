@@ -413,6 +413,15 @@ def test_a_run_resumed_with_tracking_on_logs_the_epochs_it_trained_untracked(tmp
     assert sorted((m.step, m.value) for m in history) == [(r["epoch"], r["train_acc"]) for r in resumed.metrics]
 
 
+def test_a_finished_run_resumed_with_tracking_logs_its_final_accuracy_once(tmp_path, monkeypatch):
+    config, client = tracked(tmp_path, monkeypatch)
+    first = loop.fit(Recorder, config)
+    again = loop.fit(Recorder, config, resume=first.run)
+    run_id = again.run.info["mlflow"]["run_id"]
+    assert run_id == first.run.info["mlflow"]["run_id"] and client.get_run(run_id).info.status == FINISHED
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "test_accuracy")] == [(0, again.accuracy)]
+
+
 def test_each_epoch_shows_a_bar_with_the_loss_and_rate_every_few_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "tqdm", Bar)
     Bar.made.clear()

@@ -119,11 +119,17 @@ class Recorder:
         epoch that ended in a kill between its checkpoint and its metrics' logging, or epochs trained untracked."""
         if self.ref is None or not rows:
             return
-        logged: set[int] = set()  # train_loss is in every row
-        self._log(lambda c: logged.update(m.step for m in c.get_metric_history(self.ref.run_id, "train_loss")))
+        logged = {step for step, _ in self._history("train_loss")}  # train_loss is in every row
         for row in rows:
             if row["epoch"] not in logged:
                 self.log_metrics(row, step=row["epoch"])
+
+    def _history(self, key: str) -> list[tuple[int, float]]:
+        """(step, value) of each value of metric ``key`` the MLflow run holds; none when untracked."""
+        history: list[tuple[int, float]] = []
+        if self.ref is not None:
+            self._log(lambda c: history.extend((m.step, m.value) for m in c.get_metric_history(self.ref.run_id, key)))
+        return history
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if self.ref is None:
@@ -133,8 +139,9 @@ class Recorder:
         self._log(lambda c: c.log_batch(self.ref.run_id, tags=[RunTag(k, _text(v)) for k, v in tags.items()]))
 
     def finish(self, metrics: Mapping[str, Any]) -> None:
-        """The final ``metrics`` (step 0), every file of the run directory under ``run/``, status FINISHED."""
-        self.log_metrics(metrics, step=0)
+        """The final ``metrics`` (step 0), every file of the run directory under ``run/``, status FINISHED. A final
+        metric the run already holds with the same value (a finished run resumed) is not logged twice."""
+        self.log_metrics({k: v for k, v in metrics.items() if (0, float(v)) not in self._history(k)}, step=0)
         files = [p for p in self.run_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
         self._log(lambda c: [c.log_artifact(self.ref.run_id, str(p), RUN_ARTIFACTS) for p in sorted(files)])
         self.end(FINISHED)
