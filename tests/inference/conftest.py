@@ -65,12 +65,12 @@ def serve_venv(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def serve_live():
-    """``serve_live(model_path)``: the app serving that file on 127.0.0.1 (a free port) in this process; its URL.
-    Stopped after the test."""
+    """``serve_live(model_path, **overrides)``: the app serving that file on 127.0.0.1 (a free port) in this process,
+    with those ServiceConfig overrides; its URL. Stopped after the test."""
     stops = []
 
-    def serve(model_path: Path) -> str:
-        app = create_app(ServiceConfig(model_path=model_path, reload_poll_s=0))
+    def serve(model_path: Path, **overrides) -> str:
+        app = create_app(ServiceConfig(**{"model_path": model_path, "reload_poll_s": 0, **overrides}))
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from PIL import Image
 
 from cifar10_pipeline.contract.images import decode_image
 from cifar10_pipeline.inference import browser
+from cifar10_pipeline.inference.config import ServiceConfig
 from tests.support.images import PHOTO_KINDS, encode, png, write_photos
 from tests.support.net import predict
 from tests.support.onnx_models import CIFAR10_LABELS, ECHO_SCALE, build_pixel_echo, write_model
@@ -27,7 +29,7 @@ from tests.support.onnx_models import CIFAR10_LABELS, ECHO_SCALE, build_pixel_ec
 pytestmark = pytest.mark.slow
 
 SHAPE = (32, 32, 3)
-MAX_PIXELS = 89_478_485  # the service's default; these files are far below it
+MAX_PIXELS = ServiceConfig.max_pixels  # the service's default; these files are far below it
 LOSSY = ("JPEG",)  # Pillow decodes these with libjpeg's scaled IDCT (draft mode), the browser at full size
 
 
@@ -159,6 +161,19 @@ def test_the_switch_shows_the_browsers_decoding_error(page, live_server):
     label, error = shown(page)
     assert label == "" and "'notes.txt' cannot be decoded by this browser" in error
     assert page.get_attribute("#result", "data-state") == "error"
+
+
+def test_an_image_over_the_services_pixel_limit_is_refused_from_its_header_as_the_server_refuses_it(page, serve_live,
+                                                                                                      tmp_path):
+    url = serve_live(write_model(tmp_path / "model.onnx", seed=0), max_pixels=2000)
+    page.goto(url)
+    small, large = ("small.png", png(size=(40, 40))), ("large.png", png(size=(50, 70)))  # 1,600 and 3,500 pixels
+    assert [p["file"] for p in classify_in_page(page, [small])["predictions"]] == ["small.png"]
+    refused = "'large.png' is 50x70 = 3500 pixels, at most 2000 are accepted (decompression-bomb guard)"
+    with pytest.raises(Exception, match=re.escape(refused)):
+        classify_in_page(page, [small, large])
+    status, server = predict(url, [large])
+    assert status == 413 and server["error"] == refused
 
 
 def test_the_switch_says_when_onnxruntime_web_is_not_installed(page, live_server, monkeypatch, tmp_path):

@@ -12,6 +12,24 @@
 const PRECISION_BITS = 32 - 8 - 2; // Resample.c: the fixed-point coefficients' fraction bits
 const REDUCING_GAP = 3.0; // contract.images: resize(..., reducing_gap=3.0)
 
+/** [width, height] of ``blob`` (an image file), from its header: an image element that is never drawn is not decoded,
+ * so a decompression bomb can be measured before anything allocates its pixels. Rejects when the browser cannot read
+ * the file as an image. */
+export async function imageSize(blob) {
+  const url = URL.createObjectURL(blob);
+  try {
+    const image = new Image();
+    await new Promise((resolve, reject) => {
+      image.onload = resolve;
+      image.onerror = () => reject(new Error("not an image this browser reads"));
+      image.src = url;
+    });
+    return [image.naturalWidth, image.naturalHeight];
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
 /** Decode ``blob`` (an image file) to ``shape`` = [H, W, C], C 1 or 3: a Uint8Array of H * W * C pixels. */
 export async function decodeFile(blob, shape) {
   const bitmap = await createImageBitmap(blob, {

@@ -3,7 +3,7 @@
 // this module: nothing is fetched from anywhere else), one thread, the model's one uint8 [N, H, W, C] input to its
 // one float32 [N, classes] output (the contract's).
 
-import { decodeFile } from "./pixels.mjs";
+import { decodeFile, imageSize } from "./pixels.mjs";
 
 const ORT_DIR = new URL("./ort/", import.meta.url);
 // cifar10_pipeline.web.ORT_FILES: this bundle holds onnxruntime-web's Emscripten glue, and it loads its .wasm from
@@ -74,17 +74,14 @@ export class ServedModel {
 }
 
 /** Classify ``files`` as POST /predict does, but here: the same JSON answer ({model_id, predictions: [{file, label,
- * probability, top_k, model_id}]}) plus each image's ``logits``; ``info`` is GET /info's answer (labels, input). */
+ * probability, top_k, model_id}]}) plus each image's ``logits``; ``info`` is GET /info's answer (labels, input,
+ * config.max_pixels). */
 export async function classifyFiles(model, files, info) {
   const { height, width, channels } = info.input;
   const size = height * width * channels;
   const batch = new Uint8Array(files.length * size);
   for (const [i, file] of files.entries()) {
-    try {
-      batch.set(await decodeFile(file, [height, width, channels]), i * size);
-    } catch (e) {
-      throw new Error(`'${file.name}' cannot be decoded by this browser: ${e.message || e.name}`);
-    }
+    batch.set(await decodeUpload(file, [height, width, channels], info.config.max_pixels), i * size);
   }
   const values = await logits(model.session, batch, [files.length, height, width, channels]);
   const classes = info.labels.length;
@@ -93,6 +90,18 @@ export async function classifyFiles(model, files, info) {
     return { file: file.name, model_id: model.id, logits: row, ...rank(row, info.labels) };
   });
   return { model_id: model.id, predictions };
+}
+
+/** decodeFile for an uploaded ``file``, refused as contract.images.open_image refuses it when its header says it has
+ * more than ``maxPixels`` (the service's max_pixels): the page takes what the server would take. */
+async function decodeUpload(file, shape, maxPixels) {
+  const cannot = (e) => new Error(`'${file.name}' cannot be decoded by this browser: ${e.message || e.name}`);
+  const [width, height] = await imageSize(file).catch((e) => { throw cannot(e); });
+  if (width * height > maxPixels) {
+    throw new Error(`'${file.name}' is ${width}x${height} = ${width * height} pixels, at most ${maxPixels} are ` +
+      "accepted (decompression-bomb guard)");
+  }
+  return decodeFile(file, shape).catch((e) => { throw cannot(e); });
 }
 
 /** postprocess.rank for one image: softmax probabilities, every label best first (ties keep the label order). */
