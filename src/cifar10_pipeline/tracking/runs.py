@@ -127,8 +127,7 @@ class Recorder:
     def _history(self, key: str) -> list[tuple[int, float]]:
         """(step, value) of each value of metric ``key`` the MLflow run holds; none when untracked."""
         history: list[tuple[int, float]] = []
-        if self.ref is not None:
-            self._log(lambda c: history.extend((m.step, m.value) for m in c.get_metric_history(self.ref.run_id, key)))
+        self._log(lambda c: history.extend((m.step, m.value) for m in c.get_metric_history(self.ref.run_id, key)))
         return history
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
