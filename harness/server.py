@@ -33,6 +33,20 @@ STOP_TIMEOUT_S = 30.0  # after SIGTERM, then SIGKILL
 HTTP_TIMEOUT_S = 30.0  # one call to the server; longer means it hangs
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants alive now (from /proc), parents before their children."""
+    found, todo = [], [pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):  # any of its threads may have forked
+            try:
+                todo += map(int, children.read_text().split())
+            except OSError:  # the process just ended
+                pass
+    return found
+
+
 class ServerError(RuntimeError):
     """A server that exited, or was not ready in time, while it was waited for (its log in the message)."""
 
@@ -143,16 +157,7 @@ class Server:
 
     def pids(self) -> list[int]:
         """The server's process and all its descendants (worker processes, their helpers), alive now."""
-        found, todo = [], [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            for children in Path(f"/proc/{pid}/task").glob("*/children"):  # any of its threads may have forked
-                try:
-                    todo += map(int, children.read_text().split())
-                except OSError:  # the process just ended
-                    pass
-        return found
+        return process_tree(self.process.pid)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the server's process and all its descendants: what the machine paid for
