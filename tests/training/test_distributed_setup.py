@@ -38,6 +38,35 @@ def test_more_processes_on_a_node_than_its_gpus_are_refused_before_joining(monke
         join_group(torch.device("cuda"), third)  # no rendezvous: the environment has no MASTER_ADDR
 
 
+def group(**overrides) -> distributed.Topology:
+    return distributed.Topology(**{"rank": 0, "world_size": 8, "local_rank": 0, "restarts": 2, "nodes": 2,
+                                   "max_restarts": 3, "shared_store": True, **overrides})
+
+
+def test_each_attempt_on_one_node_has_its_own_keys_in_torchruns_shared_store():
+    assert distributed.attempt_prefix(group(nodes=1)) == "attempt-2/"
+    assert distributed.attempt_prefix(group(nodes=1, restarts=0)) == "attempt-0/"
+
+
+def test_a_store_for_each_attempt_needs_no_prefix():
+    # nodes count their attempts apart: a prefix from the count would part the group's processes
+    assert distributed.attempt_prefix(group(shared_store=False)) == ""
+
+
+def test_a_shared_store_on_several_nodes_that_may_restart_is_refused_before_joining():
+    with pytest.raises(ConfigError, match=f"2 nodes with --max-restarts 3.*{distributed.SHARED_STORE_OFF}=1"):
+        distributed.attempt_prefix(group())
+    assert distributed.attempt_prefix(group(max_restarts=0)) == "attempt-2/"  # never restarted: nothing to part
+
+
+def test_torchruns_variables_describe_the_group(monkeypatch):
+    for name, value in {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", distributed.RESTART_COUNT: "2",
+                        "GROUP_WORLD_SIZE": "2", "TORCHELASTIC_MAX_RESTARTS": "3",
+                        "TORCHELASTIC_USE_AGENT_STORE": "False"}.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.topology() == group(rank=5, local_rank=1, shared_store=False)
+
+
 def test_a_batch_smaller_than_the_replicas_is_refused():
     with pytest.raises(ConfigError, match="batch_size=2 must be >= replicas=4"):
         TrainConfig(batch_size=2, replicas=4)

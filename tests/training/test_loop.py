@@ -200,6 +200,25 @@ def test_a_restarted_group_finds_its_named_run_when_another_run_started_since(tm
     assert again.run.path == Path(config.runs_dir) / "tiny" and [r["epoch"] for r in again.metrics] == [1, 2, 3]
 
 
+def test_on_several_nodes_rank_0_takes_up_the_named_run_whatever_its_nodes_restart_count(tmp_path, monkeypatch):
+    # a node's torchrun restarts its processes without counting it when it lets a restarted node join, so on several
+    # nodes rank 0 may come back with a restart count of 0
+    config = small(tmp_path)
+    stopped_after_one_epoch(config)
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    again = loop.fit(Recorder, config)
+    assert Recorder.instances[-1].calls[0] == ("load_checkpoint", 1)
+    assert again.run.path == Path(config.runs_dir) / "tiny" and [r["epoch"] for r in again.metrics] == [1, 2, 3]
+
+
+def test_on_one_node_a_start_that_counts_no_restart_does_not_take_up_a_run_of_its_name(tmp_path, monkeypatch):
+    config = small(tmp_path)
+    stopped_after_one_epoch(config)
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "1")
+    with pytest.raises(RunError, match="already exists"):
+        loop.fit(Recorder, config)
+
+
 def test_a_group_restarted_before_its_first_checkpoint_trains_its_run_from_the_start(tmp_path, monkeypatch):
     config = small(tmp_path)
 

@@ -22,11 +22,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.config import ConfigError, TrainConfig
 from cifar10_pipeline.training.run import Run, RunError
 
 # https://pytorch.org/docs/stable/elastic/run.html#environment-variables
 RESTART_COUNT = "TORCHELASTIC_RESTART_COUNT"
+# torchrun's own environment: set to 1, every attempt of the group gets a key-value store of its own (hosted by its
+# rank 0) instead of one store that the node of the first attempt's rank 0 serves to every attempt
+SHARED_STORE_OFF = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,10 @@ class Topology:
     rank: int  # 0 .. world_size - 1, over every node
     world_size: int  # processes in the group
     local_rank: int  # this process's index on its node: the GPU it takes
-    restarts: int  # how many times torchrun restarted the group after a failed process (--max-restarts)
+    restarts: int  # how many times this node's torchrun restarted its processes (--max-restarts)
+    nodes: int = 1  # torchrun agents in the group: one per node
+    max_restarts: int = 0  # torchrun's --max-restarts
+    shared_store: bool = False  # whether the group's key-value store is the one torchrun keeps for every attempt
 
     @property
     def is_main(self) -> bool:
@@ -51,7 +57,30 @@ def topology() -> Topology:
     """This process's place in its torchrun group; alone (rank 0 of 1) without torchrun's variables."""
     env = os.environ
     return Topology(rank=int(env.get("RANK", 0)), world_size=int(env.get("WORLD_SIZE", 1)),
-                    local_rank=int(env.get("LOCAL_RANK", 0)), restarts=int(env.get(RESTART_COUNT, 0)))
+                    local_rank=int(env.get("LOCAL_RANK", 0)), restarts=int(env.get(RESTART_COUNT, 0)),
+                    nodes=int(env.get("GROUP_WORLD_SIZE", 1)),
+                    max_restarts=int(env.get("TORCHELASTIC_MAX_RESTARTS", 0)),
+                    shared_store=env.get("TORCHELASTIC_USE_AGENT_STORE") == "True")
+
+
+def attempt_prefix(group: Topology) -> str:
+    """The prefix of this attempt's keys in the key-value store that torchrun hands the group's processes.
+
+    By default torchrun serves one store to every attempt of the group, so each attempt's keys need a prefix of their
+    own, or a restarted process could read the address of a process killed in the attempt before. On one node the
+    restart count is that prefix: one agent counts every attempt. Agents on several nodes count apart (one that
+    restarts its processes to let a restarted node join does not count it, and the node serving the store can change
+    between attempts), so a restarted group on several nodes would wait for ever: refused, unless torchrun gives every
+    attempt a store of its own (SHARED_STORE_OFF), where no prefix is needed, or never restarts.
+    """
+    if not group.shared_store:
+        return ""
+    if group.nodes > 1 and group.max_restarts > 0:
+        raise ConfigError(f"torchrun runs this group on {group.nodes} nodes with --max-restarts {group.max_restarts} "
+                          "and one key-value store for every attempt (its default): a restarted group would hang, "
+                          f"its nodes counting attempts apart. Start torchrun with {SHARED_STORE_OFF}=1 in its "
+                          "environment (a store for each attempt), or with --max-restarts 0")
+    return f"attempt-{group.restarts}/"
 
 
 def shard(size: int, rank: int, world_size: int) -> slice:
@@ -67,8 +96,11 @@ def restarted_run(config: TrainConfig, framework: str) -> Run | None:
     (``--max-restarts``): the run the config names (``run_name``), else the last run under ``config.runs_dir``
     (runs/LAST.json), if it is still running, with this framework and this very config. None without a restart, or
     when no such run is there (the first attempt failed before making it). A named run is looked up by its name
-    because LAST.json may point at a run that another job started on the same volume since."""
-    if topology().restarts == 0:
+    because LAST.json may point at a run that another job started on the same volume since. On several nodes a
+    node's restart count misses the restarts its torchrun made to let a restarted node join, so there the run the
+    config names is taken up whatever the count."""
+    group = topology()
+    if group.restarts == 0 and not (group.nodes > 1 and config.run_name):
         return None
     try:
         run = Run.open(Path(config.runs_dir) / config.run_name if config.run_name else None, config.runs_dir)

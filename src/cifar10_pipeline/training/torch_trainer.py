@@ -159,10 +159,9 @@ def join_group(device: torch.device, group: distributed.Topology) -> torch.devic
                               f"make train-torch NPROC={count}), or train on the CPU (--device cpu)")
         device = torch.device("cuda", group.local_rank)
         torch.cuda.set_device(device)
-    # torchrun keeps one key-value store for every attempt of the group: keys under a prefix of their own per
-    # attempt, or a restarted process could read the address of a process killed in the attempt before
+    prefix = distributed.attempt_prefix(group)
     store, rank, world_size = next(dist.rendezvous("env://"))
-    store = dist.PrefixStore(f"attempt-{group.restarts}/", store)
+    store = dist.PrefixStore(prefix, store) if prefix else store
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank,
                             world_size=world_size)
     return device
