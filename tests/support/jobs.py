@@ -1,18 +1,22 @@
 """The Jobs of deploy/kubernetes/jobs/ as their tests read them: a Job's one container, the command lines of its
 ``sh -c`` script, an option's value, where a path lands on the volume claims, its GPUs; and what an Indexed Job
-must be. Shared by the tests of tests/deploy/kubernetes/jobs/."""
+must be; and a Job's script run on this machine, its volumes as folders. Shared by the tests of
+tests/deploy/kubernetes/jobs/."""
 
 from __future__ import annotations
 
 import shlex
-from pathlib import PurePosixPath
-from typing import Any
+import subprocess
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
 
-from tests.support.kubernetes import GPU_RESOURCE, image_user, pod_template
+from tests.support.kubernetes import GPU_RESOURCE, env, image_user, pod_template
 from tests.support.paths import REPO
 
 UID = image_user(REPO / "Dockerfile.train")
 WORK_CLAIM = "cifar10-training"
+UID_LABEL = "metadata.labels['batch.kubernetes.io/controller-uid']"
+TRAINING_PROGRAMS = ("cifar10-train", "torchrun", "cifar10-export")
 
 
 def container(obj: dict[str, Any]) -> dict[str, Any]:
@@ -75,3 +79,29 @@ def edit_script(old: str, new: str):
         assert old in c["args"][0]
         c["args"][0] = c["args"][0].replace(old, new)
     return mutate
+
+
+def local_script(job: dict[str, Any], root: Path, edits: Mapping[str, str] | None = None) -> str:
+    """The Job's script with ``edits`` (old: new, each present) made and its two volumes, /work and /models, as
+    folders under ``root``."""
+    script = container(job)["args"][0]
+    for old, new in (edits or {}).items():
+        assert old in script, old
+        script = script.replace(old, new)
+    return script.replace("/work/", f"{root}/work/").replace("/models/", f"{root}/models/")
+
+
+def stubbed_calls(job: dict[str, Any], root: Path, job_uid: str, **variables: str) -> dict[str, list[str]]:
+    """Run a training Job's script with /bin/sh (``local_script``), the programs it calls as stubs that only record
+    their arguments, the pod's ``JOB_UID`` and ``variables``; each program's argv (the last call of it)."""
+    bin_dir, log = root / "bin", root / "calls.log"
+    bin_dir.mkdir(exist_ok=True)
+    for program in TRAINING_PROGRAMS:
+        stub = bin_dir / program
+        stub.write_text(f'#!/bin/sh\necho "{program} $*" >> {log}\n')
+        stub.chmod(0o755)
+    log.unlink(missing_ok=True)
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "DATASET": env(container(job))["DATASET"]["value"],
+                   "JOB_UID": job_uid, **variables}
+    subprocess.run(["/bin/sh", "-c", local_script(job, root)], env=environment, check=True, timeout=60)
+    return {line.split()[0]: line.split()[1:] for line in log.read_text().splitlines()}

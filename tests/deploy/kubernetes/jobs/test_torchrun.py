@@ -4,18 +4,19 @@ pods and the headless Service's pod 0 as rendezvous."""
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 import pytest
 
+from cifar10_pipeline.training.distributed import SHARED_STORE_OFF
 from tests.support.jobs import command, container, edit_script, gpus, indexed_problems, option
-from tests.support.kubernetes import GPU_RESOURCE, one, pod_template
+from tests.support.kubernetes import GPU_RESOURCE, env, one, pod_template
 
 
 def torchrun_problems(job: dict[str, Any], service: dict[str, Any] | None) -> list[str]:
     """torchrun's processes per node are the pod's GPUs; with several nodes, --nnodes is the Indexed Job's pods and
-    the rendezvous is pod 0 of the headless Service that the pods' subdomain names, on its port."""
+    the rendezvous is pod 0 of the headless Service that the pods' subdomain names, on its port, and a group that
+    restarts gets a key-value store of its own for each attempt."""
     argv = command(container(job), "torchrun")
     problems = []
     if option(argv, "--nproc-per-node") != str(gpus(job)):
@@ -41,6 +42,9 @@ def torchrun_problems(job: dict[str, Any], service: dict[str, Any] | None) -> li
         problems.append(f"--rdzv-endpoint {endpoint}, pod 0 of the Service is {name}-0.{svc}:{sorted(ports)}")
     if option(argv, "--rdzv-backend") != "c10d":
         problems.append("the rendezvous backend is not c10d")
+    if option(argv, "--max-restarts") not in (None, "0") and env(container(job)).get(SHARED_STORE_OFF, {}).get(
+            "value") != "1":
+        problems.append(f"restarts on several nodes without {SHARED_STORE_OFF}=1: a restarted group would hang")
     return problems
 
 
@@ -52,8 +56,6 @@ def test_torchrun_fits_the_training_job(jobs):
 
 def test_torchrun_fits_the_multinode_job(jobs):
     assert torchrun_problems(one(jobs["multinode"], "Job"), one(jobs["multinode"], "Service")) == []
-    script = container(one(jobs["multinode"], "Job"))["args"][0]
-    assert re.search(r'if \[ "\$JOB_COMPLETION_INDEX" = 0 \]; then\s+cifar10-export', script)  # one export
 
 
 @pytest.mark.parametrize("mutate", [
@@ -66,8 +68,9 @@ def test_torchrun_fits_the_multinode_job(jobs):
     lambda job, service: pod_template(job)[1].pop("subdomain"),
     lambda job, service: service["spec"].pop("clusterIP"),
     lambda job, service: container(job)["resources"]["limits"].update({GPU_RESOURCE: 2}),
+    lambda job, service: container(job).update(env=[e for e in container(job)["env"] if e["name"] != SHARED_STORE_OFF]),
 ], ids=["completions", "parallelism", "nnodes", "nproc", "endpoint-host", "endpoint-port", "subdomain", "headless",
-        "gpus"])
+        "gpus", "shared-store"])
 def test_the_torchrun_check_catches(jobs, mutate):
     job, service = copy.deepcopy(one(jobs["multinode"], "Job")), copy.deepcopy(one(jobs["multinode"], "Service"))
     mutate(job, service)
