@@ -189,23 +189,17 @@ def test_a_restarted_torchrun_group_continues_its_run_from_the_checkpoint(tmp_pa
     assert [r["epoch"] for r in again.metrics] == [1, 2, 3]
 
 
-def test_a_restarted_group_finds_its_named_run_when_another_run_started_since(tmp_path, monkeypatch):
+# on several nodes rank 0 may come back with a restart count of 0: a node's torchrun does not count the restart it
+# makes to let a restarted node join
+@pytest.mark.parametrize("variables", [{distributed.RESTART_COUNT: "1"}, {"GROUP_WORLD_SIZE": "2"}],
+                         ids=["restarted", "several-nodes"])
+def test_a_restarted_group_finds_its_named_run_when_another_run_started_since(tmp_path, monkeypatch, variables):
     # two Jobs on one volume: LAST.json points at the other one's run by the time this group is restarted
     config = small(tmp_path)
     stopped_after_one_epoch(config)
     stopped_after_one_epoch(small(tmp_path, run_name="other"))
-    monkeypatch.setenv(distributed.RESTART_COUNT, "1")
-    again = loop.fit(Recorder, config)
-    assert Recorder.instances[-1].calls[0] == ("load_checkpoint", 1)
-    assert again.run.path == Path(config.runs_dir) / "tiny" and [r["epoch"] for r in again.metrics] == [1, 2, 3]
-
-
-def test_on_several_nodes_rank_0_takes_up_the_named_run_whatever_its_nodes_restart_count(tmp_path, monkeypatch):
-    # a node's torchrun restarts its processes without counting it when it lets a restarted node join, so on several
-    # nodes rank 0 may come back with a restart count of 0
-    config = small(tmp_path)
-    stopped_after_one_epoch(config)
-    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
     again = loop.fit(Recorder, config)
     assert Recorder.instances[-1].calls[0] == ("load_checkpoint", 1)
     assert again.run.path == Path(config.runs_dir) / "tiny" and [r["epoch"] for r in again.metrics] == [1, 2, 3]
