@@ -71,7 +71,8 @@ def attempt_prefix(group: Topology) -> str:
     restart count is that prefix: one agent counts every attempt. Agents on several nodes count apart (one that
     restarts its processes to let a restarted node join does not count it, and the node serving the store can change
     between attempts), so a restarted group on several nodes would wait for ever: refused, unless torchrun gives every
-    attempt a store of its own (SHARED_STORE_OFF), where no prefix is needed, or never restarts.
+    attempt a store of its own (SHARED_STORE_OFF), where no prefix is needed, or never restarts. Upstream:
+    pytorch/pytorch#135712 (the shared store and restarts), #108158 (the count differs between nodes).
     """
     if not group.shared_store:
         return ""
