@@ -36,6 +36,7 @@ from cifar10_pipeline.training.loop import fit
 from cifar10_pipeline.training.run import Run
 from cifar10_pipeline.training.torch_trainer import TorchTrainer, augment, to_layout
 from tests.support.paths import REPO
+from tests.support.runs import torchrun_workers, without_timings
 
 PROCESSES = 2
 # no dropout: its masks are drawn per rank (see the module docstring); rotation on: its resampling runs per shard
@@ -44,7 +45,6 @@ PROCESSES = 2
 GROUP = {"dataset": "synthetic", "epochs": 2, "width": 16, "batch_size": 128, "lr": 0.1, "dropout": 0.0,
          "max_train_samples": 1500, "max_test_samples": 500, "precision": "float32"}
 ATOL = 1e-6
-TIMINGS = ("seconds", "train_seconds", "images_per_second")
 
 
 def flags(values: dict) -> list[str]:
@@ -158,21 +158,6 @@ def test_the_group_model_exports_with_parity(group_run, tmp_path):
     assert out.is_file() and (tmp_path / "model.parity.json").is_file()
 
 
-def worker(parent: int, rank: int) -> int:
-    """The pid of torchrun's worker process of ``rank`` (a child of the agent ``parent``)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if ppid == parent and f"RANK={rank}".encode() in environ:
-            return int(entry.name)
-    raise AssertionError(f"no worker of rank {rank} under {parent}")
-
-
 @pytest.mark.slow
 def test_a_group_that_loses_a_process_restarts_from_its_checkpoint(group_run, tmp_path):
     """kill -9 of rank 1 after the first epoch's checkpoint: torchrun restarts the group, which resumes the run and
@@ -184,12 +169,11 @@ def test_a_group_that_loses_a_process_restarts_from_its_checkpoint(group_run, tm
     while not checkpoint.is_file():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
         time.sleep(0.02)
-    os.kill(worker(process.pid, 1), signal.SIGKILL)
+    os.kill(torchrun_workers(process.pid)[1], signal.SIGKILL)
     out = finished(process)
     assert "resuming" in out and f"after epoch 1/{GROUP['epochs']}" in out, out
     resumed = Run.open(runs / "group")
-    strip = [{k: v for k, v in row.items() if k not in TIMINGS} for row in resumed.metrics()]
-    assert strip == [{k: v for k, v in row.items() if k not in TIMINGS} for row in group_run.metrics()]
+    assert without_timings(resumed.metrics()) == without_timings(group_run.metrics())
     expected = weights(group_run.path / "model.pt")
     for name, value in weights(resumed.path / "model.pt").items():
         assert torch.equal(value, expected[name]), name

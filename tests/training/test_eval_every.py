@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from cifar10_pipeline.training.loop import train
-from tests.support.runs import tiny_config
+from tests.support.runs import TIMINGS, tiny_config
 
 EVAL_KEYS = ["eval_acc", "eval_loss", "eval_split"]
-TIMINGS = ("seconds", "train_seconds", "images_per_second")
 
 
 def training_part(row: dict) -> dict:

@@ -7,17 +7,11 @@ import pytest
 
 from cifar10_pipeline.training.loop import train
 from cifar10_pipeline.training.run import Run
-from tests.support.runs import tiny_config
-
-TIMINGS = ("seconds", "train_seconds", "images_per_second")
+from tests.support.runs import tiny_config, without_timings
 
 
 class Interrupt(Exception):
     pass
-
-
-def without_timings(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]
 
 
 def test_resume_after_interrupt_matches_an_uninterrupted_run(tmp_path, framework):

@@ -89,7 +89,6 @@ def start_job(jobs) -> Iterator[Callable[[Path], LocalJob]]:
         pod.wait()
 
 
-
 @pytest.fixture(scope="module")
 def multinode_job(start_job, tmp_path_factory) -> tuple[LocalJob, list[str]]:
     """The multi-node Job run once to its end on this machine, and its pods' outputs."""

@@ -5,7 +5,6 @@ the group, which continues the run from its checkpoint."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -18,12 +17,10 @@ import torch
 
 from cifar10_pipeline.model.torch_net import load_model_file
 from cifar10_pipeline.training.run import Run
-from harness.server import process_tree
 from tests.deploy.kubernetes.jobs.conftest import PARAMS, PODS
 from tests.support.jobs import option, stubbed_calls
 from tests.support.kubernetes import one
-
-TIMINGS = ("seconds", "train_seconds", "images_per_second")
+from tests.support.runs import torchrun_workers, without_timings
 
 
 def test_every_pod_trains_the_run_named_after_the_job_and_pod_0_exports_it(jobs, tmp_path):
@@ -59,16 +56,6 @@ def test_the_pods_train_one_group_run_and_pod_0_exports_it(multinode_job):
     np.testing.assert_allclose(logits, expected, atol=1e-4)  # the file is this run's model
 
 
-def workers(pod: int) -> list[int]:
-    """The pids of the torchrun workers under the pod's shell ``pod``: its descendants with a RANK."""
-    found = []
-    for pid in process_tree(pod)[1:]:
-        with contextlib.suppress(OSError):  # gone meanwhile
-            if any(v.startswith(b"RANK=") for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")):
-                found.append(pid)
-    return found
-
-
 @pytest.mark.slow
 def test_a_worker_killed_on_one_pod_restarts_the_group_which_continues_the_run(multinode_job, start_job, tmp_path):
     """kill -9 of pod 1's worker after the first epoch's checkpoint: both pods' torchrun agents restart their
@@ -80,14 +67,13 @@ def test_a_worker_killed_on_one_pod_restarts_the_group_which_continues_the_run(m
     while not checkpoint.is_file():
         assert all(pod.poll() is None for pod in job.pods) and time.monotonic() < deadline
         time.sleep(0.02)
-    (worker,) = workers(job.pods[1].pid)
+    (worker,) = torchrun_workers(job.pods[1].pid).values()
     os.kill(worker, signal.SIGKILL)
     outputs = job.finish()
     assert any(f"after epoch 1/{PARAMS['epochs']}" in out and "resuming" in out for out in outputs), outputs
     uninterrupted = Run.open(multinode_job[0].run)
     resumed = Run.open(job.run)
-    strip = [{k: v for k, v in row.items() if k not in TIMINGS} for row in resumed.metrics()]
-    assert strip == [{k: v for k, v in row.items() if k not in TIMINGS} for row in uninterrupted.metrics()]
+    assert without_timings(resumed.metrics()) == without_timings(uninterrupted.metrics())
     expected = load_model_file(uninterrupted.path / "model.pt").state_dict()
     for name, value in load_model_file(resumed.path / "model.pt").state_dict().items():
         assert torch.equal(value, expected[name]), name
