@@ -114,10 +114,11 @@ def test_photos_of_every_kind_and_size_decode_to_the_servers_pixels(page, serve_
 def test_photos_of_other_sizes_get_the_servers_label(page, live_server, tmp_path):
     paths = write_photos(tmp_path / "photos", {"test": len(PHOTO_KINDS)}, classes=("red", "blue", "green"), seed=4)
     files = [(f"{path.parent.name}-{path.name}", path.read_bytes()) for path in paths]
-    here = [p["label"] for p in classify_in_page(page, files)["predictions"]]
-    there = []
-    for start in range(0, len(files), len(PHOTO_KINDS)):  # the service takes at most 16 files a request
-        status, server = predict(live_server, files[start:start + len(PHOTO_KINDS)])
+    here, there = [], []
+    for start in range(0, len(files), len(PHOTO_KINDS)):  # both take at most 16 files at a time
+        chunk = files[start:start + len(PHOTO_KINDS)]
+        here += [p["label"] for p in classify_in_page(page, chunk)["predictions"]]
+        status, server = predict(live_server, chunk)
         assert status == 200
         there += [p["label"] for p in server["predictions"]]
     assert here == there and len(set(there)) == 3  # three colours, three answers: not one label for all
@@ -174,6 +175,32 @@ def test_an_image_over_the_services_pixel_limit_is_refused_from_its_header_as_th
         classify_in_page(page, [small, large])
     status, server = predict(url, [large])
     assert status == 413 and server["error"] == refused
+
+
+def test_more_files_than_the_service_takes_are_refused_as_the_server_refuses_them(page, serve_live, tmp_path):
+    url = serve_live(write_model(tmp_path / "model.onnx", seed=0), max_files=2)
+    page.goto(url)
+    files = [(f"{i}.png", png()) for i in range(3)]
+    assert len(classify_in_page(page, files[:2])["predictions"]) == 2
+    refused = "3 files in one request, at most 2 accepted"
+    with pytest.raises(Exception, match=re.escape(refused)):
+        classify_in_page(page, files)
+    status, server = predict(url, files)
+    assert status == 413 and server["error"] == refused
+
+
+def test_files_over_the_services_upload_limit_together_are_refused_before_decoding(page, serve_live, tmp_path):
+    small = ("small.png", png(size=(8, 8)))
+    limit = 3 * len(small[1])
+    url = serve_live(write_model(tmp_path / "model.onnx", seed=0), max_upload_bytes=limit)
+    page.goto(url)
+    assert len(classify_in_page(page, [small] * 3)["predictions"]) == 3
+    # the fourth file is not an image: the page refuses the count of bytes before it decodes anything
+    refused = f"the files are {4 * len(small[1])} bytes together, at most {limit} bytes accepted"
+    with pytest.raises(Exception, match=re.escape(refused)):
+        classify_in_page(page, [small] * 3 + [("notes.png", small[1][:8] + b"x" * (len(small[1]) - 8))])
+    status, server = predict(url, [small] * 4)
+    assert status == 413 and server["error"].startswith("request body is ")
 
 
 def test_the_switch_says_when_onnxruntime_web_is_not_installed(page, live_server, monkeypatch, tmp_path):

@@ -75,8 +75,9 @@ export class ServedModel {
 
 /** Classify ``files`` as POST /predict does, but here: the same JSON answer ({model_id, predictions: [{file, label,
  * probability, top_k, model_id}]}) plus each image's ``logits``; ``info`` is GET /info's answer (labels, input,
- * config.max_pixels). */
+ * config.max_pixels, max_files, max_upload_bytes). */
 export async function classifyFiles(model, files, info) {
+  refuseOverLimits(files, info.config);
   const { height, width, channels } = info.input;
   const size = height * width * channels;
   const batch = new Uint8Array(files.length * size);
@@ -90,6 +91,19 @@ export async function classifyFiles(model, files, info) {
     return { file: file.name, model_id: model.id, logits: row, ...rank(row, info.labels) };
   });
   return { model_id: model.id, predictions };
+}
+
+/** The service's limits on one upload (inference.predict), applied before any file is read: the page takes what
+ * the server would take, and every file it takes is decoded into one batch in this tab's memory. The server counts
+ * the multipart body, a little more than the files' bytes. */
+function refuseOverLimits(files, config) {
+  if (files.length > config.max_files) {
+    throw new Error(`${files.length} files in one request, at most ${config.max_files} accepted`);
+  }
+  const bytes = files.reduce((total, file) => total + file.size, 0);
+  if (bytes > config.max_upload_bytes) {
+    throw new Error(`the files are ${bytes} bytes together, at most ${config.max_upload_bytes} bytes accepted`);
+  }
 }
 
 /** decodeFile for an uploaded ``file``, refused as contract.images.open_image refuses it when its header says it has
