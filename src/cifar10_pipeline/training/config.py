@@ -53,6 +53,13 @@ class TrainConfig:
     momentum: float = _f(0.9, "SGD Nesterov momentum")
     weight_decay: float = _f(5e-4, "L2 weight decay (not on BatchNorm or biases)")
     label_smoothing: float = _f(0.2, "label smoothing of the cross-entropy loss")
+    # the live weights still train; the average is what is evaluated, checkpointed and saved, so the exported
+    # model is the averaged one. An average over the last steps of a one-cycle schedule, whose learning rate
+    # falls to 0, smooths the noise of those steps without lagging far behind
+    ema: float = _f(0.0, "decay of an exponential moving average of the weights and BatchNorm statistics, updated "
+                         "after every step (0: off; 0.999 weighs about the last 1,000 steps, less while fewer were "
+                         "taken); the average is evaluated and saved, and the metrics also score the live weights "
+                         "(eval_acc_live)")
     # model
     width: int = _f(32, "channels of the first block; blocks have width, 2*width, 4*width")
     dropout: float = _f(0.1, "dropout before the classifier")
@@ -104,7 +111,7 @@ class TrainConfig:
                     "replicas": self.replicas, "eval_every": self.eval_every}
         problems += [f"{k}={v!r} must be > 0" for k, v in positive.items() if not v > 0]
         fractions = {"val_fraction": self.val_fraction, "warmup": self.warmup, "dropout": self.dropout,
-                     "label_smoothing": self.label_smoothing, "momentum": self.momentum}
+                     "label_smoothing": self.label_smoothing, "momentum": self.momentum, "ema": self.ema}
         problems += [f"{k}={v!r} must be in [0, 1)" for k, v in fractions.items() if not 0 <= v < 1]
         non_negative = {"weight_decay": self.weight_decay, "crop_padding": self.crop_padding, "rotation": self.rotation,
                         "tta_shift": self.tta_shift,
@@ -188,6 +195,13 @@ def one_cycle_lr(config: TrainConfig, progress: float) -> float:
     if progress < config.warmup:
         return config.lr * progress / config.warmup
     return config.lr * max(0.0, 1 - progress) / max(1e-8, 1 - config.warmup)
+
+
+def ema_decay(config: TrainConfig, updates: int) -> float:
+    """The decay of the weights' moving average at the update after ``updates`` earlier ones (the first copies the
+    weights): ``ema``, held down to (1 + updates) / (10 + updates) while few steps are averaged, so that the average
+    of a short run is not mostly its random initial weights."""
+    return min(config.ema, (1 + updates) / (10 + updates))
 
 
 def parse_bool(text: str) -> bool:

@@ -189,6 +189,8 @@ class KerasTrainer:
         if distributed.topology().launched:
             raise ConfigError("TensorFlow trains on several devices of one machine in one process (replicas, a "
                               "MirroredStrategy): start it without torchrun")
+        if config.ema:
+            raise ConfigError("ema (a moving average of the weights) is a PyTorch trainer option so far: set ema=0")
         self.device, use_gpu = resolve_device(config.device)
         keras.utils.set_random_seed(config.seed)
         self.spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)

@@ -70,8 +70,9 @@ class Trainer(Protocol):
         ``lr``; returns (mean loss, correct count) over the whole batch as device scalars, so that the loop does not
         wait for the device."""
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """Eval-mode float32 logits [N, classes] for uint8 images [N, H, W, C]."""
+    def predict(self, images: np.ndarray, live: bool = False) -> np.ndarray:
+        """Eval-mode float32 logits [N, classes] for uint8 images [N, H, W, C], of the model ``save_model`` would
+        write: the weights' moving average with ``config.ema``; of the weights being trained if ``live``."""
 
     def save_checkpoint(self, path: Path, epoch: int) -> None:
         """Everything a resumed run needs after ``epoch`` epochs, written atomically."""
@@ -211,8 +212,10 @@ def _epochs(trainer: Trainer, data: TrainingData, config: TrainConfig, run: Run,
 
         evaluated = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
         eval_logits = trainer.predict(data.eval_images) if evaluated else None
+        # with a moving average, the live weights too: whether the average beats them, on the same trajectory
+        live_logits = trainer.predict(data.eval_images, live=True) if evaluated and config.ema else None
         row = epoch_row(epoch + 1, lr, float(loss_sum), int(correct), n, eval_logits, data.eval_labels,
-                        data.eval_split, train_seconds, time.perf_counter() - t0)
+                        data.eval_split, train_seconds, time.perf_counter() - t0, live_logits)
         run.log_epoch(row)
         trainer.save_checkpoint(run.path / trainer.checkpoint_file, epoch + 1)
         on_epoch(epoch + 1, row)

@@ -16,13 +16,18 @@ def plot_curves(metrics: list[dict[str, Any]], path: Path) -> None:
     epochs = [m["epoch"] for m in metrics]
     evaluated = [m for m in metrics if "eval_acc" in m]  # every epoch, or every eval_every-th and the last
     split = evaluated[0]["eval_split"] if evaluated else "eval"
+    live = [m for m in evaluated if "eval_acc_live" in m]  # with ema: eval_* score the weights' moving average
+    averaged = f"{split}, moving average" if live else split
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [m["train_loss"] for m in metrics], "o-", label="train")
-    ax_loss.plot([m["epoch"] for m in evaluated], [m["eval_loss"] for m in evaluated], "o-", label=split)
+    ax_loss.plot([m["epoch"] for m in evaluated], [m["eval_loss"] for m in evaluated], "o-", label=averaged)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax_acc.plot(epochs, [100 * m["train_acc"] for m in metrics], "o-", label="train (augmented)")
-    ax_acc.plot([m["epoch"] for m in evaluated], [100 * m["eval_acc"] for m in evaluated], "o-", label=split)
+    ax_acc.plot([m["epoch"] for m in evaluated], [100 * m["eval_acc"] for m in evaluated], "o-", label=averaged)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    if live:
+        ax_loss.plot([m["epoch"] for m in live], [m["eval_loss_live"] for m in live], "o--", label=f"{split}, live")
+        ax_acc.plot([m["epoch"] for m in live], [100 * m["eval_acc_live"] for m in live], "o--", label=f"{split}, live")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -117,15 +117,20 @@ class Run:
 
 
 def epoch_row(epoch: int, lr: float, loss_sum: float, correct: int, n: int, logits: np.ndarray | None,
-              labels: np.ndarray, split: str, train_seconds: float, seconds: float) -> dict[str, Any]:
+              labels: np.ndarray, split: str, train_seconds: float, seconds: float,
+              live_logits: np.ndarray | None = None) -> dict[str, Any]:
     """One metrics.jsonl line, the same keys from both trainers. ``loss_sum``/``correct`` are summed over the
     epoch's ``n`` augmented training images; ``logits`` float [M, classes] are the eval split's, None for an epoch
-    not evaluated (``eval_every``), whose row has no eval_* keys."""
+    not evaluated (``eval_every``), whose row has no eval_* keys. ``live_logits``: the live weights' where
+    ``logits`` are their moving average's (``ema``), as eval_loss_live and eval_acc_live."""
     evaluation = {} if logits is None else {
         "eval_loss": cross_entropy(logits, labels),
         "eval_acc": float((logits.argmax(1) == labels).mean()),
         "eval_split": split,
     }
+    if live_logits is not None:
+        evaluation |= {"eval_loss_live": cross_entropy(live_logits, labels),
+                       "eval_acc_live": float((live_logits.argmax(1) == labels).mean())}
     return {
         "epoch": epoch,
         "lr": lr,

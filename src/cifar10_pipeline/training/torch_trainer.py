@@ -23,12 +23,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.spec import reflected
 from cifar10_pipeline.model.torch_net import Net, build_model, load_payload, save_atomic, save_model_file
 from cifar10_pipeline.training import distributed, gpus
-from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training.config import ConfigError, TrainConfig, ema_decay
 from cifar10_pipeline.training.datasets import TrainingData
 
 FRAMEWORK = frameworks.get("torch")
@@ -206,6 +207,11 @@ class TorchTrainer:
         spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
         self.model = build_model(spec).to(self.device)
         self.model.body.to(memory_format=torch.channels_last)
+        # BatchNorm's running statistics are averaged too (use_buffers): they describe the averaged weights'
+        # activations better than the live weights' latest ones do
+        self.averaged = (AveragedModel(self.model, multi_avg_fn=self._ema_update, use_buffers=True)
+                         if config.ema else None)
+        self.updates = 0  # of the average
         # rank 0's running statistics are the ones saved: broadcasting them every step would change nothing saved
         self.body = (DistributedDataParallel(self.model.body, forward_sync_buffers=False) if self.group.launched
                      else self.model.body)
@@ -214,6 +220,14 @@ class TorchTrainer:
         self.train_x = torch.from_numpy(data.train_images).to(self.device)
         self.train_y = torch.from_numpy(data.train_labels).to(self.device)
         self.generator = torch.Generator()  # augmentation parameters: drawn on the CPU, so runs match across devices
+
+    def _ema_update(self, averaged: list[torch.Tensor], live: list[torch.Tensor], _: torch.Tensor) -> None:
+        """AveragedModel's update of one group of tensors of one dtype. Its count of updates is on the device: the
+        host keeps its own (``self.updates``), which reading would make the host wait for the device every step."""
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, live, 1 - ema_decay(self.config, self.updates))
+        else:  # BatchNorm's num_batches_tracked counts steps: no average of it means anything
+            torch._foreach_copy_(averaged, live)
 
     def describe(self) -> dict[str, Any]:
         group = {"backend": dist.get_backend()} if self.group.launched else {}
@@ -253,6 +267,9 @@ class TorchTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
+            self.updates += 1
         if not self.group.launched:
             return loss.detach(), correct
         # the whole batch's mean loss and correct count, for the metrics: one small all-reduce per step
@@ -265,12 +282,19 @@ class TorchTrainer:
             dist.barrier()
             dist.destroy_process_group()
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        return predict_logits(self.model, torch.from_numpy(images).to(self.device)).cpu().numpy()
+    @property
+    def final(self) -> Net:
+        """The model evaluated and saved: the weights' moving average with ``ema``, else the live weights."""
+        return self.model if self.averaged is None else self.averaged.module
+
+    def predict(self, images: np.ndarray, live: bool = False) -> np.ndarray:
+        model = self.model if live else self.final
+        return predict_logits(model, torch.from_numpy(images).to(self.device)).cpu().numpy()
 
     def save_checkpoint(self, path: Path, epoch: int) -> None:
+        averaged = {} if self.averaged is None else {"averaged": self.averaged.state_dict()}
         save_atomic({"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "torch_rng": torch.get_rng_state()}, path)
+                     "torch_rng": torch.get_rng_state(), **averaged}, path)
 
     def load_checkpoint(self, path: Path) -> int:
         # the main process reads the file and hands it to the others, which need not see the run directory
@@ -278,8 +302,11 @@ class TorchTrainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
+        if self.averaged is not None:  # a resumed run trains its own config: its checkpoints hold the average
+            self.averaged.load_state_dict(ckpt["averaged"])
+            self.updates = int(self.averaged.n_averaged)
         return ckpt["epoch"]
 
     def save_model(self, path: Path) -> None:
-        save_model_file(self.model, path, config=self.config.to_dict())
+        save_model_file(self.final, path, config=self.config.to_dict())
 
