@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 REPLICAS = 2
-# no dropout: the replicas' dropout masks are not the reference's. A small learning rate: see test_keras_trainer.py
+# no dropout: the replicas' dropout masks are not the reference's. A small learning rate: see test_keras_trainer.py.
+# The moving average of the weights on: the saved models are the averages, kept across the replicas
 CONFIG = {"dataset": "synthetic", "epochs": 1, "width": 16, "batch_size": 128, "lr": 0.02, "dropout": 0.0,
-          "max_train_samples": 768, "max_test_samples": 200}
+          "ema": 0.5, "max_train_samples": 768, "max_test_samples": 200}
 
 
 def main(out: Path) -> None:
@@ -72,6 +73,7 @@ def main(out: Path) -> None:
                     for v, value in zip(body.non_trainable_variables, kept):
                         v.assign(value)
             self.optimizer.apply(total, variables)
+            self.update_average()
             return tf.constant(loss_sum), tf.constant(correct)
 
     runs = out / "runs"

@@ -1,7 +1,7 @@
-"""TensorFlow-only parts of the trainer (``training.keras_trainer``): batched augmentation, weight decay, precision, and
-why TensorFlow cannot use a GPU the driver shows. The network is tested in tests/model/test_keras_net.py; what both
-trainers share in test_learning.py, test_resume.py and test_cli.py (run with ``--framework tensorflow`` in
-``.venv-tf``)."""
+"""TensorFlow-only parts of the trainer (``training.keras_trainer``): batched augmentation, weight decay, precision, the
+moving average of the weights, and why TensorFlow cannot use a GPU the driver shows. The network is tested in
+tests/model/test_keras_net.py; what both trainers share in test_learning.py, test_resume.py, test_ema.py and
+test_cli.py (run with ``--framework tensorflow`` in ``.venv-tf``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from cifar10_pipeline.model.keras_net import BODY, build_model
 from cifar10_pipeline.model.spec import ModelSpec
 from cifar10_pipeline.training import gpus, keras_trainer
 from cifar10_pipeline.training.config import TrainConfig
+from cifar10_pipeline.training.datasets import prepare_for_training
 from cifar10_pipeline.training.keras_trainer import (
+    KerasTrainer,
     augment,
     make_optimizer,
     make_train_step,
@@ -111,6 +113,25 @@ def test_weight_decay_hits_conv_and_dense_kernels_only():
     for v, kernel, decayed, plain in zip(variables, is_kernel, after[wd], after[0.0]):
         expected = plain - lr * wd * start[id(v)] if kernel else plain
         np.testing.assert_allclose(decayed, expected, atol=1e-6, err_msg=v.path)
+
+
+def test_the_average_follows_its_recurrence_over_the_weights_and_batchnorm_statistics(tmp_path):
+    # ema 0.2 binds from the third update on, after ema_decay's lower start (0.18 at the second)
+    config = TrainConfig.from_dict({"dataset": "synthetic", "width": 8, "batch_size": 64, "max_train_samples": 256,
+                                    "max_test_samples": 64, "ema": 0.2, "runs_dir": str(tmp_path)})
+    trainer = KerasTrainer(config, prepare_for_training(config))
+    trainer.begin_epoch(0)
+    expected: list[np.ndarray] = []
+    for i in range(4):
+        trainer.step(np.arange(64 * i, 64 * (i + 1)), lr=0.1)
+        live = [v.numpy() for v in trainer.live]
+        decay = min(0.2, (1 + i) / (10 + i)) if expected else 0.0  # the first update copies the weights
+        expected = [decay * e + (1 - decay) * v for e, v in zip(expected or live, live)]
+    assert any("moving_variance" in v.path for v in trainer.live)  # BatchNorm's statistics are averaged too
+    assert not any("seed" in v.path for v in trainer.live)  # the dropout layers' RNG state is not
+    for v, a, e in zip(trainer.live, trainer.averaged, expected):
+        np.testing.assert_allclose(a.numpy(), e, rtol=1e-5, atol=1e-6, err_msg=v.path)
+    assert not np.array_equal(trainer.averaged[0].numpy(), trainer.live[0].numpy())
 
 
 def test_precision_auto_is_mixed_bfloat16_on_the_gpu_only():

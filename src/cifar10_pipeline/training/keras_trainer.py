@@ -5,8 +5,8 @@ data set lives on the training device as uint8 and is batched by index; augmenta
 there (one projective resampling per image: shift, flip, rotation), so no Python per-sample work sits in the
 loop. GPU when present (XLA-compiled train step; bfloat16 mixed precision unless ``precision`` says float32),
 CPU otherwise (float32 unless it says bfloat16). Every epoch writes a checkpoint (weights, BatchNorm statistics,
-dropout RNG state, optimizer state); augmentation depends only on (epoch seed, step), so ``--resume``
-continues where the run stopped.
+dropout RNG state, optimizer state, the weights' moving average with ``ema``); augmentation depends only on (epoch
+seed, step), so ``--resume`` continues where the run stopped.
 
 With ``replicas`` N > 1 a ``tf.distribute.MirroredStrategy`` trains on N devices of this machine (its first N GPUs)
 in this one process, by the rules of ``training.distributed``: each replica augments and trains its contiguous
@@ -18,11 +18,12 @@ replica's, as PyTorch's DistributedDataParallel does.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import keras
 import numpy as np
@@ -32,7 +33,7 @@ from cifar10_pipeline.files import atomic_path
 from cifar10_pipeline.model import frameworks
 from cifar10_pipeline.model.keras_net import BODY, PREPROCESS, build_model
 from cifar10_pipeline.training import distributed, gpus
-from cifar10_pipeline.training.config import ConfigError, TrainConfig
+from cifar10_pipeline.training.config import ConfigError, TrainConfig, ema_decay
 from cifar10_pipeline.training.datasets import TrainingData
 from cifar10_pipeline.training.run import RunError
 
@@ -189,8 +190,6 @@ class KerasTrainer:
         if distributed.topology().launched:
             raise ConfigError("TensorFlow trains on several devices of one machine in one process (replicas, a "
                               "MirroredStrategy): start it without torchrun")
-        if config.ema:
-            raise ConfigError("ema (a moving average of the weights) is a PyTorch trainer option so far: set ema=0")
         self.device, use_gpu = resolve_device(config.device)
         keras.utils.set_random_seed(config.seed)
         self.spec = config.model_spec(data.image_shape, data.num_classes, data.mean, data.std)
@@ -210,6 +209,13 @@ class KerasTrainer:
             self._batch = tf.function(lambda idx, seed: augment(preprocess(tf.gather(train_x, idx)), config, seed))
             self._step = make_train_step(self.model, self.optimizer, config, jit=self.jit, replicas=config.replicas)
             self._predict = make_predict(self.model, jit=self.jit)
+            # the moving average (ema) of the float variables: weights and BatchNorm statistics, as PyTorch's
+            # AveragedModel(use_buffers=True) averages them; not the dropout layers' seed state
+            self.live = [v for v in self.model.get_layer(BODY).variables if "float" in v.dtype] if config.ema else []
+            self.averaged = [tf.Variable(v.value, trainable=False) for v in self.live]
+            self._average = tf.function(lambda decay: [a.assign(decay * a + (1 - decay) * v.value)
+                                                       for a, v in zip(self.averaged, self.live)])
+        self.config, self.updates = config, 0  # updates of the average
         if self.strategy:
             self._step = self._mirrored_step(config, data, preprocess)
         self._seed, self._step_in_epoch = 0, 0
@@ -256,17 +262,39 @@ class KerasTrainer:
         self._seed, self._step_in_epoch = seed, 0
 
     def step(self, idx: np.ndarray, lr: float) -> tuple[tf.Tensor, tf.Tensor]:
+        seed = tf.constant([self._seed, self._step_in_epoch], tf.int64)
+        self._step_in_epoch += 1
         if self.strategy:
-            seed = tf.constant([self._seed, self._step_in_epoch], tf.int64)
-            self._step_in_epoch += 1
-            return self._step(tf.constant(idx, tf.int32), seed, tf.constant(lr, tf.float32))
-        with tf.device(self.device):
-            x = self._batch(tf.constant(idx), tf.constant([self._seed, self._step_in_epoch], tf.int64))
-            self._step_in_epoch += 1
-            return self._step(x, tf.gather(self.train_y, idx), tf.constant(lr, tf.float32))
+            result = self._step(tf.constant(idx, tf.int32), seed, tf.constant(lr, tf.float32))
+        else:
+            with tf.device(self.device):
+                x = self._batch(tf.constant(idx), seed)
+                result = self._step(x, tf.gather(self.train_y, idx), tf.constant(lr, tf.float32))
+        self.update_average()
+        return result
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        with tf.device(self.device):
+    def update_average(self) -> None:
+        """With ema, move the average towards the weights a step just made; the first update copies them, as
+        AveragedModel's does."""
+        if self.averaged:
+            self._average(tf.constant(ema_decay(self.config, self.updates) if self.updates else 0.0, tf.float32))
+            self.updates += 1
+
+    @contextlib.contextmanager
+    def final_weights(self) -> Iterator[None]:
+        """Inside, the model holds the weights it is evaluated and saved with: their moving average with ema (the
+        live ones come back after), else the live ones."""
+        kept = [v.numpy() for v in self.live]
+        for v, a in zip(self.live, self.averaged):
+            v.assign(a)
+        try:
+            yield
+        finally:
+            for v, value in zip(self.live, kept):
+                v.assign(value)
+
+    def predict(self, images: np.ndarray, live: bool = False) -> np.ndarray:
+        with tf.device(self.device), contextlib.nullcontext() if live else self.final_weights():
             return self._predict(images)
 
     def save_checkpoint(self, path: Path, epoch: int) -> None:
@@ -274,12 +302,14 @@ class KerasTrainer:
         atomically."""
         arrays = {f"model_{i}": v.numpy() for i, v in enumerate(self.model.variables)}
         arrays |= {f"optimizer_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)}
+        arrays |= {f"averaged_{i}": v.numpy() for i, v in enumerate(self.averaged)}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, epoch=epoch, **arrays)
+            np.savez(f, epoch=epoch, updates=self.updates, **arrays)
 
     def load_checkpoint(self, path: Path) -> int:
         with np.load(path) as saved:
-            for prefix, variables in (("model", self.model.variables), ("optimizer", self.optimizer.variables)):
+            for prefix, variables in (("model", self.model.variables), ("optimizer", self.optimizer.variables),
+                                      ("averaged", self.averaged)):
                 stored = sorted((k for k in saved.files if k.startswith(prefix + "_")),
                                 key=lambda k: int(k.split("_")[1]))
                 shapes = [saved[k].shape for k in stored]
@@ -288,6 +318,7 @@ class KerasTrainer:
                                    f"this run's config builds ({[tuple(v.shape) for v in variables]})")
                 for k, v in zip(stored, variables):
                     v.assign(saved[k])
+            self.updates = int(saved["updates"]) if "updates" in saved.files else 0  # none before ema existed
             return int(saved["epoch"])
 
     def save_model(self, path: Path) -> None:
@@ -296,10 +327,11 @@ class KerasTrainer:
         ``self.dtype`` is the policy the model was built with: the functional body's own ``dtype_policy`` says
         float32 whatever its layers compute in, so it cannot tell.
         """
-        model = self.model
-        if self.dtype != "float32":
-            model = build_model(self.spec, "float32")
-            model.set_weights(self.model.get_weights())
-        with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the .keras suffix
-            model.save(tmp)
+        with self.final_weights():
+            model = self.model
+            if self.dtype != "float32":
+                model = build_model(self.spec, "float32")
+                model.set_weights(self.model.get_weights())
+            with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the .keras suffix
+                model.save(tmp)
 
