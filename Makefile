@@ -78,7 +78,8 @@ export VENV TF_VENV
 # what the TensorFlow environment runs: the tests shared by both frameworks (trainers, export) and TensorFlow's own
 # (network, trainer); each conftest.py leaves a framework's own tests out where that framework is not installed
 TF_TESTS := tests/training/test_learning.py tests/training/test_resume.py tests/training/test_eval_every.py \
-            tests/training/test_cli.py tests/training/test_cuda.py tests/training/test_keras_trainer.py \
+            tests/training/test_ema.py tests/training/test_cli.py tests/training/test_cuda.py \
+            tests/training/test_keras_trainer.py \
             tests/model/test_keras_net.py tests/export \
             tests/tracking/test_training_runs.py tests/tracking/test_export.py \
             tests/benchmarks/test_tta_benchmark.py

@@ -33,6 +33,7 @@ def test_training_benchmark_smoke_trains_exports_and_writes_json_and_markdown(tm
     assert "| 1 | 1 | 32 | 128 |" in markdown and "not met" in markdown and "smoke" in markdown
     assert "in 12 epochs" in markdown and "ms per step" in markdown
     assert f"{report['mean_onnx_batch256_images_per_s']} images/s in batches of 256" in markdown
+    assert report["mean_live_accuracy"] is None and "live weights" not in markdown  # no ema: one model per run
 
 
 def test_every_goal_s_config_trains_within_its_budget_of_epochs():
@@ -74,17 +75,24 @@ def test_training_benchmark_refuses_an_unknown_case_and_bad_seeds(tmp_path):
 @pytest.mark.slow
 def test_a_candidate_trains_the_goal_s_config_with_its_keys_changed(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.train", "--only", "torch-5min", "--seeds", "0",
-                             "--smoke", "--set", "width=8", "--set", "dropout=0", "--out", str(tmp_path)],
+                             "--smoke", "--set", "width=8", "--set", "dropout=0", "--set", "ema=0.9", "--out",
+                             str(tmp_path)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "train-torch-5min.json").read_text())
     shipped = json.loads((REPO / "benchmarks" / "configs" / "fashion-mnist-torch-5min.json").read_text())
     params = tmp_path / "train-torch-5min.params.json"
-    assert report["overrides"] == {"width": 8, "dropout": 0} and report["params"] == str(params)
-    assert json.loads(params.read_text()) == {**shipped, "width": 8, "dropout": 0}
-    trained = json.loads((tmp_path / "runs" / "torch-5min-seed0" / "config.json").read_text())
+    assert report["overrides"] == {"width": 8, "dropout": 0, "ema": 0.9} and report["params"] == str(params)
+    assert json.loads(params.read_text()) == {**shipped, "width": 8, "dropout": 0, "ema": 0.9}
+    run = tmp_path / "runs" / "torch-5min-seed0"
+    trained = json.loads((run / "config.json").read_text())
     assert (trained["width"], trained["dropout"]) == (8, 0.0) and report["runs"][0]["width"] == 8
-    assert f"with width=8, dropout=0 (`{params}`)" in (tmp_path / "train-torch-5min.md").read_text()
+    markdown = (tmp_path / "train-torch-5min.md").read_text()
+    assert "with width=8, dropout=0, ema=0.9 (`" in markdown
+    # with ema the exported file is the average, and the live weights' score, from the last metrics row, is beside it
+    live = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["eval_acc_live"]
+    assert report["runs"][0]["live_accuracy"] == report["mean_live_accuracy"] == live
+    assert f"live weights, scored by the trainer, {100 * live:.2f}%: mean **{100 * live:.2f}%**" in markdown
 
 
 @pytest.mark.slow

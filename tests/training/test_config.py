@@ -29,6 +29,7 @@ def test_overrides_apply_and_ints_widen_to_floats():
     ({"lr": -0.1}, "lr=-0.1 must be > 0"),
     ({"eval_every": 0}, "eval_every=0 must be > 0"),
     ({"dropout": 1.0}, "dropout=1.0 must be in [0, 1)"),
+    ({"ema": 1.0}, "ema=1.0 must be in [0, 1)"),
     ({"dataset": "imagenet"}, "dataset='imagenet' is not one of"),
     ({"device": "tpu"}, "device='tpu' is not one of"),
     ({"precision": "float16"}, "precision='float16' is not one of ['auto', 'float32', 'bfloat16']"),

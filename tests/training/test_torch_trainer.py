@@ -1,6 +1,7 @@
-"""PyTorch-only parts of the trainer (``training.torch_trainer``): batched augmentation, precision, and why PyTorch
-cannot use a GPU the driver shows; on a GPU (marker gpu), one training step runs there. The network is tested in
-tests/model/test_torch_net.py; what both trainers share in test_learning.py, test_resume.py and test_cli.py."""
+"""PyTorch-only parts of the trainer (``training.torch_trainer``): batched augmentation, precision, the moving average
+of the weights, and why PyTorch cannot use a GPU the driver shows; on a GPU (marker gpu), one training step runs
+there. The network is tested in tests/model/test_torch_net.py; what both trainers share in test_learning.py,
+test_resume.py, test_ema.py and test_cli.py."""
 
 from __future__ import annotations
 
@@ -70,6 +71,25 @@ def test_precision_auto_is_bfloat16_exactly_where_it_is_native():
     assert resolve_precision("auto", cuda) == torch.bfloat16
     assert resolve_precision("float32", cuda) == torch.float32
     assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+
+
+def test_the_average_follows_its_recurrence_over_the_weights_and_batchnorm_statistics(tmp_path):
+    # ema 0.2 binds from the third update on, after ema_decay's lower start (0.18 at the second)
+    config = TrainConfig.from_dict({"dataset": "synthetic", "width": 8, "batch_size": 64, "max_train_samples": 256,
+                                    "max_test_samples": 64, "ema": 0.2, "runs_dir": str(tmp_path)})
+    trainer = TorchTrainer(config, prepare_for_training(config))
+    trainer.begin_epoch(0)
+    expected: dict[str, torch.Tensor] = {}
+    for i in range(4):
+        trainer.step(np.arange(64 * i, 64 * (i + 1)), lr=0.1)
+        live = {k: v.clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
+        decay = min(0.2, (1 + i) / (10 + i)) if expected else 0.0  # the first update copies the weights
+        expected = {k: decay * expected.get(k, 0) + (1 - decay) * v for k, v in live.items()}
+    assert any("running_var" in k for k in expected)  # BatchNorm's statistics are averaged too
+    averaged = trainer.averaged.module.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(averaged[k], v, rtol=1e-5, atol=1e-6, msg=k)
+    assert not torch.equal(averaged["body.0.0.weight"], trainer.model.state_dict()["body.0.0.weight"])
 
 
 def test_a_cpu_only_build_is_named_with_the_commands_that_install_the_cuda_build(monkeypatch):
