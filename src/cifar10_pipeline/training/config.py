@@ -54,8 +54,8 @@ class TrainConfig:
     weight_decay: float = _f(5e-4, "L2 weight decay (not on BatchNorm or biases)")
     label_smoothing: float = _f(0.2, "label smoothing of the cross-entropy loss")
     # the live weights still train; the average is what is evaluated, checkpointed and saved, so the exported
-    # model is the averaged one. An average over the last steps of a one-cycle schedule, whose learning rate
-    # falls to 0, smooths the noise of those steps without lagging far behind
+    # model is the averaged one. It smooths the noise of the last steps, which a learning rate that falls to 0
+    # (one_cycle_lr) also does: README says what it gained on a shipped config
     ema: float = _f(0.0, "decay of an exponential moving average of the weights and BatchNorm statistics, updated "
                          "after every step (0: off; 0.999 weighs about the last 1,000 steps, less while fewer were "
                          "taken); the average is evaluated and saved, and the metrics also score the live weights "
