@@ -78,9 +78,10 @@ def missing_cuda_wheels() -> list[str]:
 
 
 def resolve_precision(name: str, use_gpu: bool) -> str:
-    """The Keras dtype policy of the body for ``config.precision``. auto is mixed bfloat16 on the GPU only: on
-    CPUs with native bfloat16 TensorFlow's mixed-precision steps are barely faster than float32's, too little to
-    trade precision for (BENCHMARKS.md)."""
+    """The Keras dtype policy of the body for ``config.precision``. auto is mixed bfloat16 on the GPU only. On
+    CPUs it stays float32: an AMD EPYC with AVX512-BF16 ran TensorFlow's mixed-precision steps barely faster, too
+    little to trade precision for; with AMX they are faster (BENCHMARKS.md's choices), and bfloat16 there is an
+    opt-in (``precision``) until the TensorFlow recipe's goal is measured in it."""
     bf16 = name == "bfloat16" or (name == "auto" and use_gpu)
     return "mixed_bfloat16" if bf16 else "float32"
 
