@@ -123,14 +123,9 @@ def epoch_row(epoch: int, lr: float, loss_sum: float, correct: int, n: int, logi
     epoch's ``n`` augmented training images; ``logits`` float [M, classes] are the eval split's, None for an epoch
     not evaluated (``eval_every``), whose row has no eval_* keys. ``live_logits``: the live weights' where
     ``logits`` are their moving average's (``ema``), as eval_loss_live and eval_acc_live."""
-    evaluation = {} if logits is None else {
-        "eval_loss": cross_entropy(logits, labels),
-        "eval_acc": float((logits.argmax(1) == labels).mean()),
-        "eval_split": split,
-    }
+    evaluation = {} if logits is None else {**scores(logits, labels), "eval_split": split}
     if live_logits is not None:
-        evaluation |= {"eval_loss_live": cross_entropy(live_logits, labels),
-                       "eval_acc_live": float((live_logits.argmax(1) == labels).mean())}
+        evaluation |= scores(live_logits, labels, suffix="_live")
     return {
         "epoch": epoch,
         "lr": lr,
@@ -141,6 +136,12 @@ def epoch_row(epoch: int, lr: float, loss_sum: float, correct: int, n: int, logi
         "seconds": round(seconds, 3),
         "images_per_second": round(n / train_seconds, 1),
     }
+
+
+def scores(logits: np.ndarray, labels: np.ndarray, suffix: str = "") -> dict[str, float]:
+    """eval_loss and eval_acc (names ending in ``suffix``) of logits [N, classes] against int labels [N]."""
+    return {f"eval_loss{suffix}": cross_entropy(logits, labels),
+            f"eval_acc{suffix}": float((logits.argmax(1) == labels).mean())}
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
